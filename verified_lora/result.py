@@ -1,0 +1,49 @@
+"""The result type shared by every gradient engine (exact, reference, fast)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["GradientResult", "adapter_grads"]
+
+
+@dataclass(frozen=True)
+class GradientResult:
+    """Loss and gradients of one :class:`~verified_lora.LoraAttention` problem.
+
+    Attributes
+    ----------
+    loss:
+        ``1/(2N) sum_n ||f_n V_n - Y_n||_F^2`` (``N = 1`` for an unbatched problem).
+    grads:
+        Adapter gradients keyed "A_Q", "B_Q", "A_K", "B_K", "A_V", "B_V"; only the adapted
+        weights appear, each with its parameter's shape.
+    weight_grads:
+        ``dL/dW_mu`` for the effective weights, keyed "Q", "K", "V" (all three, adapted or not).
+    method:
+        Which engine produced the numbers ("exact", "reference", "factored", "paper", ...).
+    info:
+        Engine-specific details (block size, precision, ...).
+    """
+
+    loss: Any
+    grads: Mapping[str, Any]
+    weight_grads: Mapping[str, Any]
+    method: str
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+
+def adapter_grads(problem, weight_grads: Mapping[str, Any]) -> dict[str, Any]:
+    """Chain rule from ``dL/dW_mu`` to the adapters (Lemma 3.2, corrected; see ERRATA).
+
+    ``W_mu = W*_mu + s B_mu A_mu`` gives ``dL/dA_mu = s B_mu^T dL/dW_mu`` and
+    ``dL/dB_mu = s dL/dW_mu A_mu^T``. Works for any array type with ``@`` and ``.T``.
+    """
+    grads: dict[str, Any] = {}
+    for key in problem.adapted:
+        ad, s, g = problem.adapters[key], problem.scale(key), weight_grads[key]
+        grads[f"A_{key}"] = s * (ad.b.T @ g)
+        grads[f"B_{key}"] = s * (g @ ad.a.T)
+    return grads

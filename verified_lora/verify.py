@@ -1,0 +1,107 @@
+"""``verified-lora verify``: one pass over every verification layer, as a verdict table.
+
+Each layer contributes a *section* through a provider ``f(problem, progress) -> Section``
+listed in :data:`SECTION_PROVIDERS` (imported lazily, so a layer's heavy dependencies load
+only when verify runs). A section is a list of named checks with the observed figure, the
+bound it is held to, and a verdict.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .problem import LoraAttention
+
+__all__ = ["Check", "Section", "SECTION_PROVIDERS", "run", "foundation_section"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verdict. ``passed`` is ``None`` when the check was skipped (``detail`` says why)."""
+
+    name: str
+    passed: bool | None
+    observed: Any = None
+    bound: Any = None
+    detail: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return {True: "PASS", False: "FAIL", None: "SKIP"}[self.passed]
+
+
+@dataclass
+class Section:
+    title: str
+    checks: list[Check] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed is not False for c in self.checks)
+
+
+SECTION_PROVIDERS: list[tuple[str, str]] = [
+    ("exact float64 vs mpmath reference and enclosures", "verified_lora.verify:foundation_section"),
+]
+"""(title, "module:function") of every verify section, in the order they run."""
+
+
+def foundation_section(problem: LoraAttention, progress: Progress) -> Section:
+    """Exact float64 gradients against the mpmath reference (dps 50) and interval enclosures."""
+    from . import exact, reference
+    from .tolerances import EXACT_VS_REFERENCE, max_relative_error
+
+    section = Section("exact float64 vs mpmath reference and enclosures")
+    tol = EXACT_VS_REFERENCE[str(problem.dtype)]
+    progress("exact float64 loss and gradients")
+    ex = exact.loss_and_grads(problem)
+    progress("mpmath reference at 50 digits")
+    ref = reference.to_float(reference.loss_and_grads(problem, dps=50))
+    progress("interval enclosures at 30 digits")
+    enc = reference.enclose(problem, dps=30)
+    names = ["loss", *problem.grad_keys]
+    for name in names:
+        e = ex.loss if name == "loss" else ex.grads[name]
+        r = ref.loss if name == "loss" else ref.grads[name]
+        err = max_relative_error(e, r)
+        section.checks.append(Check(f"{name}: float64 vs mpmath", err <= tol, err, tol,
+                                    "max-entry error relative to max |reference|"))
+    ref_exact = reference.loss_and_grads(problem, dps=50)
+    inside = enc.contains(ref_exact)
+    width = enc.max_relative_width()
+    section.checks.append(Check("mpmath reference inside enclosures", inside, None, None,
+                                f"every entry of loss and {len(problem.grad_keys)} gradients"))
+    section.checks.append(Check("enclosure relative width", width <= 1e-20, width, 1e-20,
+                                "max width / max |value| over all entries"))
+    return section
+
+
+def _load(spec: str) -> Callable[[LoraAttention, Progress], Section]:
+    module, func = spec.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def run(problem: LoraAttention | None = None, *, progress: Progress | None = None,
+        only: list[str] | None = None) -> list[Section]:
+    """Run every section (or those whose title contains one of ``only``) on ``problem``."""
+    from .examples import default_problem
+
+    problem = default_problem() if problem is None else problem
+    progress = progress or (lambda msg: None)
+    sections = []
+    for title, spec in SECTION_PROVIDERS:
+        if only and not any(o.lower() in title.lower() for o in only):
+            continue
+        progress(f"[{title}]")
+        t0 = time.perf_counter()
+        section = _load(spec)(problem, progress)
+        section.seconds = time.perf_counter() - t0
+        sections.append(section)
+    return sections
