@@ -1,0 +1,11 @@
+"""The symbolic layer: SymPy derivations (the single source of truth for every gradient formula),
+machine-checked claims of the paper, and their certificates.
+
+* :mod:`verified_lora.symbolic.derive`: the loss and every derived term (u, alpha, f, c, q, p1,
+  rvec, p2, p, G_W, dA, dB) as SymPy matrices for small concrete shapes, plus element-level
+  (index) forms for the kernel generator.
+* :mod:`verified_lora.symbolic.certificates`: the certificate format and proof registry used by
+  ``verified-lora prove`` and by every proof script under ``proofs/``.
+
+Nothing here is imported by ``import verified_lora``; SymPy loads only when these modules do.
+"""
