@@ -395,8 +395,7 @@ class LoraAttention:
         """
         known = {"x_q", "y", "w_q", "w_k", "w_v", "x_k", "x_v", "alpha", "beta", "scaling",
                  "a_q", "b_q", "a_k", "b_k", "a_v", "b_v"}
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
+        data = _read_npz(path)
         unknown = sorted(set(data) - known)
         if unknown:
             raise InputError(f"{path}", f"keys among {sorted(known)}", f"unknown key(s) {unknown}")
@@ -416,10 +415,30 @@ class LoraAttention:
             if name in data:
                 if data[name].shape != ():
                     raise InputError(f"{path}:{name}", "a scalar", f"shape {data[name].shape}")
-                scalars[name] = float(data[name])
+                if data[name].dtype.kind not in "fiu":
+                    raise InputError(f"{path}:{name}", "a real number", f"dtype {data[name].dtype}")
+                scalars[name] = data[name].item()
         scaling = str(data["scaling"]) if "scaling" in data else "lora"
         return cls(x_q=data["x_q"], y=data["y"], w_q=data["w_q"], w_k=data["w_k"], w_v=data["w_v"],
                    x_k=data.get("x_k"), x_v=data.get("x_v"), adapters=adapters, scaling=scaling, **scalars)
+
+
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz`` archive; unreadable files raise :class:`InputError` naming ``path``."""
+    import zipfile
+
+    fix = "write it with LoraAttention.save_npz or numpy.savez"
+    try:
+        z = np.load(path, allow_pickle=False)
+        if not hasattr(z, "files"):
+            raise InputError(f"{path}", "an .npz archive of named arrays", f"a single array ({_describe(z)})", fix)
+        with z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # missing, not a zip, pickled data
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{path}", "a readable .npz file of numeric arrays (no pickled objects)",
+                         f"{type(exc).__name__}: {exc}", fix) from None
 
 
 def _frozen_copy(x: Any) -> Any:
