@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["unit_roundoff", "EXACT_VS_REFERENCE", "max_relative_error"]
+__all__ = ["unit_roundoff", "EXACT_VS_REFERENCE", "max_relative_error", "reference_relative_error",
+           "enclosure_relative_width", "FINITE_DIFFERENCE"]
 
 
 def unit_roundoff(dtype) -> float:
@@ -22,6 +23,36 @@ def unit_roundoff(dtype) -> float:
 # about 9000 u: it leaves room for the O(L d) accumulation depth and the softmax condition
 # number (both below ~100 on these problems) with two orders of magnitude to spare.
 EXACT_VS_REFERENCE = {"float64": 1e-12, "float32": 9000 * 2.0**-24}
+
+
+def reference_relative_error(dps: int) -> float:
+    """Max-entry relative error of the mpmath reference at ``dps`` digits (small test problems).
+
+    Each entry is a sum of at most ``N L L_k d^2 ~ 10^4`` rounded products, each rounding costs
+    ``10**-dps``, and the softmax condition factor is below ``10^2`` on bounded problems:
+    ``10**(6 - dps)``. Used when two mpmath computations of one quantity are compared.
+    """
+    return 10.0 ** (6 - dps)
+
+
+def enclosure_relative_width(dps: int) -> float:
+    """Largest acceptable ``max width / max |value|`` of an interval enclosure at ``dps`` digits.
+
+    Outward rounding widens each of the ``~10^4`` operations behind an entry by ``10**-dps``
+    relative, and interval arithmetic's dependency effect (a quantity such as ``f_j`` appearing
+    several times, e.g. in ``diag(f_j) - f_j f_j^T``) multiplies that by the softmax and
+    cancellation factors, at most ``~10^6`` on the test problems: ``10**(10 - dps)``, i.e. 1e-20
+    at the default 30 digits (observed: about 1e-25).
+    """
+    return 10.0 ** (10 - dps)
+
+
+# Central differences of the loss in mpmath: (L(x + h t) - L(x - h t)) / (2h) = <grad, t> +
+# (h^2/6) D3L(x)[t, t, t] + rounding 10**-dps |L| / h. At dps = 60 and h = 1e-20 both error terms
+# are about 1e-40 times a problem constant (|D3L| and |L| are below 1e4 on the bounded test
+# problems), so a relative tolerance of 1e-30 (relative to sum |grad_i t_i|) keeps a 10^6 margin
+# while remaining 10^17 times tighter than any float64 effect.
+FINITE_DIFFERENCE = {"dps": 60, "step": 1e-20, "rtol": 1e-30}
 
 
 def max_relative_error(computed, reference) -> float:

@@ -56,14 +56,15 @@ SECTION_PROVIDERS: list[tuple[str, str]] = [
 def foundation_section(problem: LoraAttention, progress: Progress) -> Section:
     """Exact float64 gradients against the mpmath reference (dps 50) and interval enclosures."""
     from . import exact, reference
-    from .tolerances import EXACT_VS_REFERENCE, max_relative_error
+    from .tolerances import EXACT_VS_REFERENCE, enclosure_relative_width, max_relative_error
 
     section = Section("exact float64 vs mpmath reference and enclosures")
     tol = EXACT_VS_REFERENCE[str(problem.dtype)]
     progress("exact float64 loss and gradients")
     ex = exact.loss_and_grads(problem)
     progress("mpmath reference at 50 digits")
-    ref = reference.to_float(reference.loss_and_grads(problem, dps=50))
+    ref_exact = reference.loss_and_grads(problem, dps=50)
+    ref = reference.to_float(ref_exact)
     progress("interval enclosures at 30 digits")
     enc = reference.enclose(problem, dps=30)
     names = ["loss", *problem.grad_keys]
@@ -73,13 +74,19 @@ def foundation_section(problem: LoraAttention, progress: Progress) -> Section:
         err = max_relative_error(e, r)
         section.checks.append(Check(f"{name}: float64 vs mpmath", err <= tol, err, tol,
                                     "max-entry error relative to max |reference|"))
-    ref_exact = reference.loss_and_grads(problem, dps=50)
-    inside = enc.contains(ref_exact)
+    outside = enc.outside(ref_exact)
     width = enc.max_relative_width()
-    section.checks.append(Check("mpmath reference inside enclosures", inside, None, None,
-                                f"every entry of loss and {len(problem.grad_keys)} gradients"))
-    section.checks.append(Check("enclosure relative width", width <= 1e-20, width, 1e-20,
+    width_tol = enclosure_relative_width(enc.dps)
+    section.checks.append(Check("mpmath reference inside enclosures", not outside, len(outside), 0,
+                                f"entries outside (loss, {len(problem.grad_keys)} adapter + 3 weight "
+                                f"gradients; {enc.backend})"))
+    section.checks.append(Check("enclosure relative width", width <= width_tol, width, width_tol,
                                 "max width / max |value| over all entries"))
+    scales = enc.magnitudes()
+    certified = max(bound / scales[name] if scales[name] else bound
+                    for name, bound in enc.error_bounds(ex).items())
+    section.checks.append(Check("float64 error certified by enclosures", certified <= tol, certified, tol,
+                                "rigorous max-entry error bound / max |value|, worst quantity"))
     return section
 
 

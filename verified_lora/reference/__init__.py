@@ -1,0 +1,18 @@
+"""Independent high-precision reference: mpmath point values and rigorous interval enclosures.
+
+* :func:`loss_and_grads` (``dps=50``): loss and gradients in ``mpmath.mp`` straight from the
+  definitions (Lemma 3.1's row Jacobian ``diag(f_j) - f_j f_j^T``), sharing no code path with
+  :mod:`verified_lora.exact`;
+* :func:`to_float`: the same result rounded to the nearest float64;
+* :func:`enclose` (``dps=30``): an :class:`Enclosure` of intervals (``mpmath.iv`` or python-flint
+  ``arb``) containing the exact loss and every gradient entry.
+
+mpmath is imported on first use, not when this package is imported.
+"""
+
+from __future__ import annotations
+
+from .enclose import BACKENDS, Enclosure, available_backends, enclose
+from .mp import evaluate, loss_and_grads, to_float
+
+__all__ = ["BACKENDS", "Enclosure", "available_backends", "enclose", "evaluate", "loss_and_grads", "to_float"]
