@@ -48,13 +48,18 @@ def _single(x_q: Any, x_k: Any, x_v: Any, y: Any, w_q: Any, w_k: Any, w_v: Any, 
         i1 = min(L, i0 + block)
         f = P[i0:i1] @ K.T                       # S / beta
         f *= beta
-        f -= f.max(axis=1, keepdims=True)        # stabilised softmax
+        top = xp.argmax(f, axis=1)[:, None]      # column of each row's largest score
+        f -= xp.take_along_axis(f, top, axis=1)  # stabilised softmax
         xp.exp(f, out=f)
         f /= f.sum(axis=1, keepdims=True)        # f
         c = f @ V - y[i0:i1]                     # residual
         loss += 0.5 * float((c * c).sum())
         dV += f.T @ c
         q = c @ V.T                              # q = c V^T (row j paired with row j of f)
+        # q - rvec, with rvec = sum_m f_m q_m, is evaluated as (q - q_top) - sum_m f_m (q_m - q_top).
+        # Equal in exact arithmetic (rows of f sum to 1); when the softmax saturates (f_top ~ 1) the
+        # plain form cancels catastrophically (relative error ~ u / (1 - f_top), seen at 4e-10).
+        q -= xp.take_along_axis(q, top, axis=1)
         q -= (f * q).sum(axis=1, keepdims=True)  # q - rvec
         q *= f                                   # p = f*q - diag(rvec) f
         dP[i0:i1] = q @ K

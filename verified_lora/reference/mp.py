@@ -16,7 +16,9 @@ It shares no code path with :mod:`verified_lora.exact` (which fuses the backward
 2. ``S_j = beta P_j K^T`` and ``f_j = exp(S_j) / sum exp(S_j)`` (no shift: mpmath exponents do not
    overflow), ``c_j = f_j V - Y_j``, loss ``1/2 sum_j ||c_j||^2``;
 3. Lemma 3.1: ``dL/df_j = V c_j``, and the row Jacobian of the softmax is formed explicitly,
-   ``J_j = diag(f_j) - f_j f_j^T``, so that ``dL/dS_j = J_j (V c_j)``;
+   ``J_j = diag(f_j) - f_j f_j^T``, so that ``dL/dS_j = J_j (V c_j)``. Its diagonal
+   ``f_l (1 - f_l)`` is evaluated as ``f_l sum_{m != l} f_m``: ``1 - f_l`` would cancel to zero
+   at any finite precision once the softmax saturates (and would blow up interval widths);
 4. ``dL/dW_Q = beta X_Q^T dS K``, ``dL/dW_K = beta X_K^T dS^T P``, ``dL/dW_V = X_V^T f^T c``,
    each as explicit index sums;
 5. the chain rule to the adapters (Lemma 3.2, corrected): ``dL/dA = s B^T dL/dW``,
@@ -150,7 +152,10 @@ def _single(ctx, x_q: Matrix, x_k: Matrix, x_v: Matrix, y: Matrix, weights: dict
         c_j = [ctx.fdot(f_j, col) - y_ji for col, y_ji in zip(V_cols, Y_j)]
         total += ctx.fdot(c_j, c_j)
         g_j = [ctx.fdot(V_l, c_j) for V_l in V]                  # dL/df_j = V c_j
-        J_j = [[(f_j[l] if l == m else 0) - f_j[l] * f_j[m] for m in range(L_k)] for l in range(L_k)]
+        # J_j = diag(f_j) - f_j f_j^T, with the diagonal f_l - f_l^2 written as f_l * sum_{m != l} f_m
+        # (rows of f sum to 1): the direct form cancels to 0 when the softmax saturates (f_l ~ 1).
+        rest = [ctx.fsum(f_j[:l] + f_j[l + 1:]) for l in range(L_k)]
+        J_j = [[f_j[l] * rest[l] if l == m else -(f_j[l] * f_j[m]) for m in range(L_k)] for l in range(L_k)]
         dS.append([ctx.fdot(J_row, g_j) for J_row in J_j])       # dL/dS_j = J_j (V c_j), Lemma 3.1
         f_rows.append(f_j)
         c_rows.append(c_j)
