@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["unit_roundoff", "EXACT_VS_REFERENCE", "max_relative_error", "reference_relative_error",
+__all__ = ["unit_roundoff", "gamma", "fast_path_rounding", "EXACT_VS_REFERENCE", "max_relative_error", "reference_relative_error",
            "enclosure_relative_width", "FINITE_DIFFERENCE"]
 
 
@@ -53,6 +53,32 @@ def enclosure_relative_width(dps: int) -> float:
 # problems), so a relative tolerance of 1e-30 (relative to sum |grad_i t_i|) keeps a 10^6 margin
 # while remaining 10^17 times tighter than any float64 effect.
 FINITE_DIFFERENCE = {"dps": 60, "step": 1e-20, "rtol": 1e-30}
+
+
+def gamma(n: int, dtype="float64") -> float:
+    """Higham's ``gamma_n = n u / (1 - n u)``: a sum or product chain of ``n`` rounded operations has
+    relative error at most ``gamma_n`` times the same computation done on absolute values."""
+    u = unit_roundoff(dtype)
+    if n * u >= 1:
+        return float("inf")
+    return n * u / (1 - n * u)
+
+
+def fast_path_rounding(k: int, L_k: int, g: int, R: float, dtype="float64") -> float:
+    """Relative (to the gradient's max entry) float rounding allowance of the fast path (issue 5).
+
+    A model, not a proof (the certified bounds of :mod:`verified_lora.bounds` cover the
+    approximation error in exact arithmetic only). Each normaliser, numerator and gradient entry of
+    the fast path is a chain of at most ``n = k + L_k + 4 (g + 1)`` roundings (the k-term feature
+    contraction, the L_k-term key sum, the g-step monomial products and derivative weights), so the
+    absolute-value computation bounds its error by ``gamma_n``; the alternating Taylor-like
+    polynomial sum cancels at most ``P_abs(R) / P(-R) <= e^R / e^-R = e^{2R}`` (up to 1 + eps_A),
+    and the softmax/residual chain adds a factor below 16 on bounded problems. Hence
+    ``16 e^{2R} gamma_n``.
+    """
+    import math
+
+    return 16.0 * math.exp(2.0 * float(R)) * gamma(int(k) + int(L_k) + 4 * (int(g) + 1), dtype)
 
 
 def max_relative_error(computed, reference) -> float:
