@@ -123,6 +123,33 @@ def _run_grad(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- audit
+def _add_audit(sub) -> None:
+    p = sub.add_parser("audit", help="audit a LoRA implementation (peft, loralib, module.path:factory)",
+                       description="Audit a LoRA implementation against the mpmath reference with derived per-entry "
+                                   "error bounds: layout, fused-qkv slices, scaling convention, forward, gradients, "
+                                   "merge, dropout, input mutation, low-precision gradients. TARGET is 'peft', "
+                                   "'loralib' or 'module.path:factory' (a factory returning a torch module).")
+    p.add_argument("target", metavar="TARGET", help="peft | loralib | module.path:factory")
+    p.add_argument("--seed", type=int, default=0, help="seed of the drawn problems (default 0)")
+    p.add_argument("--examples", type=int, default=3, help="drawn problems per case (default 3)")
+    p.add_argument("--check", action="append", metavar="NAME", help="run only this check (repeatable)")
+    fmt = p.add_mutually_exclusive_group()
+    fmt.add_argument("--json", action="store_true", help="print the report as JSON")
+    fmt.add_argument("--markdown", action="store_true", help="print the report as Markdown")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=_run_audit)
+
+
+def _run_audit(args: argparse.Namespace) -> int:
+    from .audit import audit
+
+    report = audit(args.target, seed=args.seed, examples=args.examples, checks=args.check,
+                   progress=_progress(args))
+    print(report.to_json() if args.json else report.to_markdown() if args.markdown else report.to_text())
+    return 0 if report.passed else 1
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -131,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # One registration per subcommand; later layers append theirs here.
-    for add in (_add_verify, _add_grad):
+    for add in (_add_verify, _add_grad, _add_audit):
         add(sub)
     return parser
 

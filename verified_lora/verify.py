@@ -49,6 +49,7 @@ class Section:
 
 SECTION_PROVIDERS: list[tuple[str, str]] = [
     ("exact float64 vs mpmath reference and enclosures", "verified_lora.verify:foundation_section"),
+    ("LoRA audit of installed PEFT and loralib", "verified_lora.audit:verify_section"),
 ]
 """(title, "module:function") of every verify section, in the order they run."""
 

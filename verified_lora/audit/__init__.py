@@ -1,0 +1,128 @@
+"""Audit third-party LoRA code (PEFT, loralib, torchtune-style, your own) against the verified reference.
+
+``audit(target)`` runs the named checks of :data:`verified_lora.audit.checks.CHECKS` on every case of
+a target (``"peft"``, ``"loralib"`` or ``"module.path:factory"``) and returns an :class:`AuditReport`;
+``assert_lora_module_ok(factory)`` does the same for a factory and raises ``AssertionError`` listing
+the failed checks (one line in a test suite). Importing this package does not import torch;
+the checks import it when they run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import AuditError
+from .report import AuditReport
+
+__all__ = ["audit", "audit_cases", "assert_lora_module_ok", "AuditReport", "AuditError", "check_names"]
+
+
+def check_names() -> list[str]:
+    """Names of every check (imports torch)."""
+    from .checks import CHECKS
+
+    return list(CHECKS)
+
+
+def _environment() -> dict[str, str]:
+    import importlib
+    import importlib.metadata as md
+
+    env = {}
+    for name in ("torch", "peft", "loralib"):
+        try:
+            env[name] = md.version(name)
+        except md.PackageNotFoundError:
+            continue
+    importlib.import_module("torch")
+    return env
+
+
+def audit_cases(cases: Sequence[Any], *, target: str = "custom", seed: int = 0, examples: int = 3,
+                checks: Sequence[str] | None = None, progress: Callable[[str], None] | None = None) -> AuditReport:
+    """Run every check on every case (see :mod:`.checks`) and collect an :class:`AuditReport`."""
+    from .checks import CHECKS, run_case
+
+    if examples < 1:
+        raise AuditError(f"examples must be >= 1, got {examples}")
+    if checks is not None:
+        unknown = [c for c in checks if c not in CHECKS]
+        if unknown:
+            raise AuditError(f"unknown check(s) {unknown}; known: {list(CHECKS)}")
+    report = AuditReport(target=target, seed=seed, examples=examples, environment=_environment())
+    t_all = time.perf_counter()
+    for case in cases:
+        t0 = time.perf_counter()
+        report.results += run_case(case, seed=seed, examples=examples,
+                                   checks=None if checks is None else list(checks), progress=progress)
+        report.case_seconds[case.name] = time.perf_counter() - t0
+        if case.notes:
+            report.notes[case.name] = list(case.notes)
+    report.seconds = time.perf_counter() - t_all
+    return report
+
+
+def audit(target: str | Callable[..., Any], *, seed: int = 0, examples: int = 3, checks: Sequence[str] | None = None,
+          progress: Callable[[str], None] | None = None) -> AuditReport:
+    """Audit ``target``: ``"peft"``, ``"loralib"``, ``"module.path:factory"`` or a factory callable."""
+    from .targets import factory_cases, resolve
+
+    if callable(target):
+        label = getattr(target, "__qualname__", repr(target))
+        cases = factory_cases(target, label)
+        name = label
+    else:
+        cases = resolve(str(target))
+        name = str(target)
+    return audit_cases(cases, target=name, seed=seed, examples=examples, checks=checks, progress=progress)
+
+
+def assert_lora_module_ok(factory: Callable[..., Any] | str, *, seed: int = 0, examples: int = 2,
+                          checks: Sequence[str] | None = None) -> AuditReport:
+    """Audit ``factory`` and raise ``AssertionError`` naming every failed check; returns the report."""
+    report = audit(factory, seed=seed, examples=examples, checks=checks)
+    if not report.passed:
+        lines = [f"{r.case}: {r.check} FAILED (max error {r.max_error}, bound {r.bound}): {r.detail}"
+                 for r in report.failures]
+        raise AssertionError("LoRA audit failed:\n" + "\n".join(lines))
+    return report
+
+
+def verify_section(problem, progress):
+    """``verified-lora verify`` section: audit the installed PEFT and loralib (one example per case).
+
+    Each check is reported once per library with its worst case; a library that is not installed
+    gives one SKIP line with the reason. ``problem`` is unused (the audit draws its own layers).
+    """
+    from .. import verify
+    from .targets import builtin_available, resolve
+
+    section = verify.Section("LoRA audit of installed PEFT and loralib")
+    for target in ("peft", "loralib"):
+        ok, why = builtin_available(target)
+        if not ok:
+            section.checks.append(verify.Check(f"audit {target}", None, None, None, f"SKIP: {why}"))
+            continue
+        progress(f"auditing {target} (1 example per case)")
+        cases = resolve(target)
+        if target == "peft":  # the Linear layer and the full q,k,v attention: the rest is covered by the tests
+            cases = [c for c in cases if c.name in ("peft Linear", "peft attention LoRA on q,k,v")]
+        report = audit_cases(cases, target=target, seed=0, examples=1)
+        for name, by_case in report.matrix().items():
+            results = [r for r in by_case.values() if r.passed is not None]
+            if not results:
+                continue
+            worst = max(results, key=lambda r: (r.passed is False, _ratio(r)))
+            passed = all(r.passed for r in results)
+            section.checks.append(verify.Check(
+                f"{target} {name}", passed, worst.max_error, worst.bound,
+                f"{len(results)} case(s), worst: {worst.case}" + (f": {worst.detail}" if not passed else "")))
+    return section
+
+
+def _ratio(r) -> float:
+    if r.max_error is None or not r.bound:
+        return 0.0
+    return float(r.max_error) / float(r.bound)
