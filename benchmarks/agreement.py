@@ -26,15 +26,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dps", type=int, default=40)
     parser.add_argument("--seed", type=int, default=0, help="hypothesis seed (runs are reproducible)")
     parser.add_argument("--dtype", default="float64", choices=("float64", "float32"))
+    parser.add_argument("--save-worst", metavar="NPZ", help="store the worst problem (for verified-lora grad/verify)")
     args = parser.parse_args(argv)
 
     from hypothesis import HealthCheck, given, seed, settings
 
     from tests.strategies import problems
     from verified_lora import exact, reference
-    from verified_lora.tolerances import EXACT_VS_REFERENCE, max_relative_error
+    import numpy as np
+
+    from verified_lora.tolerances import EXACT_VS_REFERENCE, max_relative_error, underflow_floor
 
     worst: dict[str, tuple[float, str]] = {}
+    worst_problem: list = [None, -1.0]
+    underflowed = [0]
     count = [0]
 
     @seed(args.seed)
@@ -47,10 +52,18 @@ def main(argv: list[str] | None = None) -> int:
         ref = reference.to_float(reference.loss_and_grads(problem, dps=args.dps))
         pairs = {"loss": (ex.loss, ref.loss), **{k: (ex.grads[k], ref.grads[k]) for k in ex.grads},
                  **{f"W_{k}": (ex.weight_grads[k], ref.weight_grads[k]) for k in ex.weight_grads}}
+        floor = underflow_floor(problem.dtype)
         for name, (e, r) in pairs.items():
-            err = max_relative_error(e, r)
+            absolute = float(np.max(np.abs(np.asarray(e, dtype=float) - np.asarray(r, dtype=float))))
+            if absolute <= floor:
+                underflowed[0] += name != "loss" and max_relative_error(e, r) > EXACT_VS_REFERENCE[args.dtype]
+                err = 0.0     # the whole quantity is below the dtype's range (tolerances.underflow_floor)
+            else:
+                err = max_relative_error(e, r)
             if err >= worst.get(name, (-1.0, ""))[0]:
                 worst[name] = (err, problem.describe())
+            if err > worst_problem[1]:
+                worst_problem[:] = [problem, err]
 
     t0 = time.perf_counter()
     measure()
@@ -64,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:6s} {worst[name][0]:.3e}")
     print(f"overall max relative error: {overall[1][0]:.3e} ({overall[0]}; tolerance {tol:g}) on "
           f"{overall[1][1]}")
+    if underflowed[0]:
+        print(f"({underflowed[0]} gradient(s) lay entirely below the {args.dtype} range: absolute error under "
+              f"the underflow floor {underflow_floor(args.dtype):.1e}, counted as 0)")
+    if args.save_worst:
+        worst_problem[0].save_npz(args.save_worst)
+        print(f"worst problem written to {args.save_worst}")
     return 0 if overall[1][0] <= tol and count[0] >= args.examples else 1
 
 
