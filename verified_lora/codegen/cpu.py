@@ -1,0 +1,168 @@
+"""Run the generated CUDA text on the CPU: g++ + a CUDA shim header + a generated launcher.
+
+``cuda_shim.h`` defines ``__global__``/``__device__`` away and provides thread-local
+``threadIdx``/``blockIdx``/``blockDim``/``gridDim``. A launcher, generated from the spec, sets
+those indices and calls the kernel once for every (block, thread) pair, in forward or reverse
+order (a kernel whose result depended on the order of its threads would be caught by running
+both). The ``.cu`` text is ``#include``d unchanged. Libraries are cached by the sha256 of
+everything that goes into them (shim, kernel text, launcher, flags, compiler version) under
+``$VERIFIED_LORA_CACHE`` or ``<tmp>/verified_lora_kernels``.
+
+Compiled with ``-O2 -ffp-contract=off`` and without fast-math, so every operation rounds once
+as written (IEEE binary32/binary64, no fused multiply-add), which is what the error bounds of
+:mod:`verified_lora.codegen.errors_model` assume.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import CodegenError
+from .launch import prepare
+from .specs import KernelSpec, get_spec
+from .templates import SUFFIX
+
+__all__ = ["SHIM", "CXX_FLAGS", "cache_dir", "compile_library", "CpuKernel", "run_kernel", "compiler"]
+
+SHIM = Path(__file__).with_name("cuda_shim.h")
+CXX_FLAGS = ("-std=c++17", "-O2", "-fPIC", "-shared", "-ffp-contract=off", "-fno-fast-math", "-w")
+
+
+def compiler() -> str:
+    """The C++ compiler (``$CXX`` or ``g++``); :class:`CodegenError` if neither exists."""
+    cxx = os.environ.get("CXX", "g++")
+    path = shutil.which(cxx)
+    if path is None:
+        raise CodegenError(f"no C++ compiler {cxx!r} on PATH: install g++ (or set CXX) to run kernels on the CPU")
+    return path
+
+
+@lru_cache(maxsize=None)
+def _compiler_version(cxx: str) -> str:
+    return subprocess.run([cxx, "--version"], capture_output=True, text=True, check=False).stdout.splitlines()[0]
+
+
+def cache_dir() -> Path:
+    """Where compiled libraries are kept (created on demand)."""
+    root = os.environ.get("VERIFIED_LORA_CACHE")
+    path = Path(root) if root else Path(tempfile.gettempdir()) / "verified_lora_kernels"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _c_param(spec: KernelSpec, dtype: str) -> list[tuple[str, str]]:
+    T = {"float32": "float", "float64": "double"}[dtype]
+    params = []
+    for a in spec.args:
+        if a.role == "scalar":
+            params.append((f"{T}", a.name))
+        elif a.role == "int_table":
+            params.append(("const int*", a.name))
+        elif a.is_output:
+            params.append((f"{T}*", a.name))
+        else:
+            params.append((f"const {T}*", a.name))
+    params += [("long long", s) for s in spec.sizes]
+    return params
+
+
+def _launcher(spec: KernelSpec, dtype: str) -> str:
+    fn = f"vl_{spec.name}_{SUFFIX[dtype]}"
+    params = _c_param(spec, dtype)
+    decl = ", ".join(f"{t} {n}" for t, n in params)
+    call = ", ".join(n for _, n in params)
+    return (
+        f'extern "C" void launch_{fn}(unsigned int vl_grid, unsigned int vl_block, int vl_reverse, {decl}) {{\n'
+        "    gridDim = {vl_grid, 1, 1}; blockDim = {vl_block, 1, 1};\n"
+        "    for (unsigned int vl_bb = 0; vl_bb < vl_grid; ++vl_bb) {\n"
+        "        const unsigned int vl_b = vl_reverse ? vl_grid - 1 - vl_bb : vl_bb;\n"
+        "        for (unsigned int vl_tt = 0; vl_tt < vl_block; ++vl_tt) {\n"
+        "            const unsigned int vl_t = vl_reverse ? vl_block - 1 - vl_tt : vl_tt;\n"
+        "            blockIdx = {vl_b, 0, 0}; threadIdx = {vl_t, 0, 0};\n"
+        f"            {fn}({call});\n"
+        "        }\n    }\n}\n")
+
+
+def compile_library(source: str, spec: KernelSpec) -> Path:
+    """Compile ``source`` (the text of ``gpu/<name>.cu``) with launchers; return the cached .so."""
+    cxx = compiler()
+    launchers = "".join(_launcher(spec, d) for d in ("float32", "float64"))
+    shim = SHIM.read_text()
+    key = hashlib.sha256("\0".join([shim, source, launchers, " ".join(CXX_FLAGS), _compiler_version(cxx)])
+                         .encode()).hexdigest()[:24]
+    lib = cache_dir() / f"{spec.name}-{key}.so"
+    if lib.exists():
+        return lib
+    with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
+        cu = Path(tmp) / f"{spec.name}.cu"
+        cu.write_text(source)
+        unit = Path(tmp) / "unit.cpp"
+        unit.write_text(f'#include "{SHIM}"\n#include "{cu}"\n{launchers}')
+        out = Path(tmp) / "lib.so"
+        proc = subprocess.run([cxx, *CXX_FLAGS, "-o", str(out), str(unit)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise CodegenError(f"g++ failed on kernel {spec.name!r}:\n{proc.stderr[-4000:]}")
+        os.replace(out, lib)  # atomic: concurrent test processes never see a partial file
+    return lib
+
+
+_CTYPE = {"float32": ctypes.c_float, "float64": ctypes.c_double}
+
+
+class CpuKernel:
+    """One generated kernel, compiled for the CPU, callable on NumPy arrays.
+
+    ``CpuKernel(spec, source)(dtype, inputs, grid=3, block=4)`` checks the arguments exactly as
+    the GPU backend does, runs every (block, thread) pair and returns the outputs by name.
+    """
+
+    def __init__(self, spec: KernelSpec | str, source: str | None = None):
+        self.spec = get_spec(spec) if isinstance(spec, str) else spec
+        if source is None:
+            from .emit import kernel_source
+
+            source = kernel_source(self.spec.name)
+        self.library_path = compile_library(source, self.spec)
+        self._lib = ctypes.CDLL(str(self.library_path))
+
+    def __call__(self, dtype: str, inputs: dict[str, Any], outputs: dict[str, Any] | None = None, *,
+                 grid: int | None = None, block: int = 4, reverse: bool = False) -> dict[str, np.ndarray]:
+        prep = prepare(self.spec, dtype, np, inputs, outputs)
+        fn = getattr(self._lib, f"launch_vl_{self.spec.name}_{SUFFIX[dtype]}")
+        if grid is None:
+            grid = max(1, min(8, -(-prep.items // block)))
+        cargs: list[Any] = [ctypes.c_uint(grid), ctypes.c_uint(block), ctypes.c_int(int(reverse))]
+        for a, v in zip([*self.spec.args, *self.spec.sizes], prep.args):
+            if isinstance(v, np.ndarray):
+                cargs.append(ctypes.c_void_p(v.ctypes.data))
+            elif isinstance(v, np.int64):
+                cargs.append(ctypes.c_longlong(int(v)))
+            else:
+                cargs.append(_CTYPE[dtype](float(v)))
+        fn.restype = None
+        fn(*cargs)
+        return prep.outputs
+
+
+@lru_cache(maxsize=None)
+def _kernel(name: str, source_hash: str, source: str) -> CpuKernel:
+    return CpuKernel(get_spec(name), source)
+
+
+def run_kernel(name: str, dtype: str, inputs: dict[str, Any], *, source: str | None = None, **kw) -> dict[str, np.ndarray]:
+    """Compile (cached) and run kernel ``name`` on NumPy ``inputs``; return its outputs."""
+    if source is None:
+        from .emit import kernel_source
+
+        source = kernel_source(name)
+    return _kernel(name, hashlib.sha256(source.encode()).hexdigest(), source)(dtype, inputs, **kw)
