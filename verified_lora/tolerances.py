@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["KERNEL_BOUND_FACTOR", "LIBM_EXP_ULP", "unit_roundoff", "gamma", "fast_path_rounding", "EXACT_VS_REFERENCE", "max_relative_error", "reference_relative_error",
-           "enclosure_relative_width", "FINITE_DIFFERENCE"]
+           "enclosure_relative_width", "FINITE_DIFFERENCE", "underflow_floor"]
 
 
 def unit_roundoff(dtype) -> float:
@@ -23,6 +23,20 @@ def unit_roundoff(dtype) -> float:
 # about 9000 u: it leaves room for the O(L d) accumulation depth and the softmax condition
 # number (both below ~100 on these problems) with two orders of magnitude to spare.
 EXACT_VS_REFERENCE = {"float64": 1e-12, "float32": 9000 * 2.0**-24}
+
+
+def underflow_floor(dtype) -> float:
+    """Absolute error that underflow alone may leave in a gradient entry of a bounded test problem.
+
+    A relative criterion cannot hold when a whole gradient lies below the dtype's range: with a
+    saturated softmax (score gaps above ~87 in float32, ~745 in float64) every non-top entry of
+    ``f`` underflows, and the true ``dL/dW_Q`` (about 1e-109 in a pinned float32 example) comes
+    out as 0. Each underflowed entry of ``f`` is off by at most ``tiny`` (the smallest normal
+    number); a gradient entry sums at most ``N L L_k <= 288`` of them, each weighted by
+    ``|beta| |x| |q| |K| < 10^9`` on the test problems: ``10^12 * tiny`` (2e-296 in float64,
+    1e-26 in float32), far below any meaningful gradient.
+    """
+    return 1e12 * float(np.finfo(np.dtype(dtype)).tiny)
 
 
 def reference_relative_error(dps: int) -> float:
