@@ -297,6 +297,19 @@ def test_certified_error_of_exact_float64():
         assert max_relative_error(np.asarray(mid[name], dtype=float), q) <= 1e-15
 
 
+def test_one_body_runs_in_fp_mp_and_iv():
+    """The reference body in mpmath.fp (plain float64 arithmetic) lands within the float64 tolerance."""
+    p = random_problem(19, L=6, L_k=5, n_batch=2, scaling="rslora")
+    loss, grads, weight_grads = reference.evaluate(mpmath.fp, p)
+    ref = reference.to_float(reference.loss_and_grads(p, dps=40))
+    tol = EXACT_VS_REFERENCE["float64"]
+    assert isinstance(loss, float) and abs(loss - ref.loss) <= tol * abs(ref.loss)
+    for k in ref.grads:
+        assert max_relative_error(np.array(grads[k], dtype=float), ref.grads[k]) <= tol, k
+    for k in ref.weight_grads:
+        assert max_relative_error(np.array(weight_grads[k], dtype=float), ref.weight_grads[k]) <= tol, k
+
+
 def test_reference_converges_with_precision():
     p = random_problem(16, L=7, L_k=5, n_batch=2)
     lo, hi = _quantities(reference.loss_and_grads(p, dps=30)), _quantities(reference.loss_and_grads(p, dps=70))

@@ -246,16 +246,15 @@ class Enclosure:
 
         values = self._values_of(result)
         out: dict[str, float] = {}
-        with mpmath.mp.workdps(self.dps + 30):
-            for name, box in self.items():
-                if name not in values:
-                    continue
-                worst = mpmath.mpf(0)
-                for index in np.ndindex(box.shape):
-                    lo, hi = _endpoints(box[index])
-                    v = _exact_mpf(values[name][index])
-                    worst = max(worst, v - lo, hi - v)
-                out[name] = mpmath.libmp.to_float(worst._mpf_, rnd=mpmath.libmp.round_up)
+        for name, box in self.items():
+            if name not in values:
+                continue
+            worst = mpmath.mpf(0)
+            for index in np.ndindex(box.shape):
+                lo, hi = _endpoints(box[index])
+                v = _exact_mpf(values[name][index])
+                worst = max(worst, mpmath.fsub(v, lo, exact=True), mpmath.fsub(hi, v, exact=True))
+            out[name] = mpmath.libmp.to_float(worst._mpf_, rnd=mpmath.libmp.round_up)
         return out
 
 
