@@ -216,6 +216,20 @@ def test_min_degree_is_minimal(family, R, eps):
     assert poly.degree == g and cert <= eps
 
 
+@pytest.mark.parametrize("family", ["taylor", "chebyshev", "minimax"])
+def test_min_degree_with_derivative(family):
+    R, eps = 2, 1e-8
+    c = certified_on_grid(R, eps, family, derivative=True)
+    g = c.degree
+    assert c.R == 2 and c.derivative_certificate is not None
+    p = make_polynomial(family, g, R)
+    assert c.certified <= eps and c.derivative_certified() <= eps
+    assert sampled_max(p.derivative(), R, n=400) <= eps
+    below = make_polynomial(family, g - 1, R)
+    assert max(certified_relative_error(below, R), certified_derivative_error(below, R)) > eps
+    assert g >= min_degree(R, eps, family)
+
+
 def test_min_degree_orders_families():
     # minimax is optimal among degree-g polynomials, so it never needs more than another family
     for R, eps in [(2, 1e-6), (8, 1e-9)]:
@@ -268,7 +282,9 @@ def test_taylor_lagrange_bound_dominates_certified(R, g):
     bound = taylor_remainder_bound(R, g)
     cert = certified_relative_error(taylor(g, R), R)
     assert cert <= bound
-    assert bound <= math.exp(R) * cert * 1.01 * (g + 2)  # loose, but not absurdly so
+    # and it is nearly tight: at x = -R the Taylor tail alternates with decreasing terms
+    # (R < g + 2), so the true error is >= (1 - R/(g+2)) times the bound
+    assert bound * (1 - R / (g + 2)) <= cert
     with mpmath.workdps(50):  # the closed form, evaluated independently
         ref = mpmath.exp(R) * mpmath.mpf(R) ** (g + 1) / mpmath.factorial(g + 1)
         assert ref <= bound <= ref * (1 + mpmath.mpf(2) ** -50)

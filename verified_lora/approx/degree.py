@@ -52,17 +52,26 @@ class DegreeChoice:
     certificate: Certificate
     below_lower: Fraction | None
     minimality: str
+    derivative_certificate: Certificate | None = None
 
     @property
     def certified(self) -> float:
         """Certified error (float64, rounded up)."""
         return self.certificate.value
 
+    def derivative_certified(self) -> float:
+        """Certified ``max |P'(x) e^{-x} - 1|`` on ``[-R, R]`` (float64, rounded up; memoised)."""
+        if self.derivative_certificate is not None:
+            return self.derivative_certificate.value
+        return degree_table(self.family, self.R).certificate(self.degree, 1).value
+
     def to_json(self) -> dict:
         return {"family": self.family, "R": str(self.R), "eps": str(self.eps), "degree": self.degree,
                 "certified": self.certified, "upper": str(self.certificate.upper),
                 "below_lower": None if self.below_lower is None else str(self.below_lower),
-                "minimality": self.minimality}
+                "minimality": self.minimality,
+                "derivative_certified": None if self.derivative_certificate is None
+                else self.derivative_certificate.value}
 
 
 def _step(family: str) -> int:
@@ -70,31 +79,38 @@ def _step(family: str) -> int:
 
 
 class _FamilyTable:
-    """Memo of certificates and lower bounds for one ``(family, R)``."""
+    """Memo of certificates and lower bounds for one ``(family, R)``.
+
+    ``which = 0`` refers to ``P_g`` itself, ``which = 1`` to its derivative ``P_g'`` (both
+    measured against ``exp``).
+    """
 
     def __init__(self, family: str, R: Fraction):
         self.family, self.R = family, R
-        self._cert: dict[int, Certificate] = {}
-        self._lower: dict[int, Fraction] = {}
+        self._cert: dict[tuple[int, int], Certificate] = {}
+        self._lower: dict[tuple[int, int], Fraction] = {}
         self._alternation: dict[int, Fraction] = {}
 
-    def poly(self, g: int) -> Polynomial:
-        return make_polynomial(self.family, g, self.R)
+    def poly(self, g: int, which: int = 0) -> Polynomial:
+        p = make_polynomial(self.family, g, self.R)
+        return p.derivative() if which else p
 
-    def certificate(self, g: int) -> Certificate:
-        if g not in self._cert:
-            self._cert[g] = certify_relative_error(self.poly(g), self.R)
-            self._lower[g] = max(self._lower.get(g, Fraction(0)), self._cert[g].lower)
-        return self._cert[g]
+    def certificate(self, g: int, which: int = 0) -> Certificate:
+        key = (g, which)
+        if key not in self._cert:
+            self._cert[key] = certify_relative_error(self.poly(g, which), self.R)
+            self._lower[key] = max(self._lower.get(key, Fraction(0)), self._cert[key].lower)
+        return self._cert[key]
 
-    def lower(self, g: int) -> Fraction:
+    def lower(self, g: int, which: int = 0) -> Fraction:
         """Rigorous lower bound on the error of the degree-``g`` member (cheap)."""
-        if g not in self._lower:
-            self._lower[g] = relative_error_lower_bound(self.poly(g), self.R)
-        return self._lower[g]
+        key = (g, which)
+        if key not in self._lower:
+            self._lower[key] = relative_error_lower_bound(self.poly(g, which), self.R)
+        return self._lower[key]
 
     def alternation(self, g: int) -> Fraction:
-        """Lower bound on the error of every polynomial of degree ``<= g`` (minimax only)."""
+        """Lower bound on the error of every polynomial of degree ``<= g`` (from the minimax one)."""
         if g not in self._alternation:
             poly = make_polynomial("minimax", g, self.R)
             self._alternation[g] = alternation_lower_bound(poly, minimax_reference(g, self.R))
@@ -118,11 +134,20 @@ def _log_est_error(family: str, R: float, g: int) -> float:
     return math.log(2) + (g + 1) * math.log(R / 2) - math.lgamma(g + 2)
 
 
-def _initial_degree(family: str, R: Fraction, eps: Fraction) -> int:
+def _initial_degree(family: str, R: Fraction, eps: Fraction, derivative: bool = False) -> int:
     r, log_eps = float(R), math.log(float(eps)) if eps > 0 else -math.inf
     step = _step(family)
     g = 0
-    while _log_est_error(family, r, g) > log_eps:
+
+    def log_est(h: int) -> float:
+        if not derivative:
+            return _log_est_error(family, r, h)
+        if family.startswith("taylor"):  # P' = T_{g-1}
+            return _log_est_error(family, r, max(h - 1, 0))
+        # observed on the certified tables: P' error ~ 1.7 g^2 / R times P's error
+        return _log_est_error(family, r, h) + math.log1p(2 * h * h / r)
+
+    while log_est(g) > log_eps:
         g += 1
         if g > MAX_DEGREE:
             raise CertificationError(
@@ -138,57 +163,86 @@ def _too_high(family: str, R: Fraction, eps: Fraction, g: int) -> CertificationE
 
 
 @lru_cache(maxsize=4096)
-def _choose(family: str, R: Fraction, eps: Fraction) -> DegreeChoice:
+def _choose(family: str, R: Fraction, eps: Fraction, derivative: bool = False) -> DegreeChoice:
     tbl = degree_table(family, R)
     step = _step(family)
-    g = _initial_degree(family, R, eps)
-    while tbl.certificate(g).upper > eps:
+    whiches = (0, 1) if derivative else (0,)
+
+    def certifies(h: int) -> bool:
+        return all(tbl.certificate(h, w).upper <= eps for w in whiches)
+
+    def fails_cheaply(h: int) -> bool:
+        return any(tbl.lower(h, w) > eps for w in whiches)
+
+    g = _initial_degree(family, R, eps, derivative)
+    while not certifies(g):
         g += step
         if g > MAX_DEGREE:
             raise _too_high(family, R, eps, g - step)
     # Walk down while the next-lower degree also certifies.
-    while g - step >= 0:
-        if tbl.lower(g - step) > eps:
-            break
-        if tbl.certificate(g - step).upper <= eps:
-            g -= step
-            continue
-        break
-    below = None if g - step < 0 else tbl.lower(g - step)
-    if below is not None and below <= eps:
-        # The degree below fails only by its certificate (eps lies in its [lower, upper] gap).
-        below = tbl.certificate(g - step).upper
-    minimality = _prove_lower_degrees_fail(tbl, g, eps)
-    return DegreeChoice(family, R, eps, g, tbl.poly(g), tbl.certificate(g), below, minimality)
+    while g - step >= 0 and not fails_cheaply(g - step) and certifies(g - step):
+        g -= step
+    below = None
+    if g - step >= 0:
+        h = g - step
+        below = max(tbl.lower(h, w) for w in whiches)
+        if below <= eps:  # fails only by its certificate (eps lies in its [lower, upper] gap)
+            below = max(tbl.certificate(h, w).upper for w in whiches)
+    minimality = _prove_lower_degrees_fail(tbl, g, eps, whiches)
+    return DegreeChoice(family, R, eps, g, tbl.poly(g), tbl.certificate(g), below, minimality,
+                        tbl.certificate(g, 1) if derivative else None)
 
 
-def _prove_lower_degrees_fail(tbl: _FamilyTable, g: int, eps: Fraction) -> str:
-    """Show that every degree below ``g`` has certified error > eps; returns how."""
+def _prove_lower_degrees_fail(tbl: _FamilyTable, g: int, eps: Fraction, whiches=(0,)) -> str:
+    """Show that every degree below ``g`` fails (P, or P' when ``1 in whiches``); returns how.
+
+    For every family the de la Vallee Poussin bound of the minimax reference of degree ``k``
+    covers all polynomials of degree ``<= k`` at once (and all derivatives of polynomials of
+    degree ``<= k + 1``); the remaining degrees get a point-enclosure witness or a certificate.
+    """
     step = _step(tbl.family)
     if g - step < 0:
         return "degree 0"
-    if tbl.family == "minimax":
-        if tbl.alternation(g - 1) > eps:
-            return (f"de la Vallee Poussin: every polynomial of degree <= {g - 1} has relative error "
-                    f">= {fraction_to_float_up(tbl.alternation(g - 1)):.6g} > eps")
-    for h in range(g - step, -1, -step):
-        if tbl.lower(h) > eps:
+    k = -1
+    if tbl.family == "minimax":  # the Remez references are already at hand for this family
+        k = g - 1
+        while k >= 0 and tbl.alternation(k) <= eps:
+            k -= 1
+    covered = k + 1 if 1 in whiches else k
+    witnessed = []
+    for h in range(g - step, covered, -step):
+        if h < 0:
+            break
+        if any(tbl.lower(h, w) > eps for w in whiches):
+            witnessed.append(h)
             continue
-        if tbl.certificate(h).upper > eps:
+        if any(tbl.certificate(h, w).upper > eps for w in whiches):
+            witnessed.append(h)
             continue
         raise CertificationError(  # would contradict the search above; never expected
             f"internal: {tbl.family} degree {h} < {g} also certifies eps={float(eps):.3g}")
-    return f"point-enclosure witness (or certificate) above eps for every degree < {g}"
+    parts = []
+    if k >= 0:
+        parts.append(f"de la Vallee Poussin (minimax reference of degree {k}) for degrees <= {covered}")
+    elif covered == 0:
+        parts.append("degree 0: P' = 0 has relative error 1 > eps")
+    if witnessed:
+        parts.append(f"point-enclosure witness or certificate above eps for degrees {min(witnessed)}..{max(witnessed)}")
+    return "; ".join(parts)
 
 
-def min_degree(R, eps, family: str = "minimax") -> int:
-    """Least degree whose certified relative error on ``[-R, R]`` is ``<= eps`` (module docstring)."""
-    return _choose(as_family(family), as_radius(R), as_eps(eps)).degree
+def min_degree(R, eps, family: str = "minimax", *, derivative: bool = False) -> int:
+    """Least degree whose certified relative error on ``[-R, R]`` is ``<= eps`` (module docstring).
+
+    With ``derivative=True`` the derivative must also satisfy
+    ``max |P'(x) e^{-x} - 1| <= eps`` (the factored gradient path, DESIGN.md 4.4).
+    """
+    return _choose(as_family(family), as_radius(R), as_eps(eps), bool(derivative)).degree
 
 
-def best_polynomial(R, eps, family: str = "minimax") -> tuple[Polynomial, float]:
+def best_polynomial(R, eps, family: str = "minimax", *, derivative: bool = False) -> tuple[Polynomial, float]:
     """``(P, certified_eps)`` for the least certified degree (see :func:`min_degree`)."""
-    choice = _choose(as_family(family), as_radius(R), as_eps(eps))
+    choice = _choose(as_family(family), as_radius(R), as_eps(eps), bool(derivative))
     return choice.poly, choice.certified
 
 
@@ -206,10 +260,25 @@ def grid_radius(R) -> Fraction:
     return base * Fraction(k, 8)
 
 
-def certified_on_grid(R, eps, family: str = "minimax") -> DegreeChoice:
+def certified_on_grid(R, eps, family: str = "minimax", *, derivative: bool = False) -> DegreeChoice:
+    # Fast path for repeated calls with the very same arguments (plan() in a loop): skips the
+    # exact-rational conversions. Unhashable or invalid arguments fall through to validation.
+    try:
+        return _on_grid_memo(R, eps, family, bool(derivative))
+    except TypeError:
+        return _certified_on_grid(R, eps, family, derivative)
+
+
+@lru_cache(maxsize=4096)
+def _on_grid_memo(R, eps, family, derivative):
+    return _certified_on_grid(R, eps, family, derivative)
+
+
+def _certified_on_grid(R, eps, family: str = "minimax", derivative: bool = False) -> DegreeChoice:
     """Least certified degree for ``eps`` on ``[-R', R']``, ``R' = grid_radius(R) >= R``.
 
     Valid on ``[-R, R]`` because ``[-R, R]`` is contained in ``[-R', R']``. Repeated calls with
-    radii in the same grid cell reuse the memoised certificates.
+    radii in the same grid cell reuse the memoised certificates. ``derivative`` as in
+    :func:`min_degree`; the returned choice then carries ``derivative_certificate``.
     """
-    return _choose(as_family(family), grid_radius(R), as_eps(eps))
+    return _choose(as_family(family), grid_radius(R), as_eps(eps), bool(derivative))

@@ -14,7 +14,11 @@ For the degree-``g`` Taylor polynomial ``T_g`` of ``e^x`` at 0 and ``|x| <= R``:
        eps_Taylor(g, R) <= e^R R^(g+1) / (g+1)!.
 
 The same bound at ``g - 1`` covers ``P' = T_{g-1}`` (the factored path's derivative error).
-It is loose by up to ``e^R`` against the certified value (the true ``xi`` is not at 0).
+
+How loose it is: for ``R < g + 2`` the tail at ``x = -R`` is an alternating series with
+decreasing terms, so the true error there is at least ``(1 - R/(g+2))`` times the bound; the
+bound is therefore within a factor ``1 / (1 - R/(g+2))`` of the certified value (measured 1.04
+to 1.25 on the min-degree table, ``benchmarks/results/min_degree_table.md``).
 """
 
 from __future__ import annotations
