@@ -277,6 +277,14 @@ class AttentionOf(nn.Module):
         return torch.softmax(s, dim=-1) @ self.v_proj(x)
 
 
+class AttentionIgnoresBeta(AttentionOf):
+    """Declares beta but computes softmax(Q K^T) without it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.q_proj(x) @ self.k_proj(x).transpose(-1, -2)
+        return torch.softmax(s, dim=-1) @ self.v_proj(x)
+
+
 class MlxStyle(nn.Module):
     """An unsupported convention: lora_a (d_in x r), lora_b (r x d_out) Parameters and a raw 'scale'."""
 
@@ -328,6 +336,28 @@ def attention_good(d_model: int, d_head: int, d_v: int, r: int, alpha: float, bi
                        GoodLoraLinear(d_model, d_v, r, alpha, bias), beta=0.6)
 
 
+def attention_ignores_beta(d_model: int, d_head: int, d_v: int, r: int, alpha: float, bias: bool) -> nn.Module:
+    return AttentionIgnoresBeta(GoodLoraLinear(d_model, d_head, r, alpha, bias),
+                                GoodLoraLinear(d_model, d_head, r, alpha, bias),
+                                GoodLoraLinear(d_model, d_v, r, alpha, bias), beta=0.6)
+
+
+class AttentionNoBeta(nn.Module):
+    """q/k/v LoRA projections but a hidden score scale (no ``beta`` attribute): unsupported."""
+
+    def __init__(self):
+        super().__init__()
+        self.q_proj, self.k_proj, self.v_proj = GoodLoraLinear(5, 4), GoodLoraLinear(5, 4), GoodLoraLinear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = 0.5 * (self.q_proj(x) @ self.k_proj(x).transpose(-1, -2))
+        return torch.softmax(s, dim=-1) @ self.v_proj(x)
+
+
+def attention_without_beta() -> nn.Module:
+    return AttentionNoBeta()
+
+
 def fixed_shape_good() -> nn.Module:
     """A factory taking no arguments (the audit uses the module's own shapes)."""
     return GoodLoraLinear(6, 4, 2, 3.0, True)
@@ -356,5 +386,8 @@ BROKEN = {
     "rslora_claimed_alpha_over_r": "scaling",
 }
 """Broken factory name -> the one check that must fail (every other applicable check must pass)."""
+
+BROKEN_ATTENTION = {"attention_ignores_beta": {"attention_loss", "attention_grads"}}
+"""Broken attention factories -> the attention-level checks that must fail (layer checks pass)."""
 
 GOOD = ("good", "custom_backward", "good_merged", "torchtune_style", "attention_good", "fixed_shape_good")

@@ -203,6 +203,10 @@ def factory_cases(factory: Callable[..., Any], label: str) -> list:
         notes += _degenerate_notes(view)
         return [LayerCase(label, build, draw, notes=notes)]
     if all(hasattr(probe, a) for a in ("q_proj", "k_proj", "v_proj")):
+        if not isinstance(getattr(probe, "beta", None), (int, float)):
+            raise AuditError(f"{label}: attention module {type(probe).__name__} has q_proj/k_proj/v_proj but no float "
+                             "attribute 'beta' (the score scale, S = beta Q K^T); unsupported convention. "
+                             "Fix: set module.beta")
         cases: list = []
         for attr in ("q_proj", "k_proj", "v_proj"):
             v = detect_layer(getattr(probe, attr))
