@@ -74,6 +74,31 @@ def test_certified_matches_dense_sampling(family, R, g):
     assert cert <= 1.01 * s + 1e-30, (family, R, g, float(s), cert)
 
 
+@settings(max_examples=12)
+@given(st.sampled_from(FAMILIES), st.fractions(Fraction(1, 10), Fraction(6)), st.integers(0, 7))
+@example("minimax", Fraction(6), 7)
+@example("taylor_even", Fraction(1, 10), 0)
+def test_certified_matches_sampling_random_cases(family, R, m):
+    g = 2 * m if family == "taylor_even" else 2 * m + (m % 2)
+    p = make_polynomial(family, g, R)
+    cert = certified_relative_error(p, R)
+    s = sampled_max(p, R, n=300)
+    assert s <= cert <= 1.01 * s + 1e-30
+
+
+@settings(max_examples=12)
+@given(st.lists(st.fractions(Fraction(-3), Fraction(3), max_denominator=50), min_size=1, max_size=7),
+       st.fractions(Fraction(1, 4), Fraction(3), max_denominator=16))
+@example([Fraction(0)], Fraction(1))
+@example([Fraction(1), Fraction(-1)], Fraction(2))
+def test_certifier_works_for_arbitrary_rational_polynomials(coeffs, R):
+    # not an approximation of exp at all: errors of order 1..e^R, sign changes, zeros of P
+    p = Polynomial("taylor", len(coeffs) - 1, Fraction(R), tuple(coeffs))
+    cert = certified_relative_error(p, R)
+    s = sampled_max(p, R, n=300)
+    assert s <= cert <= 1.01 * s + 1e-30
+
+
 @pytest.mark.parametrize("family", ["taylor", "chebyshev", "minimax"])
 @pytest.mark.parametrize("R,g", [(1, 9), (4, 16)])
 def test_derivative_certified_matches_sampling(family, R, g):
