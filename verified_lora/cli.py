@@ -150,6 +150,30 @@ def _run_audit(args: argparse.Namespace) -> int:
     return 0 if report.passed else 1
 
 
+# ---------------------------------------------------------------------------- kernels
+def _add_kernels(sub) -> None:
+    p = sub.add_parser("kernels", help="generated CUDA kernels: list, drift check, update, nvcc, accuracy",
+                       description="Regenerate the CUDA kernels from the SymPy specs and compare them with the "
+                                   "committed gpu/*.cu files. --check exits 1 on drift; --update rewrites them; "
+                                   "--nvcc compiles each with nvcc -ptx -arch=sm_90; --accuracy runs every kernel "
+                                   "on the CPU (g++ + CUDA shim) against mpmath and prints max ulp / relative errors.")
+    p.add_argument("--check", action="store_true", help="exit 1 if a committed kernel differs from its regeneration")
+    p.add_argument("--update", action="store_true", help="rewrite gpu/*.cu from the specs")
+    p.add_argument("--dir", metavar="DIR", help="kernel directory (default: gpu/ of the source checkout)")
+    p.add_argument("--nvcc", action="store_true", help="compile every kernel with nvcc -ptx -arch=sm_90")
+    p.add_argument("--accuracy", action="store_true", help="CPU-executed kernels vs mpmath: error table")
+    p.add_argument("--samples", type=int, default=4, help="random inputs per kernel and dtype for --accuracy")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=_run_kernels)
+
+
+def _run_kernels(args: argparse.Namespace) -> int:
+    from .codegen.report import kernels_command
+
+    return kernels_command(check=args.check, update=args.update, directory=args.dir, accuracy=args.accuracy,
+                           samples=args.samples, nvcc=args.nvcc, progress=_progress(args))
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -158,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # One registration per subcommand; later layers append theirs here.
-    for add in (_add_verify, _add_grad, _add_audit):
+    for add in (_add_verify, _add_grad, _add_audit, _add_kernels):
         add(sub)
     return parser
 

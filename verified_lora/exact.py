@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import gpu
 from .errors import InputError
 from .problem import LoraAttention
 from .result import GradientResult, adapter_grads
@@ -44,15 +45,21 @@ def _single(x_q: Any, x_k: Any, x_v: Any, y: Any, w_q: Any, w_k: Any, w_v: Any, 
     dV = xp.zeros_like(V)
     loss = 0.0
     L = P.shape[0]
+    kernels = gpu.wants_kernels(xp)              # CuPy: non-GEMM steps run the generated kernels
     for i0 in range(0, L, block):
         i1 = min(L, i0 + block)
         f = P[i0:i1] @ K.T                       # S / beta
-        f *= beta
-        top = xp.argmax(f, axis=1)[:, None]      # column of each row's largest score
-        f -= xp.take_along_axis(f, top, axis=1)  # stabilised softmax
-        xp.exp(f, out=f)
-        f /= f.sum(axis=1, keepdims=True)        # f
-        c = f @ V - y[i0:i1]                     # residual
+        if kernels:
+            f = gpu.softmax_rows(f, beta)        # same max-stabilised softmax, one kernel
+            top = xp.argmax(f, axis=1)[:, None]
+            c = gpu.residual(f @ V, y[i0:i1])
+        else:
+            f *= beta
+            top = xp.argmax(f, axis=1)[:, None]      # column of each row's largest score
+            f -= xp.take_along_axis(f, top, axis=1)  # stabilised softmax
+            xp.exp(f, out=f)
+            f /= f.sum(axis=1, keepdims=True)        # f
+            c = f @ V - y[i0:i1]                     # residual
         loss += 0.5 * float((c * c).sum())
         dV += f.T @ c
         q = c @ V.T                              # q = c V^T (row j paired with row j of f)
@@ -60,8 +67,11 @@ def _single(x_q: Any, x_k: Any, x_v: Any, y: Any, w_q: Any, w_k: Any, w_v: Any, 
         # Equal in exact arithmetic (rows of f sum to 1); when the softmax saturates (f_top ~ 1) the
         # plain form cancels catastrophically (relative error ~ u / (1 - f_top), seen at 4e-10).
         q -= xp.take_along_axis(q, top, axis=1)
-        q -= (f * q).sum(axis=1, keepdims=True)  # q - rvec
-        q *= f                                   # p = f*q - diag(rvec) f
+        if kernels:
+            q = gpu.softmax_grad_rows(f, q)[0]   # p = f*(q - rvec), one kernel
+        else:
+            q -= (f * q).sum(axis=1, keepdims=True)  # q - rvec
+            q *= f                                   # p = f*q - diag(rvec) f
         dP[i0:i1] = q @ K
         dK += q.T @ P[i0:i1]
     dP *= beta

@@ -50,6 +50,7 @@ class Section:
 SECTION_PROVIDERS: list[tuple[str, str]] = [
     ("exact float64 vs mpmath reference and enclosures", "verified_lora.verify:foundation_section"),
     ("LoRA audit of installed PEFT and loralib", "verified_lora.audit:verify_section"),
+    ("generated CUDA kernels", "verified_lora.codegen.report:kernels_section"),
 ]
 """(title, "module:function") of every verify section, in the order they run."""
 

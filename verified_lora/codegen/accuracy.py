@@ -401,19 +401,32 @@ class KernelAccuracy:
 
 
 def measure(name: str, dtype: str, inputs: dict[str, Any], *, source: str | None = None, grid: int | None = None,
-            block: int = 3, reverse: bool = False) -> dict[str, tuple[float, float, float]]:
-    """Run kernel ``name`` on the CPU; per output ``(max ulp, max rel error, max error / tolerance)``.
+            block: int = 3, reverse: bool = False, runner: str = "cpu") -> dict[str, tuple[float, float, float]]:
+    """Run kernel ``name``; per output ``(max ulp, max rel error, max error / tolerance)``.
 
-    The tolerance of an entry is ``KERNEL_BOUND_FACTOR * u * e`` with ``e`` from
-    :func:`error_bounds`; an entry whose bound is 0 (an exact operation) must match exactly.
+    ``runner="cpu"`` compiles the kernel text with g++ (``source``: the text to run, default the
+    generated text); ``runner="gpu"`` launches it through CuPy (:mod:`verified_lora.gpu`) and uses
+    the CUDA libm figures in the bound. The tolerance of an entry is
+    ``KERNEL_BOUND_FACTOR * u * e`` with ``e`` from :func:`error_bounds`; an entry whose bound is 0
+    (an exact operation) must match exactly.
     """
     import mpmath as mp
 
-    from .cpu import run_kernel
+    if runner == "gpu":
+        import cupy
 
-    outs = run_kernel(name, dtype, inputs, source=source, grid=grid, block=block, reverse=reverse)
+        from .. import gpu
+
+        dev = {k: cupy.asarray(v) if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
+        outs = {k: cupy.asnumpy(v) for k, v in gpu.launch(name, dev).items()}
+        platform = "cuda"
+    else:
+        from .cpu import run_kernel
+
+        outs = run_kernel(name, dtype, inputs, source=source, grid=grid, block=block, reverse=reverse)
+        platform = "cpu"
     refs = reference(name, inputs)
-    bounds = error_bounds(name, dtype, inputs)
+    bounds = error_bounds(name, dtype, inputs, platform)
     u = mp.mpf(unit_roundoff(dtype))
     result = {}
     with mp.workdps(DPS):
@@ -441,13 +454,16 @@ def _default_sizes(name: str, seed: int) -> dict[str, int]:
 
 
 def accuracy_table(samples: int = 4, *, sources: dict[str, str] | None = None,
-                   names: list[str] | None = None) -> list[KernelAccuracy]:
-    """Worst errors per kernel output and dtype over ``samples`` random inputs each."""
+                   names: list[str] | None = None, dtypes: tuple[str, ...] = ("float64", "float32"),
+                   progress=None) -> list[KernelAccuracy]:
+    """Worst errors per kernel output and dtype over ``samples`` random inputs each (CPU runner)."""
     rows = []
     for spec in all_specs():
         if names and spec.name not in names:
             continue
-        for dtype in ("float64", "float32"):
+        if progress:
+            progress(f"kernel {spec.name}")
+        for dtype in dtypes:
             worst: dict[str, list[float]] = {}
             for seed in range(samples):
                 sz = _default_sizes(spec.name, seed)

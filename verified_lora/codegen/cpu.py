@@ -93,47 +93,65 @@ def _launcher(spec: KernelSpec, dtype: str) -> str:
         "        }\n    }\n}\n")
 
 
-def compile_library(source: str, spec: KernelSpec) -> Path:
-    """Compile ``source`` (the text of ``gpu/<name>.cu``) with launchers; return the cached .so."""
+def compile_library(sources: dict[str, str]) -> Path:
+    """Compile kernel texts ``{name: text of gpu/<name>.cu}`` with their launchers into one cached .so.
+
+    Every text is ``#include``d unchanged; the library is keyed by the sha256 of the shim, the
+    texts, the launchers, the flags and the compiler version.
+    """
     cxx = compiler()
-    launchers = "".join(_launcher(spec, d) for d in ("float32", "float64"))
+    names = sorted(sources)
+    launchers = "".join(_launcher(get_spec(n), d) for n in names for d in ("float32", "float64"))
     shim = SHIM.read_text()
-    key = hashlib.sha256("\0".join([shim, source, launchers, " ".join(CXX_FLAGS), _compiler_version(cxx)])
-                         .encode()).hexdigest()[:24]
-    lib = cache_dir() / f"{spec.name}-{key}.so"
+    key = hashlib.sha256("\0".join([shim, *(f"{n}\0{sources[n]}" for n in names), launchers, " ".join(CXX_FLAGS),
+                                     _compiler_version(cxx)]).encode()).hexdigest()[:24]
+    label = names[0] if len(names) == 1 else f"bundle{len(names)}"
+    lib = cache_dir() / f"{label}-{key}.so"
     if lib.exists():
         return lib
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
-        cu = Path(tmp) / f"{spec.name}.cu"
-        cu.write_text(source)
+        includes = []
+        for n in names:
+            cu = Path(tmp) / f"{n}.cu"
+            cu.write_text(sources[n])
+            includes.append(f'#include "{cu}"')
         unit = Path(tmp) / "unit.cpp"
-        unit.write_text(f'#include "{SHIM}"\n#include "{cu}"\n{launchers}')
+        unit.write_text(f'#include "{SHIM}"\n' + "\n".join(includes) + "\n" + launchers)
         out = Path(tmp) / "lib.so"
         proc = subprocess.run([cxx, *CXX_FLAGS, "-o", str(out), str(unit)], capture_output=True, text=True)
         if proc.returncode != 0:
-            raise CodegenError(f"g++ failed on kernel {spec.name!r}:\n{proc.stderr[-4000:]}")
+            raise CodegenError(f"g++ failed on kernels {', '.join(names)}:\n{proc.stderr[-4000:]}")
         os.replace(out, lib)  # atomic: concurrent test processes never see a partial file
     return lib
+
+
+def default_sources() -> dict[str, str]:
+    """The text of every kernel: the committed ``gpu/<name>.cu`` when present, else the generated text."""
+    from .emit import default_gpu_dir, kernel_source
+    from .specs import all_specs
+
+    out = {}
+    for spec in all_specs():
+        path = default_gpu_dir() / f"{spec.name}.cu"
+        out[spec.name] = path.read_text() if path.exists() else kernel_source(spec.name)
+    return out
 
 
 _CTYPE = {"float32": ctypes.c_float, "float64": ctypes.c_double}
 
 
 class CpuKernel:
-    """One generated kernel, compiled for the CPU, callable on NumPy arrays.
+    """Generated kernels compiled for the CPU, callable on NumPy arrays.
 
     ``CpuKernel(spec, source)(dtype, inputs, grid=3, block=4)`` checks the arguments exactly as
     the GPU backend does, runs every (block, thread) pair and returns the outputs by name.
+    ``source=None`` uses the library of every kernel built from :func:`default_sources`.
     """
 
     def __init__(self, spec: KernelSpec | str, source: str | None = None):
         self.spec = get_spec(spec) if isinstance(spec, str) else spec
-        if source is None:
-            from .emit import kernel_source
-
-            source = kernel_source(self.spec.name)
-        self.library_path = compile_library(source, self.spec)
-        self._lib = ctypes.CDLL(str(self.library_path))
+        sources = default_sources() if source is None else {self.spec.name: source}
+        self._lib = _load(compile_library(sources))
 
     def __call__(self, dtype: str, inputs: dict[str, Any], outputs: dict[str, Any] | None = None, *,
                  grid: int | None = None, block: int = 4, reverse: bool = False) -> dict[str, np.ndarray]:
@@ -142,7 +160,7 @@ class CpuKernel:
         if grid is None:
             grid = max(1, min(8, -(-prep.items // block)))
         cargs: list[Any] = [ctypes.c_uint(grid), ctypes.c_uint(block), ctypes.c_int(int(reverse))]
-        for a, v in zip([*self.spec.args, *self.spec.sizes], prep.args):
+        for v in prep.args:
             if isinstance(v, np.ndarray):
                 cargs.append(ctypes.c_void_p(v.ctypes.data))
             elif isinstance(v, np.int64):
@@ -155,14 +173,13 @@ class CpuKernel:
 
 
 @lru_cache(maxsize=None)
-def _kernel(name: str, source_hash: str, source: str) -> CpuKernel:
-    return CpuKernel(get_spec(name), source)
+def _load(path: Path) -> ctypes.CDLL:
+    return ctypes.CDLL(str(path))
 
 
 def run_kernel(name: str, dtype: str, inputs: dict[str, Any], *, source: str | None = None, **kw) -> dict[str, np.ndarray]:
-    """Compile (cached) and run kernel ``name`` on NumPy ``inputs``; return its outputs."""
-    if source is None:
-        from .emit import kernel_source
+    """Compile (cached) and run kernel ``name`` on NumPy ``inputs``; return its outputs.
 
-        source = kernel_source(name)
-    return _kernel(name, hashlib.sha256(source.encode()).hexdigest(), source)(dtype, inputs, **kw)
+    ``source=None`` runs the committed ``gpu/<name>.cu`` text (all kernels in one library).
+    """
+    return CpuKernel(name, source)(dtype, inputs, **kw)

@@ -1,0 +1,145 @@
+"""verified_lora.gpu without a GPU: laziness, argument preparation, kernel selection, and the
+exact/fast dispatch exercised end to end through the CPU-compiled kernels. Tests marked ``gpu``
+run the same kernels through CuPy and are skipped (with the reason) when no GPU is usable."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from verified_lora import exact, gpu
+from verified_lora.approx import features as F
+from verified_lora.errors import InputError
+from verified_lora.examples import random_problem
+from verified_lora.tolerances import max_relative_error, unit_roundoff
+
+
+def test_importing_the_backend_imports_neither_cupy_nor_sympy():
+    code = ("import sys, verified_lora, verified_lora.gpu, verified_lora.exact; "
+            "print('cupy' in sys.modules, 'sympy' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]
+
+
+def test_available_is_false_when_cupy_cannot_be_imported(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cupy", None)  # import cupy -> ImportError
+    assert gpu.available() is False
+    assert gpu.device_name() is None
+
+
+def test_wants_kernels_only_for_cupy():
+    class FakeCupy:
+        __name__ = "cupy"
+
+    assert gpu.wants_kernels(np) is False
+    assert gpu.wants_kernels(FakeCupy()) is True
+
+
+def test_prepare_call_selects_the_dtype_variant_and_types_every_scalar():
+    s32 = np.ones((3, 5), dtype=np.float32)
+    fn, (grid, block), prep = gpu.prepare_call("softmax_rows", {"s": s32, "beta": 0.5})
+    assert fn == "vl_softmax_rows_f32" and (grid, block) == (1, 256)
+    assert type(prep.args[1]) is np.float32 and [type(a) for a in prep.args[-2:]] == [np.int64, np.int64]
+    assert prep.args[-2:] == (3, 5) and prep.outputs["f"].dtype == np.float32
+    fn, _, prep = gpu.prepare_call("paper_grad_rows", {"a": np.ones((2, 2)), "b": np.ones((2, 2)),
+                                                       "r": np.ones(2), "beta": 2})
+    assert fn == "vl_paper_grad_rows_f64" and type(prep.args[3]) is np.float64
+    _, (grid, _), _ = gpu.prepare_call("residual", {"fv": np.ones((1000, 1000)), "y": np.ones((1000, 1000))})
+    assert grid == 3907  # ceil(10^6 / 256) blocks, below the 4096 cap
+
+
+def test_mixed_dtypes_are_refused():
+    with pytest.raises(InputError, match="one dtype"):
+        gpu.prepare_call("residual", {"fv": np.ones((2, 2)), "y": np.ones((2, 2), dtype=np.float32)})
+
+
+# ---------------------------------------------------------------------------- step functions (CPU runner)
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_step_functions_match_the_numpy_path(dtype):
+    rng = np.random.default_rng(5)
+    tol = 64 * unit_roundoff(dtype)
+    s = rng.standard_normal((4, 6)).astype(dtype)
+    e = np.exp(0.5 * s.astype(np.float64))
+    assert max_relative_error(gpu.softmax_rows(s, 0.5), e / e.sum(1, keepdims=True)) < tol
+    xT = rng.uniform(-1, 1, (3, 7)).astype(dtype)
+    assert max_relative_error(gpu.monomials_t(xT, 3), F.monomials_t(xT.astype(np.float64), 3)) < tol
+    x = np.ascontiguousarray(xT.T)
+    mono = np.ascontiguousarray(F.monomials(x, 3))
+    grad = rng.standard_normal(mono.shape).astype(dtype)
+    assert max_relative_error(gpu.monomials_backward(grad, mono, 3, 3), F.monomials_vjp(x, mono, grad)) < tol
+    Y = rng.standard_normal((7, 2)).astype(dtype)
+    C = rng.standard_normal((mono.shape[1], 2)).astype(dtype)
+    monoT = np.ascontiguousarray(mono.T)
+    Dc = F.derivative_coefficients(C, 3, 3)
+    Z = np.ascontiguousarray(monoT[:Dc.shape[0]].T @ Dc)
+    assert max_relative_error(gpu.contract_rows(Z, Y), F.lowrank_vjp_t(monoT, Dc, Y)) < tol
+    t, d, y = rng.standard_normal((5, 3)).astype(dtype), rng.uniform(1, 2, 5).astype(dtype), \
+        rng.standard_normal((5, 3)).astype(dtype)
+    c, yp, r, rneg = gpu.normalised_residual_rows(t, d, y)
+    fv = t / d[:, None]
+    assert max_relative_error(c, fv - y) < tol
+    assert max_relative_error(r, ((fv - y) * fv).sum(1)) < tol
+    assert max_relative_error(np.concatenate([yp, rneg[:, None]], 1),
+                              np.concatenate([fv - y, -r[:, None]], 1) / d[:, None]) < tol
+    a, b = rng.standard_normal((3, 4)).astype(dtype), rng.standard_normal((2, 4)).astype(dtype)
+    assert np.array_equal(gpu.kron_rows_t(a, b), (a[:, None, :] * b[None, :, :]).reshape(6, 4))
+    w, dd = rng.standard_normal(3).astype(dtype), rng.uniform(1, 2, 4).astype(dtype)
+    assert max_relative_error(gpu.scaled_divide(a, w, dd), w[:, None] * a / dd[None, :]) < tol
+    rr = rng.standard_normal(3).astype(dtype)
+    assert max_relative_error(gpu.paper_grad_rows(a, a * 2, rr, 0.5), 0.5 * (a - rr[:, None] * 2 * a)) < tol
+
+
+def test_degree_zero_backward_is_zero():
+    mono = np.ones((4, 1))
+    assert np.array_equal(gpu.monomials_backward(np.ones((4, 1)), mono, 2, 0), np.zeros((4, 2)))
+
+
+# ---------------------------------------------------------------------------- dispatch end to end
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_exact_dispatches_to_kernels_and_agrees(monkeypatch, dtype):
+    problem = random_problem(3, L=7, L_k=5, d_model=4, d_head=3, d_v=2, r=2, adapters=("Q", "K", "V"),
+                             dtype=dtype)
+    plain = exact.loss_and_grads(problem, block_size=3)
+    calls = []
+    real_launch = gpu.launch
+    monkeypatch.setattr(gpu, "wants_kernels", lambda xp: True)
+    monkeypatch.setattr(gpu, "launch", lambda name, *a, **k: calls.append(name) or real_launch(name, *a, **k))
+    kern = exact.loss_and_grads(problem, block_size=3)
+    assert calls.count("softmax_rows") == 3 and calls.count("residual") == 3 and calls.count("softmax_grad_rows") == 3
+    tol = 1e3 * unit_roundoff(dtype)
+    assert abs(kern.loss - plain.loss) <= tol * abs(plain.loss)
+    for key in plain.grads:
+        assert max_relative_error(kern.grads[key], plain.grads[key]) < tol, key
+
+
+# ---------------------------------------------------------------------------- on a GPU
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gpu_kernels_vs_mpmath(dtype):
+    from verified_lora.codegen.accuracy import measure, sample_inputs
+    from verified_lora.codegen.specs import all_specs
+
+    for spec in all_specs():
+        for seed in range(3):
+            inputs = sample_inputs(spec.name, dtype, seed, rows=40, cols=33, d=3, g=3)
+            for out, (ulp, _rel, ratio) in measure(spec.name, dtype, inputs, runner="gpu").items():
+                assert ratio <= 1.0, f"{spec.name}.{out} {dtype}: {ratio:.3g} x bound ({ulp:.3g} ulp)"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_gpu_exact_matches_numpy(dtype):
+    import cupy
+
+    problem = random_problem(4, L=300, L_k=257, d_model=16, d_head=8, d_v=8, r=4, adapters=("Q", "K", "V"),
+                             dtype=dtype)
+    ref = exact.loss_and_grads(problem)
+    dev = exact.loss_and_grads(gpu.to_cupy(problem))
+    assert dev.method == "exact" and gpu.wants_kernels(cupy)
+    tol = 1e3 * unit_roundoff(dtype)
+    for key in ref.grads:
+        assert max_relative_error(cupy.asnumpy(dev.grads[key]), ref.grads[key]) < tol, key
+
