@@ -143,3 +143,22 @@ def test_gpu_exact_matches_numpy(dtype):
     for key in ref.grads:
         assert max_relative_error(cupy.asnumpy(dev.grads[key]), ref.grads[key]) < tol, key
 
+
+
+def test_feature_helpers_dispatch_to_kernels(monkeypatch):
+    """approx.features.monomials_t / lowrank_vjp_t take the kernel branch for CuPy; forced here on NumPy."""
+    rng = np.random.default_rng(11)
+    KT = rng.uniform(-1, 1, (3, 20))
+    buf = np.empty((F.rank(3, 3), 32))
+    plain = F.monomials_t(np.ascontiguousarray(KT[:, 2:15]), 3).copy()
+    Dc = F.derivative_coefficients(rng.standard_normal((plain.shape[0], 4)), 3, 3)
+    Y = rng.standard_normal((13, 4))
+    vjp_plain = F.lowrank_vjp_t(plain, Dc, Y)
+    calls = []
+    real_launch = gpu.launch
+    monkeypatch.setattr(gpu, "wants_kernels", lambda xp: True)
+    monkeypatch.setattr(gpu, "launch", lambda name, *a, **k: calls.append(name) or real_launch(name, *a, **k))
+    out = F.monomials_t(KT[:, 2:15], 3, out=buf[:, :13])        # strided input and output, as fast's cores pass
+    assert out.base is buf and np.allclose(out, plain, rtol=1e-15, atol=0)
+    assert max_relative_error(F.lowrank_vjp_t(out, Dc, Y), vjp_plain) < 64 * unit_roundoff("float64")
+    assert calls == ["monomials_t", "contract_rows"]

@@ -195,8 +195,13 @@ def monomials_t(xT: Any, g: int, out: Any = None) -> Any:
     d = int(xT.shape[0])
     parent, var = monomial_tables(d, int(g))
     xp = _xp_of(xT)
-    return launch("monomials_t", {"x": xT, "parent": _table(xp, parent), "var": _table(xp, var)},
-                  None if out is None else {"mono": out})["mono"]
+    strided = out is not None and not out.flags.c_contiguous  # e.g. a column block of a work buffer
+    mono = launch("monomials_t", {"x": xp.ascontiguousarray(xT), "parent": _table(xp, parent),
+                                  "var": _table(xp, var)}, None if out is None or strided else {"mono": out})["mono"]
+    if strided:
+        out[...] = mono
+        return out
+    return mono
 
 
 def monomials_backward(grad: Any, mono: Any, d: int, g: int) -> Any:

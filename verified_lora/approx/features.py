@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import gpu as _gpu
 from .._xp import array_namespace
 from ..errors import InputError
 
@@ -253,6 +254,8 @@ def monomials_t(xT: Any, g: int, out: Any = None) -> Any:
     elif tuple(out.shape) != (lay.k, n) or out.dtype != xT.dtype:
         raise InputError("out", f"an array of shape {(lay.k, n)} and dtype {xT.dtype}",
                          f"shape {tuple(out.shape)} and dtype {out.dtype}")
+    if _gpu.wants_kernels(xp):                   # CuPy: the generated kernel gpu/monomials_t.cu
+        return _gpu.monomials_t(xT, g, out)
     out[0, :] = 1
     for (_t, i, dst0, dst1, src0, src1) in lay.steps:
         xp.multiply(xT[i:i + 1, :], out[src0:src1, :], out=out[dst0:dst1, :])
@@ -357,8 +360,10 @@ def lowrank_vjp_t(monoT: Any, Dc: Any, Y: Any) -> Any:
     d = Dc.shape[1] // a
     if kp == 0:
         return xp.zeros((n, d), dtype=Y.dtype)
-    Z = (monoT[:kp].T @ Dc).reshape(n, d, a)
-    return xp.einsum("nja,na->nj", Z, Y)
+    Z = monoT[:kp].T @ Dc
+    if _gpu.wants_kernels(xp):                   # CuPy: the generated kernel gpu/contract_rows.cu
+        return _gpu.contract_rows(xp.ascontiguousarray(Z), xp.ascontiguousarray(Y))
+    return xp.einsum("nja,na->nj", Z.reshape(n, d, a), Y)
 
 
 @lru_cache(maxsize=256)
