@@ -162,3 +162,31 @@ def test_every_kernel_compiles_with_nvcc(tmp_path):
         ptx = (tmp_path / f.with_suffix(".ptx").name).read_text()
         spec = get_spec(f.stem)
         assert f".entry vl_{spec.name}_f32" in ptx and f".entry vl_{spec.name}_f64" in ptx
+
+
+# ---------------------------------------------------------------------------- CLI and verify
+def test_kernels_command_exit_codes(tmp_path, capsys):
+    from verified_lora.cli import main
+
+    assert main(["kernels", "--update", "--dir", str(tmp_path), "-q"]) == 0
+    assert main(["kernels", "--check", "--dir", str(tmp_path), "-q"]) == 0
+    assert "drift check: clean" in capsys.readouterr().out
+    victim = tmp_path / "softmax_rows.cu"
+    victim.write_text(victim.read_text().replace("fmaxf(", "fminf("))
+    assert main(["kernels", "--check", "--dir", str(tmp_path), "-q"]) == 1
+    out = capsys.readouterr().out
+    assert "drift check: FAIL" in out and "+++ generated/softmax_rows.cu" in out
+
+
+def test_verify_section_reports_every_check():
+    from verified_lora.codegen.report import kernels_section
+
+    section = kernels_section(None, lambda msg: None)
+    verdicts = {c.name: c.verdict for c in section.checks}
+    assert verdicts["gpu/*.cu match the specs (drift)"] == "PASS"
+    assert verdicts["CPU-run kernels vs mpmath, float64"] == "PASS"
+    assert verdicts["CPU-run kernels vs mpmath, float32"] == "PASS"
+    assert verdicts["nvcc -ptx -arch=sm_90"] == ("PASS" if shutil.which("nvcc") else "SKIP")
+    from verified_lora import gpu
+
+    assert verdicts[next(n for n in verdicts if n.startswith("GPU kernels"))] == ("PASS" if gpu.available() else "SKIP")

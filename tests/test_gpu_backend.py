@@ -162,3 +162,30 @@ def test_feature_helpers_dispatch_to_kernels(monkeypatch):
     assert out.base is buf and np.allclose(out, plain, rtol=1e-15, atol=0)
     assert max_relative_error(F.lowrank_vjp_t(out, Dc, Y), vjp_plain) < 64 * unit_roundoff("float64")
     assert calls == ["monomials_t", "contract_rows"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", ["factored", "paper"])
+def test_gpu_fast_matches_numpy(method):
+    """The fast path on CuPy (features and contraction kernels, cuBLAS GEMMs) vs on NumPy, same polynomial."""
+    import math
+    from fractions import Fraction
+
+    import cupy
+
+    from verified_lora import fast
+    from verified_lora.approx.features import rank
+    from verified_lora.tolerances import fast_path_rounding
+
+    problem = random_problem(6, L=500, d_model=8, d_head=3, d_v=3, r=2, adapters=("Q", "K", "V"), beta=0.3, scale=0.3)
+    g = 6
+    coeffs = [Fraction(1, math.factorial(t)) for t in range(g + 1)]
+    host = fast.run_with_polynomial(problem, coeffs, method)
+    dev = fast.run_with_polynomial(gpu.to_cupy(problem), coeffs, method)
+    P = problem.x_q @ problem.weight("Q")
+    K = problem.x_q @ problem.weight("K")
+    R = abs(problem.beta) * np.linalg.norm(P, axis=1).max() * np.linalg.norm(K, axis=1).max()
+    tol = 2 * fast_path_rounding(rank(3, g), problem.L_k, g, R)  # each path is within the rounding model
+    assert abs(dev[0] - host[0]) <= tol * abs(host[0])
+    for key in host[1]:
+        assert max_relative_error(cupy.asnumpy(dev[1][key]), host[1][key]) < tol, key
