@@ -180,6 +180,31 @@ class WrongBackward(CorrectCustomBackward):
     wrong_db = True
 
 
+class _ActivationDtypeLora(torch.autograd.Function):
+    """Unsloth-style: A and B are cast to the activation dtype, so dA and dB are 16-bit accurate."""
+
+    @staticmethod
+    def forward(ctx, x, a, b, s):
+        a16, b16 = a.to(x.dtype), b.to(x.dtype)
+        ctx.save_for_backward(x, a16, b16)
+        ctx.s = s
+        return (x @ a16.T @ b16.T) * s
+
+    @staticmethod
+    def backward(ctx, g):
+        x, a, b = ctx.saved_tensors
+        x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1]).to(x.dtype)
+        gb = g2 @ b
+        return (ctx.s * gb @ a).reshape(x.shape), ctx.s * gb.T @ x2, ctx.s * g2.T @ (x2 @ a.T), None
+
+
+class AdapterGradsInActivationDtype(GoodLoraLinear):
+    """Accepts float32 adapters with bfloat16 inputs but computes their gradients in bfloat16."""
+
+    def lora_branch(self, x: torch.Tensor) -> torch.Tensor:
+        return _ActivationDtypeLora.apply(self.lora_dropout(x), self.lora_A, self.lora_B, self.scaling)
+
+
 class InputMutation(GoodLoraLinear):
     """Scales the dropout output in place; with p = 0 dropout is the identity, so the caller's x changes."""
 
@@ -317,6 +342,7 @@ merge_without_scale = _layer(MergeWithoutScale)
 unmerge_not_restoring = _layer(UnmergeNotRestoring)
 wrong_backward = _layer(WrongBackward)
 input_mutation = _layer(InputMutation)
+adapter_grads_in_activation_dtype = _layer(AdapterGradsInActivationDtype)
 rslora_claimed_alpha_over_r = _layer(RsloraClaimedAlphaOverR)
 torchtune_style = _layer(TorchtuneStyleLoRALinear)
 
@@ -384,6 +410,7 @@ BROKEN = {
     "input_mutation": "input_unchanged",
     "slice_off_by_one": "qkv_slices",
     "rslora_claimed_alpha_over_r": "scaling",
+    "adapter_grads_in_activation_dtype": "precision_mixed",
 }
 """Broken factory name -> the one check that must fail (every other applicable check must pass)."""
 

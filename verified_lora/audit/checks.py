@@ -60,6 +60,8 @@ CHECKS: dict[str, tuple[str, str]] = {
                           "s10 #11; Unsloth dtype caveat, #22"),
     "precision_bfloat16": ("bfloat16 gradients as accurate as bfloat16 warrants", "s10 #11"),
     "precision_float16": ("float16 gradients as accurate as float16 warrants", "s10 #11"),
+    "precision_mixed": ("float32 adapters on a bfloat16 base: adapter gradients float32-accurate, not 16-bit",
+                        "s10 #11; Unsloth computes dA, dB in the activation dtype"),
     "attention_loss": ("attention loss of the module vs mpmath reference (verified_lora.reference)",
                        "s10 #2 at attention level"),
     "attention_grads": ("adapter gradients of the attention module, mapped to the paper, vs mpmath reference",
@@ -640,6 +642,44 @@ def _check_precision(ex: _Example, dtype: str) -> Outcome:
     return _worst(outs)
 
 
+def _check_precision_mixed(ex: _Example) -> Outcome:
+    """bfloat16 base weight, bias and input; float32 adapters (PEFT's default autocast_adapter_dtype).
+
+    The adapter gradients depend only on float32 arithmetic on values that are exact in float32
+    (bfloat16 inputs and upstream gradients), so they are held to the float32 bound against the
+    mpmath reference on the stored values. A layer that rejects the mixed dtypes is not applicable.
+    """
+    view = ex.fresh("bfloat16")
+    for t in view.lora_parameters().values():
+        t.data = t.data.to(torch.float32)
+    v = ex.values
+    view.write(v.W, v.bias, v.blocks)  # W, b rounded to bfloat16; A, B (and bB) to float32
+    arrays = view.read()
+    x0 = _t(v.x, "bfloat16", requires_grad=True)
+    g = _t(v.g, "bfloat16")
+    xr, gr = x0.detach().to(torch.float64).numpy(), g.to(torch.float64).numpy()
+    try:
+        y = view.module(x0.clone())
+        (y * g.to(y.dtype)).sum().backward()
+    except RuntimeError as exc:
+        return Outcome(None, detail=f"float32 adapters on a bfloat16 base not supported: {str(exc).splitlines()[0][:100]}")
+    ref = layer_reference(arrays, xr, gr)
+    bnd = layer_bounds(arrays, xr, gr, "float32")
+    outs = []
+    for gi, (got, rb, bb) in enumerate(zip(view.grads(), ref.blocks, bnd["blocks"])):
+        for n in ("dA", "dB", "dbB"):
+            if rb[n] is None:
+                continue
+            if got[n] is None:
+                outs.append(Outcome(False, math.inf, None, f"no gradient for {n}"))
+                continue
+            o = _compare(got[n], rb[n], bb[n])
+            u = unit_roundoff_of("float32")
+            o.detail = f"{n}: worst error = {o.error / u:.3g} u_float32 (allowed {o.bound / u:.3g} u)" if o.error else n
+            outs.append(o)
+    return _worst(outs)
+
+
 # ------------------------------------------------------------------------------------ runner
 def _guard(fn: Callable[[], Outcome]) -> Outcome:
     try:
@@ -693,6 +733,7 @@ def run_layer_case(case: LayerCase, *, seed: int, examples: int, checks: list[st
             "precision_float32": lambda: _check_precision(ex, "float32"),
             "precision_bfloat16": lambda: _check_precision(ex, "bfloat16"),
             "precision_float16": lambda: _check_precision(ex, "float16"),
+            "precision_mixed": lambda: _check_precision_mixed(ex),
         }
         uses_std = {"scaling", "forward", "grad_A", "grad_B", "grad_input", "grad_nonzero"}
         for name in wanted:
@@ -872,5 +913,7 @@ def run_attention_case(case: AttentionCase, *, seed: int, examples: int,
 def run_case(case: LayerCase | AttentionCase, *, seed: int = 0, examples: int = 3, checks: list[str] | None = None,
              progress: Callable[[str], None] | None = None) -> list[CheckResult]:
     if isinstance(case, AttentionCase):
+        if checks is not None and not set(checks) & set(ATTENTION_CHECKS):
+            return []
         return run_attention_case(case, seed=seed, examples=examples, progress=progress)
     return run_layer_case(case, seed=seed, examples=examples, checks=checks, progress=progress)
