@@ -161,7 +161,12 @@ def test_feature_helpers_dispatch_to_kernels(monkeypatch):
     out = F.monomials_t(KT[:, 2:15], 3, out=buf[:, :13])        # strided input and output, as fast's cores pass
     assert out.base is buf and np.allclose(out, plain, rtol=1e-15, atol=0)
     assert max_relative_error(F.lowrank_vjp_t(out, Dc, Y), vjp_plain) < 64 * unit_roundoff("float64")
-    assert calls == ["monomials_t", "contract_rows"]
+    grad = rng.standard_normal((13, plain.shape[0]))
+    x = np.ascontiguousarray(KT[:, 2:15].T)
+    vjp = F.monomials_vjp(x, out.T, grad)                       # transposed (strided) monomials, as phi_*_vjp pass
+    monkeypatch.setattr(gpu, "wants_kernels", lambda xp: False)
+    assert max_relative_error(vjp, F.monomials_vjp(x, plain.T, grad)) < 64 * unit_roundoff("float64")
+    assert calls == ["monomials_t", "contract_rows", "monomials_backward"]
 
 
 @pytest.mark.gpu

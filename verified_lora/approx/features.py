@@ -293,6 +293,8 @@ def monomials_vjp(x: Any, mono: Any, grad: Any) -> Any:
     if tuple(mono.shape) != (n, k) or tuple(grad.shape) != (n, k):
         raise InputError("grad", f"arrays mono and grad of shape {(n, k)}",
                          f"mono {tuple(mono.shape)}, grad {tuple(grad.shape)}")
+    if _gpu.wants_kernels(xp):                   # CuPy: the generated kernel gpu/monomials_backward.cu
+        return _gpu.monomials_backward(xp.ascontiguousarray(grad), xp.ascontiguousarray(mono), d, g)
     G = xp.ascontiguousarray(grad.T).copy()      # (k x n) work copy
     M = xp.ascontiguousarray(mono.T)
     xT = xp.ascontiguousarray(x.T)
