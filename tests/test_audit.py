@@ -60,7 +60,7 @@ def test_layout_mapping_torch_to_paper():
 
 def test_attention_mapping_matches_lora_attention_weights():
     """The mapped problem's effective weights are the torch module's merged weights, transposed."""
-    from verified_lora.audit.checks import attention_problem
+    from verified_lora.audit.attention import attention_problem
 
     torch.manual_seed(0)
     module = bl.attention_good(d_model=5, d_head=4, d_v=3, r=2, alpha=3.0, bias=False).double()
@@ -206,3 +206,17 @@ def test_verify_section_audits_installed_libraries():
             assert any(n == f"audit {lib}" for n in names)  # SKIP line with the reason
         else:
             assert f"{lib} forward" in names and f"{lib} grad_A" in names
+
+
+def test_peft_dora_is_rejected_as_unsupported():
+    pytest.importorskip("peft")
+    from peft import LoraConfig, inject_adapter_in_model
+
+    from verified_lora.audit.torch_models import Holder
+
+    def dora_layer():
+        cfg = LoraConfig(r=2, lora_alpha=3, target_modules=["proj"], use_dora=True)
+        return inject_adapter_in_model(cfg, Holder(torch.nn.Linear(5, 4)))
+
+    with pytest.raises(AuditError, match="LoRA variant"):
+        audit(dora_layer, examples=1)

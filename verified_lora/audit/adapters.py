@@ -223,6 +223,11 @@ class PeftView(LayerView):
         if not names:
             raise AuditError("PEFT LoraLayer with no active adapter present in lora_A")
         self.name = names[0]
+        variant = getattr(module, "lora_variant", {}).get(self.name)
+        if variant is not None or getattr(module, "use_dora", {}).get(self.name, False):
+            raise AuditError(f"PEFT layer {type(module).__name__}: adapter {self.name!r} is a LoRA variant "
+                             f"({type(variant).__name__ if variant is not None else 'DoRA'}); only plain LoRA is "
+                             "supported by the audit")
         self.d_in = int(module.in_features)
         self.d_out = int(module.out_features)
         self.r = int(module.r[self.name])
