@@ -64,8 +64,8 @@ class KernelSpec:
     ----------
     name:        kernel name; the C functions are ``vl_<name>_f32`` and ``vl_<name>_f64``.
     template:    one of :data:`TEMPLATES`.
-    form:        name of the form in :data:`verified_lora.symbolic.elementwise.FORMS` it prints
-                 (for ``monomials`` two forms, ``"monomial_step+monomial_weight"``).
+    form:        name of the form in :func:`verified_lora.symbolic.elementwise.forms` it prints
+                 (several forms may be joined with ``+``).
     inputs, outputs: the arguments, in signature order (inputs first, then outputs, then sizes).
     doc:         the formula in words, with the paper reference.
     used_by:     which algorithm step calls it ("exact", "fast", ...).

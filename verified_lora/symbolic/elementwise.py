@@ -9,7 +9,7 @@ does not state as element forms (the stabilising row max, the algebraic rearrang
 path uses, the feature recurrences) are written here and proved, like every lowered form, by
 exact SymPy algebra for all shapes in a small scope in
 :mod:`verified_lora.symbolic.elementwise_proofs` against the ``derive.py`` matrices and
-:mod:`verified_lora.approx.features`. Kernels print only the forms in :data:`FORMS`.
+:mod:`verified_lora.approx.features`. Kernels print only the forms of :func:`forms`.
 
 Symbols are real and named after kernel arguments; reductions are named after the row value
 they produce.
