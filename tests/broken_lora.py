@@ -103,6 +103,14 @@ class TransposedB(GoodLoraLinear):
         return (self.lora_dropout(x) @ self.lora_A.T @ self.lora_B) * self.scaling
 
 
+class FanInFanOutNotTransposed(GoodLoraLinear):
+    """Declares fan_in_fan_out=True (weight stored in x out) but stores and uses weight as (out x in)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fan_in_fan_out = True
+
+
 class BiasScaledOnMerge(GoodLoraLinear):
     """Merge also multiplies the bias by (1 + s); unmerge divides it back."""
 
@@ -336,6 +344,7 @@ good = _layer(GoodLoraLinear)
 custom_backward = _layer(CorrectCustomBackward)
 wrong_scale = _layer(WrongScale)
 transposed_b = _layer(TransposedB)
+fan_in_fan_out_not_transposed = _layer(FanInFanOutNotTransposed)
 bias_scaled_on_merge = _layer(BiasScaledOnMerge)
 dropout_at_eval = _layer(DropoutAtEval)
 merge_without_scale = _layer(MergeWithoutScale)
@@ -402,6 +411,7 @@ not_callable = 42
 BROKEN = {
     "wrong_scale": "scaling",
     "transposed_b": "layout",
+    "fan_in_fan_out_not_transposed": "layout",
     "bias_scaled_on_merge": "merge_forward",
     "dropout_at_eval": "dropout",
     "merge_without_scale": "merge_forward",

@@ -220,3 +220,16 @@ def test_peft_dora_is_rejected_as_unsupported():
 
     with pytest.raises(AuditError, match="LoRA variant"):
         audit(dora_layer, examples=1)
+
+
+def test_verify_section_says_skip_when_a_library_is_absent(monkeypatch):
+    import verified_lora.audit.targets as targets
+    from verified_lora.audit import verify_section
+
+    real = targets.builtin_available
+    monkeypatch.setattr(targets, "builtin_available",
+                        lambda name: (False, f"{name} is not importable (simulated)") if name == "peft" else real(name))
+    section = verify_section(None, lambda msg: None)
+    skip = [c for c in section.checks if c.name == "audit peft"]
+    assert len(skip) == 1 and skip[0].passed is None and "not importable" in skip[0].detail
+    assert not any(c.name.startswith("peft ") for c in section.checks)

@@ -132,6 +132,8 @@ def draw_attention_spec(rng: np.random.Generator, i: int, *, rslora: bool = Fals
     r = int(rng.integers(2, 4))
     d_model = int(rng.integers(r + 1, 7))
     d_head = int(rng.integers(r + 1, 7))
+    if d_head == d_model:  # square projections hide transposition bugs
+        d_head += 1
     d_v = int(rng.integers(2, 6))
     alpha = float(rng.choice([a for a in ALPHAS if a != r]))
     return AttentionSpec(d_model=d_model, d_head=d_head, d_v=d_v, r=r, alpha=alpha, bias=i % 2 == 0,
