@@ -127,6 +127,14 @@ class _FlintBackend:
     def abs(x):
         return abs(x)
 
+    def shifted_abs_sup(self, p, m, r):
+        """Ball containing ``sum_i |q_i| r^i`` where ``p(m + t) = sum_i q_i t^i``."""
+        coeffs = p(self.flint.arb_poly([m, 1])).coeffs()
+        acc = self.flint.arb(0)
+        for c in reversed(coeffs):
+            acc = acc * r + abs(c)
+        return acc
+
     @staticmethod
     def _arb_to_fraction(a) -> Fraction:
         man, exp = a.man_exp()
@@ -204,6 +212,19 @@ class _MpmathBackend:
     @staticmethod
     def abs(x):
         return abs(x)
+
+    def shifted_abs_sup(self, p, m, r):
+        """Interval containing ``sum_i |q_i| r^i`` where ``p(m + t) = sum_i q_i t^i``
+        (Taylor shift by repeated synthetic division, O(g^2) interval operations)."""
+        c = list(p)
+        n = len(c)
+        for k in range(n - 1):
+            for j in range(n - 2, k - 1, -1):
+                c[j] = c[j] + m * c[j + 1]
+        acc = self.iv.mpf(0)
+        for q in reversed(c):
+            acc = acc * r + abs(q)
+        return acc
 
     @staticmethod
     def _mpf_tuple_to_fraction(t) -> Fraction:
@@ -312,6 +333,7 @@ def _branch_and_bound(poly: Polynomial, R: Fraction, be, rel_tol: float, max_pie
         inv_fact = [be.point(Fraction(1, math.factorial(n))) for n in range(K + 1)]
 
         lower, argmax = Fraction(0), Fraction(0)
+        rel_tol_q = Fraction(rel_tol)
 
         def note_lower(h, x):
             nonlocal lower, argmax
@@ -335,9 +357,18 @@ def _branch_and_bound(poly: Polynomial, R: Fraction, be, rel_tol: float, max_pie
             for n in range(1, K):
                 rn = rn * rb
                 total = total + be.abs(be.evaluate(q_b[n], mb) * e_m) * rn * inv_fact[n]
+            rk = rn * rb * inv_fact[K]
             xb = be.interval(lo, hi)
-            hk = be.evaluate(q_b[K], xb) * be.exp(-xb)
-            total = total + be.abs(hk) * (rn * rb) * inv_fact[K]
+            rem = be.abs(be.evaluate(q_b[K], xb) * be.exp(-xb)) * rk
+            rem_up = be.abs_upper(rem)
+            if rem_up > lower * rel_tol_q / 4:
+                # Interval Horner over X wraps badly when |x| is large (power-basis terms ~ e^|x|
+                # cancel); bound Q_K on X through its exact Taylor shift at m instead:
+                # |Q_K(m + t)| <= sum_i |q_i| r^i,  e^{-x} <= e^{r - m} on X.
+                alt = be.shifted_abs_sup(q_b[K], mb, rb) * be.exp(rb - mb) * rk
+                if be.abs_upper(alt) < rem_up:
+                    rem = alt
+            total = total + rem
             return be.abs_upper(total)
 
         heap: list = []

@@ -144,7 +144,7 @@ def remez_relative_exp(R: Fraction, g: int, tol: float = 1e-7, maxiter: int = 60
             return to_fix(mp.exp(-rm * mp.mpf(s_fix) / scale))
 
         ref = [to_fix(-mp.cos(mp.pi * i / (n - 1))) for i in range(n)]
-        m_grid = 8 * n + 16
+        m_grid = 2 * n + 16
         grid = [to_fix(-mp.cos(mp.pi * j / (m_grid - 1))) for j in range(m_grid)]
         grid[0], grid[-1] = -fx.one, fx.one
         w_grid = [wexp(s) for s in grid]
@@ -176,11 +176,17 @@ def remez_relative_exp(R: Fraction, g: int, tol: float = 1e-7, maxiter: int = 60
             def ddfun(s, dcheb=dcheb, ddcheb=ddcheb):
                 return fx.clenshaw(ddcheb, s) - fx.mul(r_fix, fx.clenshaw(dcheb, s))
 
-            vals = [err(s, w) for s, w in zip(grid, w_grid)]
-            cands = [(grid[0], vals[0])]
-            for j in range(1, m_grid - 1):
+            # Grid: the fixed Chebyshev grid plus 8 points in every gap of the current reference
+            # (the new extrema lie near the old reference points, wherever the weight puts them).
+            extra = sorted({ref[i] + (ref[i + 1] - ref[i]) * j // 8 for i in range(n - 1) for j in range(1, 8)}
+                           - set(grid))
+            pts = sorted(list(zip(grid, w_grid)) + [(s, wexp(s)) for s in extra])
+            gs = [s for s, _ in pts]
+            vals = [err(s, w) for s, w in pts]
+            cands = [(gs[0], vals[0])]
+            for j in range(1, len(gs) - 1):
                 if (vals[j] - vals[j - 1]) * (vals[j + 1] - vals[j]) <= 0:
-                    lo, hi, s = grid[j - 1], grid[j + 1], grid[j]
+                    lo, hi, s = gs[j - 1], gs[j + 1], gs[j]
                     for _newton in range(6):
                         dd = ddfun(s)
                         if dd == 0:
@@ -193,8 +199,8 @@ def remez_relative_exp(R: Fraction, g: int, tol: float = 1e-7, maxiter: int = 60
                         if done:
                             break
                     e_s = err(s)
-                    cands.append((s, e_s) if abs(e_s) >= abs(vals[j]) else (grid[j], vals[j]))
-            cands.append((grid[-1], vals[-1]))
+                    cands.append((s, e_s) if abs(e_s) >= abs(vals[j]) else (gs[j], vals[j]))
+            cands.append((gs[-1], vals[-1]))
             chosen = _select_alternating(cands, n)
             if len(chosen) < n:  # not enough alternation: keep the current solution
                 break
