@@ -194,3 +194,93 @@ def test_gpu_fast_matches_numpy(method):
     assert abs(dev[0] - host[0]) <= tol * abs(host[0])
     for key in host[1]:
         assert max_relative_error(cupy.asnumpy(dev[1][key]), host[1][key]) < tol, key
+
+
+# ---------------------------------------------------------------------------- the CuPy branch, simulated
+def _fake_cupy():
+    """A stand-in 'cupy' module: arrays are ndarray subclasses living in module 'cupy', RawModule
+    functions run the CPU-compiled kernel library with exactly the arguments gpu.launch passes."""
+    import ctypes
+    import types
+
+    from verified_lora.codegen import cpu
+
+    class ndarray(np.ndarray):
+        @property
+        def data(self):
+            return types.SimpleNamespace(ptr=self.ctypes.data)
+
+    ndarray.__module__ = "cupy"
+    lib = cpu._load(cpu.compile_library(cpu.default_sources()))
+    launches = []
+
+    class RawModule:
+        def __init__(self, code, options=()):
+            self.code, self.options = code, options
+
+        def get_function(self, name):
+            def run(grid, block, args):
+                launches.append((name, grid, block, tuple(type(a) for a in args)))
+                cargs = [ctypes.c_uint(grid[0]), ctypes.c_uint(block[0]), ctypes.c_int(0)]
+                for a in args:
+                    if isinstance(a, np.ndarray):
+                        cargs.append(ctypes.c_void_p(a.ctypes.data))
+                    elif isinstance(a, np.int64):
+                        cargs.append(ctypes.c_longlong(int(a)))
+                    elif isinstance(a, np.float32):
+                        cargs.append(ctypes.c_float(float(a)))
+                    elif isinstance(a, np.float64):
+                        cargs.append(ctypes.c_double(float(a)))
+                    else:
+                        raise TypeError(f"untyped kernel argument {a!r}: CuPy would guess its C type")
+                getattr(lib, f"launch_{name}")(*cargs)
+            return run
+
+    class Device:
+        id = 0
+
+        def __init__(self, i=0):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    fake = types.ModuleType("cupy")
+    fake.ndarray = ndarray
+    fake.RawModule = RawModule
+    fake.cuda = types.SimpleNamespace(is_available=lambda: True, Device=Device)
+    fake.asarray = lambda a: np.ascontiguousarray(a).view(ndarray)
+    fake.ascontiguousarray = lambda a: np.ascontiguousarray(a).view(ndarray)
+    fake.empty = lambda shape, dtype: np.empty(shape, dtype).view(ndarray)
+    fake.zeros = lambda shape, dtype: np.zeros(shape, dtype).view(ndarray)
+    return fake, launches
+
+
+def test_cupy_branch_of_launch_with_a_simulated_cupy(monkeypatch):
+    fake, launches = _fake_cupy()
+    monkeypatch.setitem(sys.modules, "cupy", fake)
+    gpu._module.cache_clear()
+    try:
+        rng = np.random.default_rng(2)
+        s = rng.standard_normal((300, 7)).astype(np.float32)
+        f = gpu.softmax_rows(fake.asarray(s), 0.5)
+        assert type(f).__module__ == "cupy" and f.dtype == np.float32
+        e = np.exp(0.5 * s.astype(np.float64))
+        assert max_relative_error(np.asarray(f), e / e.sum(1, keepdims=True)) < 64 * unit_roundoff("float32")
+        name, grid, block, types_ = launches[-1]
+        assert (name, grid, block) == ("vl_softmax_rows_f32", (2,), (256,))
+        assert types_[1:] == (np.float32, fake.ndarray, np.int64, np.int64)
+        xT = fake.asarray(rng.uniform(-1, 1, (2, 9)))
+        mono = gpu.monomials_t(xT, 3)
+        assert np.allclose(np.asarray(mono), F.monomials_t(np.asarray(xT), 3), rtol=1e-15, atol=0)
+        assert launches[-1][0] == "vl_monomials_t_f64" and launches[-1][3][1:3] == (fake.ndarray, fake.ndarray)
+        from verified_lora.codegen.emit import module_source
+
+        assert gpu._module(0).code == module_source()
+        with pytest.raises(InputError, match="cupy array"):
+            gpu.launch("residual", {"fv": fake.asarray(np.ones((2, 2))), "y": np.ones((2, 2))})
+    finally:
+        gpu._module.cache_clear()
