@@ -55,6 +55,8 @@ __all__ = [
     "scale_expr",
     "forward",
     "backward",
+    "weight_gradients",
+    "adapter_gradients",
     "derive",
     "autodiff",
     "softmax_rows",
@@ -266,6 +268,21 @@ def forward(inp: Inputs, exp: Callable[[sp.Expr], sp.Expr] = sp.exp) -> Terms:
     return Terms(W=W, P=P, K=K, V=V, S=S, u=u, alpha=alpha, f=f, c=c, loss=loss)
 
 
+def weight_gradients(x_q: Any, x_k: Any, x_v: Any, P: Any, K: Any, f: Any, c: Any, p: Any,
+                     beta: Any) -> dict[str, Any]:
+    """``dL/dW_mu`` from ``p = dL/dS`` (works for ``Matrix`` and ``MatrixSymbol`` alike).
+
+    ``G_Q = beta X_Q^T p K`` (Lemma 3.2), ``G_K = beta X_K^T p^T P`` (Lemmas D.3/D.4 corrected),
+    ``G_V = X_V^T f^T c`` (not in the paper).
+    """
+    return {"Q": beta * (x_q.T * p * K), "K": beta * (x_k.T * p.T * P), "V": x_v.T * f.T * c}
+
+
+def adapter_gradients(G: Any, a: Any, b: Any, s: Any) -> tuple[Any, Any]:
+    """``(dL/dA, dL/dB) = (s B^T G, s G A^T)`` for ``W = W* + s B A`` (Lemma 3.2, corrected)."""
+    return s * (b.T * G), s * (G * a.T)
+
+
 def backward(inp: Inputs, fw: Terms) -> Terms:
     """Closed-form backward terms (corrected forms; see the module docstring)."""
     f, c, V = fw.f, fw.c, fw.V
@@ -274,15 +291,12 @@ def backward(inp: Inputs, fw: Terms) -> Terms:
     rvec = sp.Matrix(p1.rows, 1, lambda i, _: sp.Add(*p1.row(i)))
     p2 = sp.diag(*rvec) * f
     p = p1 - p2
-    G = {"Q": inp.beta * (inp.x_q.T * p * fw.K),
-         "K": inp.beta * (inp.x_k.T * p.T * fw.P),
-         "V": inp.x_v.T * f.T * c}
+    G = weight_gradients(inp.x_q, inp.x_k, inp.x_v, fw.P, fw.K, f, c, p, inp.beta)
     grads: dict[str, sp.Matrix] = {}
     for key in KEYS:
         if key in inp.adapters:
             a, b = inp.adapters[key]
-            grads[f"A_{key}"] = inp.scale(key) * (b.T * G[key])
-            grads[f"B_{key}"] = inp.scale(key) * (G[key] * a.T)
+            grads[f"A_{key}"], grads[f"B_{key}"] = adapter_gradients(G[key], a, b, inp.scale(key))
     return Terms(W=fw.W, P=fw.P, K=fw.K, V=fw.V, S=fw.S, u=fw.u, alpha=fw.alpha, f=f, c=c, loss=fw.loss,
                  q=q, p1=p1, rvec=rvec, p2=p2, p=p, G=G, grads=grads)
 
@@ -327,7 +341,7 @@ class ElementForm:
     """
 
     name: str
-    out: sp.Indexed
+    out: sp.Expr
     expr: sp.Expr
     ranges: Mapping[str, sp.Expr]
     doc: str
@@ -346,7 +360,7 @@ def element_forms() -> dict[str, ElementForm]:
 
     Keys: ``score``, ``u`` (stabilised: ``exp(S - m)`` with ``m`` the row max, which leaves ``f``
     unchanged), ``alpha``, ``f``, ``c``, ``q``, ``p1``, ``rvec``, ``p2``, ``p`` (the factored form
-    ``f (q - rvec)``), ``kron_row``.
+    ``f (q - rvec)``), ``kron_row``, and ``loss`` (``1/2 sum_i sum_a c[i, a]^2``, a scalar).
     """
     L, L_k, d_head, d_v, k1, k2 = (SIZE_SYMBOLS[n] for n in ("L", "L_k", "d_head", "d_v", "k1", "k2"))
     i, j, a, t, l = sp.symbols("i j a t l", integer=True, nonnegative=True)
@@ -375,6 +389,9 @@ def element_forms() -> dict[str, ElementForm]:
                     "p2 = diag(rvec) f (Definition 3.6, row-stacked)"),
         ElementForm("p", p[i, j], f[i, j] * (q[i, j] - rvec[i]), ij,
                     "p = p1 - p2 = f * (q - rvec 1^T) = dL/dS (factored)"),
+        ElementForm("loss", sp.Symbol("loss"),
+                    sp.Sum(sp.Sum(c[i, a] ** 2, (a, 0, d_v - 1)), (i, 0, L - 1)) / 2, {},
+                    "loss = 1/2 ||c||_F^2 = 1/2 sum_i sum_a c_ia^2 (3.4)"),
         ElementForm("kron_row", U12[i, t], U1[i, sp.floor(t / k2)] * U2[i, sp.Mod(t, k2)], {"i": L, "t": k1 * k2},
                     "row-wise Kronecker: (U1 ⊘ U2)[i, l1 k2 + l2] = U1[i, l1] U2[i, l2]"),
     ]

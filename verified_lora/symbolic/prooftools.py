@@ -1,0 +1,220 @@
+"""Decision procedures and helpers shared by the proof scripts under ``proofs/``.
+
+* :func:`polynomial_identity` decides ``lhs == rhs`` for expressions built from the leaves, the
+  formal exponential :class:`~verified_lora.symbolic.derive.FormalExp` and reciprocals of
+  softmax normalisers. Every ``FormalExp(S_ij)`` becomes an independent positive symbol
+  ``e_k`` and every ``(sum of e's)^(-n)`` becomes ``z^n`` with an independent symbol ``z``; the
+  two sides are then compared as polynomials over QQ (SymPy's sparse ``PolyRing``). An identity
+  between the two polynomials in independent variables implies the identity after substituting
+  ``e = exp(S)`` and ``z = 1/alpha`` back, so a "yes" is a proof; a "no" is only "not proved"
+  (never used to claim falsity: counterexamples are exact evaluations).
+* :func:`inline` expands element-level forms (``derive.element_forms``) into their definitions,
+  renaming bound summation indices so nothing is captured.
+* :func:`shapes_up_to` enumerates every shape of a declared small scope.
+* :func:`stochastic_rows` builds exact rational row-stochastic matrices: any positive
+  row-stochastic ``f`` is ``softmax(S)`` for ``S = log f``, so counterexamples at the level of
+  ``f`` are counterexamples for real scores.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+import sympy as sp
+
+from .certificates import ProofFailure
+from .derive import ElementForm, FormalExp
+
+__all__ = [
+    "polynomial_identity",
+    "assert_identity",
+    "inline",
+    "shapes_up_to",
+    "stochastic_rows",
+    "rational_matrix",
+    "matrix_product_shape",
+    "fresh_bound",
+]
+
+
+def _to_polynomials(exprs: Sequence[sp.Expr]) -> list[Any]:
+    exprs = [sp.sympify(e) for e in exprs]
+    atoms = sorted(set().union(*[e.atoms(FormalExp) for e in exprs]), key=sp.default_sort_key)
+    e_syms = {a: sp.Symbol(f"_e{k}", positive=True) for k, a in enumerate(atoms)}
+    exprs = [e.xreplace(e_syms) for e in exprs]
+    e_set = set(e_syms.values())
+    recips: dict[sp.Expr, sp.Symbol] = {}
+
+    def is_recip(x: sp.Basic) -> bool:
+        return (x.is_Pow and x.exp.is_Integer and x.exp < 0 and x.base.is_Add
+                and bool(x.base.free_symbols) and x.base.free_symbols <= e_set)
+
+    def to_z(x: sp.Pow) -> sp.Expr:
+        z = recips.setdefault(x.base, sp.Symbol(f"_z{len(recips)}"))
+        return z ** (-x.exp)
+
+    exprs = [e.replace(is_recip, to_z) for e in exprs]
+    gens = sorted(set().union(*[e.free_symbols for e in exprs]), key=sp.default_sort_key) or [sp.Symbol("_one")]
+    ring = sp.polys.rings.PolyRing(gens, sp.QQ)
+    ring = ring[0] if isinstance(ring, tuple) else ring
+    try:
+        return [ring.from_expr(e) for e in exprs]
+    except Exception as exc:  # a non-polynomial remainder (e.g. an unmatched division)
+        raise ProofFailure(f"expression is not polynomial after the exp/reciprocal substitution: {exc}") from exc
+
+
+def polynomial_identity(lhs: sp.Expr, rhs: sp.Expr) -> bool:
+    """True when ``lhs - rhs`` vanishes as a polynomial in the leaves, ``e = exp(.)`` and ``z = 1/alpha``.
+
+    A True answer proves ``lhs == rhs`` for all real leaves; False means "not proved".
+    """
+    a, b = _to_polynomials([lhs, rhs])
+    return a == b
+
+
+def assert_identity(lhs: Any, rhs: Any, what: str) -> int:
+    """Check entrywise ``lhs == rhs`` (matrices or scalars) with :func:`polynomial_identity`.
+
+    Returns the number of scalar identities checked; raises :class:`ProofFailure` naming the
+    first entry that does not reduce to zero, or a shape mismatch.
+    """
+    lhs_m = lhs if isinstance(lhs, sp.MatrixBase) else sp.Matrix([[lhs]])
+    rhs_m = rhs if isinstance(rhs, sp.MatrixBase) else sp.Matrix([[rhs]])
+    if lhs_m.shape != rhs_m.shape:
+        raise ProofFailure(f"{what}: shapes differ, {lhs_m.shape} vs {rhs_m.shape}")
+    for i in range(lhs_m.rows):
+        for j in range(lhs_m.cols):
+            if not polynomial_identity(lhs_m[i, j], rhs_m[i, j]):
+                raise ProofFailure(f"{what}: entry ({i}, {j}) does not reduce to an identity")
+    return lhs_m.rows * lhs_m.cols
+
+
+def fresh_bound(expr: sp.Expr) -> sp.Expr:
+    """Rename every summation index of ``expr`` to a fresh ``Dummy`` (no capture on substitution)."""
+
+    def rename(s: sp.Sum) -> sp.Sum:
+        body = s.function
+        limits = []
+        for lim in s.limits:
+            var = lim[0]
+            new = sp.Dummy(str(var), integer=True, nonnegative=True)
+            body = body.xreplace({var: new})
+            limits.append((new, *lim[1:]))
+        return sp.Sum(fresh_bound(body), *limits)
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum), rename)
+
+
+def inline(expr: sp.Expr, forms: Mapping[str, ElementForm], names: Iterable[str], *, rounds: int = 10) -> sp.Expr:
+    """Replace every ``X[idx]`` with ``X`` in ``names`` by its element form, repeatedly."""
+    names = set(names)
+    for _ in range(rounds):
+        hits = [x for x in expr.atoms(sp.Indexed) if str(x.base) in names]
+        if not hits:
+            return expr
+        mapping = {}
+        for x in hits:
+            form = forms[str(x.base)]
+            body = fresh_bound(form.expr)
+            sub = dict(zip(form.out.indices, x.indices))
+            mapping[x] = body.xreplace(sub)
+        expr = expr.xreplace(mapping)
+    raise ProofFailure("inline: definitions do not terminate")
+
+
+def shapes_up_to(**bounds: int | Sequence[int]) -> Iterator[dict[str, int]]:
+    """Every combination of sizes: ``shapes_up_to(L=3, d=2)`` gives L in 1..3 and d in 1..2."""
+    names = list(bounds)
+    ranges = [range(1, b + 1) if isinstance(b, int) else b for b in bounds.values()]
+    for combo in itertools.product(*ranges):
+        yield dict(zip(names, combo))
+
+
+def rational_matrix(rows: Sequence[Sequence[Any]]) -> sp.Matrix:
+    """Exact matrix from nested lists of ints/strings/Rationals (``"3/4"`` is 3/4)."""
+    return sp.Matrix([[sp.Rational(x) for x in row] for row in rows])
+
+
+def stochastic_rows(rows: Sequence[Sequence[int]]) -> sp.Matrix:
+    """Exact positive row-stochastic matrix: each row of positive integers divided by its sum."""
+    if any(x <= 0 for row in rows for x in row):
+        raise ValueError("entries must be positive")
+    return sp.Matrix([[sp.Rational(x, sum(row)) for x in row] for row in rows])
+
+
+def matrix_product_shape(*shapes: tuple[int, int]) -> tuple[int, int] | str:
+    """Shape of a product chain, or a message naming the first inner-dimension mismatch."""
+    rows, cols = shapes[0]
+    for k, (r2, c2) in enumerate(shapes[1:], start=1):
+        if cols != r2:
+            return f"factor {k} ({rows}x{cols}) times factor {k + 1} ({r2}x{c2}): inner sizes {cols} != {r2}"
+        cols = c2
+    return (rows, cols)
+
+
+def collapse_deltas(expr: sp.Expr) -> sp.Expr:
+    """Evaluate sums over an index that occurs in a ``KroneckerDelta`` of the summand.
+
+    A multi-index ``Sum`` is split so that the delta's index is summed first (finite sums with
+    bounds independent of the other indices commute); SymPy's ``doit`` then collapses the delta.
+    The caller chooses symbolic sizes so that the delta's other index lies in range.
+    """
+
+    def one(s: sp.Sum) -> sp.Expr:
+        body, limits = s.function, list(s.limits)
+        progress = True
+        while progress and limits:
+            progress = False
+            for k, lim in enumerate(limits):
+                var = lim[0]
+                if any(var in d.free_symbols for d in body.atoms(sp.KroneckerDelta)):
+                    new = sp.Sum(sp.expand(body), lim).doit()
+                    if not new.has(sp.Sum) or not any(var in x.free_symbols for x in new.atoms(sp.KroneckerDelta)):
+                        body = new
+                        limits.pop(k)
+                        progress = True
+                        break
+        return sp.Sum(body, *limits) if limits else body
+
+    return expr.replace(lambda e: isinstance(e, sp.Sum), one)
+
+
+def canonical_bound(expr: sp.Expr) -> sp.Expr:
+    """Rename summation indices by nesting depth and position (``_s0_0``, ...), so that equal sums
+    written with different dummy names become structurally equal. Separate sums at the same depth
+    share names, which is harmless: each binds its own index."""
+
+    def walk(e: sp.Expr, depth: int) -> sp.Expr:
+        if isinstance(e, sp.Sum):
+            body = e.function
+            limits = []
+            for k, lim in enumerate(e.limits):
+                new = sp.Symbol(f"_s{depth}_{k}", integer=True, nonnegative=True)
+                body = body.xreplace({lim[0]: new})
+                limits.append((new, *lim[1:]))
+            return sp.Sum(walk(body, depth + 1), *limits)
+        if not e.args:
+            return e
+        return e.func(*[walk(a, depth) for a in e.args])
+
+    return walk(sp.sympify(expr), 0)
+
+
+def sums_equal(lhs: sp.Expr, rhs: sp.Expr) -> bool:
+    """True when ``lhs - rhs`` simplifies to 0 after canonical renaming of bound indices and
+    distributing sums over sums of terms. (False means "not shown", not "different".)"""
+    from sympy.simplify.simplify import factor_sum
+
+    def norm(e: sp.Expr) -> sp.Expr:
+        for _ in range(3):
+            e = canonical_bound(sp.expand(e))
+            e = e.replace(lambda x: isinstance(x, sp.Sum),
+                          lambda s: factor_sum(sp.Sum(sp.expand(s.function), *s.limits)))
+        return canonical_bound(sp.expand(e))
+
+    diff = sp.expand(norm(lhs) - norm(rhs))
+    if diff == 0:
+        return True
+    return sp.simplify(diff) == 0
