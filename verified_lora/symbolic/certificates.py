@@ -109,7 +109,11 @@ def expression_hash(expr: Any) -> str:
     if isinstance(expr, (list, tuple)):
         text = "[" + ",".join(expression_hash(e) for e in expr) + "]"
     else:
-        text = sympy.srepr(sympy.sympify(expr))
+        expr = sympy.sympify(expr)
+        if expr.atoms(sympy.Dummy):
+            raise ValueError("expression_hash: expression contains Dummy symbols, whose srepr is not "
+                             "reproducible; rename them first (e.g. prooftools.canonical_bound)")
+        text = sympy.srepr(expr)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
