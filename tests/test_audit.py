@@ -233,3 +233,14 @@ def test_verify_section_says_skip_when_a_library_is_absent(monkeypatch):
     skip = [c for c in section.checks if c.name == "audit peft"]
     assert len(skip) == 1 and skip[0].passed is None and "not importable" in skip[0].detail
     assert not any(c.name.startswith("peft ") for c in section.checks)
+
+
+def test_audit_is_deterministic_and_restores_the_torch_rng():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = audit(bl.good, seed=7, examples=1)
+    assert torch.equal(torch.rand(3), expected)
+    second = audit(bl.good, seed=7, examples=1)
+    assert [(r.check, r.max_error, r.bound) for r in first.results] == \
+        [(r.check, r.max_error, r.bound) for r in second.results]

@@ -53,13 +53,29 @@ def audit_cases(cases: Sequence[Any], *, target: str = "custom", seed: int = 0, 
             raise AuditError(f"unknown check(s) {unknown}; known: {list(CHECKS)}")
     report = AuditReport(target=target, seed=seed, examples=examples, environment=_environment())
     t_all = time.perf_counter()
+    import warnings
+
+    import torch
+
     for case in cases:
         t0 = time.perf_counter()
-        report.results += run_case(case, seed=seed, examples=examples,
-                                   checks=None if checks is None else list(checks), progress=progress)
+        # the caller's torch RNG state is restored afterwards; warnings the implementation emits
+        # (e.g. PEFT's fan_in_fan_out notice) are recorded as notes instead of escaping
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.manual_seed(seed)
+            report.results += run_case(case, seed=seed, examples=examples,
+                                       checks=None if checks is None else list(checks), progress=progress)
         report.case_seconds[case.name] = time.perf_counter() - t0
-        if case.notes:
-            report.notes[case.name] = list(case.notes)
+        notes = list(case.notes)
+        seen: list[str] = []
+        for w in caught:
+            msg = f"{w.category.__name__}: {str(w.message).splitlines()[0][:160]}"
+            if msg not in seen:
+                seen.append(msg)
+        notes += [f"warning from the implementation: {m}" for m in seen[:3]]
+        if notes:
+            report.notes[case.name] = notes
     report.seconds = time.perf_counter() - t_all
     return report
 
@@ -67,16 +83,22 @@ def audit_cases(cases: Sequence[Any], *, target: str = "custom", seed: int = 0, 
 def audit(target: str | Callable[..., Any], *, seed: int = 0, examples: int = 3, checks: Sequence[str] | None = None,
           progress: Callable[[str], None] | None = None) -> AuditReport:
     """Audit ``target``: ``"peft"``, ``"loralib"``, ``"module.path:factory"`` or a factory callable."""
-    from .targets import factory_cases, resolve
+    from .targets import builtin_available, factory_cases, resolve
 
-    if callable(target):
-        label = getattr(target, "__qualname__", repr(target))
-        cases = factory_cases(target, label)
-        name = label
-    else:
-        cases = resolve(str(target))
-        name = str(target)
-    return audit_cases(cases, target=name, seed=seed, examples=examples, checks=checks, progress=progress)
+    ok, why = builtin_available("torch")
+    if not ok:
+        raise AuditError(f"audit: {why}. Fix: pip install 'verified-lora[audit]'")
+    import torch
+
+    with torch.random.fork_rng(devices=[]):  # building the probe modules must not move the caller's RNG
+        if callable(target):
+            label = getattr(target, "__qualname__", repr(target))
+            cases = factory_cases(target, label)
+            name = label
+        else:
+            cases = resolve(str(target))
+            name = str(target)
+        return audit_cases(cases, target=name, seed=seed, examples=examples, checks=checks, progress=progress)
 
 
 def assert_lora_module_ok(factory: Callable[..., Any] | str, *, seed: int = 0, examples: int = 2,
