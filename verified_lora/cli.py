@@ -174,6 +174,169 @@ def _run_kernels(args: argparse.Namespace) -> int:
                            samples=args.samples, nvcc=args.nvcc, progress=_progress(args))
 
 
+# ---------------------------------------------------------------------------- bench
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="small fast-vs-exact benchmark (certified fast path, exact, torch)",
+                       description="Time the certified fast path (factored, paper) against exact float64 and "
+                                   "PyTorch autograd on a small sweep, with observed vs certified errors. The full "
+                                   "sweep is benchmarks/fast_vs_exact.py.")
+    p.add_argument("--d", type=int, action="append", help="head dimension(s) (default 4)")
+    p.add_argument("--L", type=int, action="append", help="sequence length(s) (default 512 and 1024)")
+    p.add_argument("--R", type=float, default=1.0, help="certified score bound of the inputs (default 1)")
+    p.add_argument("--tol", type=float, default=1e-6, help="relative tolerance per gradient (default 1e-6)")
+    p.add_argument("--repeats", type=int, default=3, help="runs per measurement (median; default 3)")
+    p.add_argument("--out", help="directory for fast_vs_exact_bench.md/.json/.png (default: print only)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from .errors import InputError
+    from .fast.bench import METHODS, run_sweep, write_outputs
+
+    if args.tol <= 0 or args.tol >= 1:
+        raise InputError("--tol", "a relative tolerance in (0, 1)", repr(args.tol))
+    if args.R <= 0:
+        raise InputError("--R", "a score bound > 0", repr(args.R))
+    if args.repeats < 1:
+        raise InputError("--repeats", "a positive int", repr(args.repeats))
+    for L in args.L or []:
+        if L < 1:
+            raise InputError("--L", "positive sequence lengths", repr(L))
+    for d in args.d or []:
+        if d < 1:
+            raise InputError("--d", "positive head dimensions", repr(d))
+    progress = _progress(args)
+    data = run_sweep(args.d or [4], sorted(args.L or [512, 1024]), R=args.R, tol=args.tol, repeats=args.repeats,
+                     long_s=30.0, max_s=60.0, torch_max_L=4096, methods=METHODS, log=progress)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="verified-lora-bench-"))
+    stem = out / "fast_vs_exact_bench"
+    write_outputs(data, stem)
+    print(stem.with_suffix(".md").read_text())
+    if args.out:
+        print(f"written: {stem}.md, .json" + (", .png" if stem.with_suffix('.png').exists() else ""))
+    return 0
+
+
+# ---------------------------------------------------------------------------- bounds
+def _add_bounds(sub) -> None:
+    p = sub.add_parser("bounds", help="certified score bound, error bounds and plan (one problem or one point)",
+                       description="With PROBLEM.npz: the certified score bound R, the plan (polynomial family, "
+                                   "degree, rank, predicted cost) and the certified max-entry error bound of every "
+                                   "gradient. With --L --d --R --eps: the least certified degree per family, the "
+                                   "rank and the predicted cost ratio at that point.")
+    p.add_argument("problem", nargs="?", help="a problem .npz")
+    p.add_argument("--tol", type=float, default=1e-6, help="absolute max-entry tolerance per gradient (default 1e-6)")
+    p.add_argument("--method", choices=("factored", "paper", "both"), default="both",
+                   help="which fast algorithm to bound (default both)")
+    p.add_argument("--family", action="append", help="polynomial family (repeatable; default all)")
+    p.add_argument("--max-degree", type=int, default=40, help="largest degree tried (default 40)")
+    p.add_argument("--full", action="store_true",
+                   help="search degrees past the last one that pays, to report the degree tol needs")
+    p.add_argument("--exp-cost", type=float, default=0.0,
+                   help="FLOP-equivalents of one exp in the exact cost (default 0; about 227 on a 2-core CPU)")
+    p.add_argument("--L", type=int, help="sequence length of a point (instead of a problem)")
+    p.add_argument("--d", type=int, help="head dimension of a point")
+    p.add_argument("--R", type=float, help="score bound of a point")
+    p.add_argument("--eps", type=float, help="relative error of the polynomial at a point")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=_run_bounds)
+
+
+def _run_bounds(args: argparse.Namespace) -> int:
+    from .bounds.cost import CostModel
+    from .bounds.report import point_report, problem_report
+    from .errors import InputError
+
+    model = CostModel(exp_cost=args.exp_cost)
+    point = [args.L, args.d, args.R, args.eps]
+    if args.problem is not None:
+        if any(v is not None for v in point):
+            raise InputError("bounds", "either PROBLEM.npz or --L --d --R --eps", "both")
+        from .problem import LoraAttention
+
+        problem = LoraAttention.load_npz(args.problem)
+        methods = ("factored", "paper") if args.method == "both" else (args.method,)
+        text, data = problem_report(problem, args.tol, methods, families=args.family, max_degree=args.max_degree,
+                                    cost_model=model, full_search=args.full, progress=_progress(args))
+    else:
+        if any(v is None for v in point):
+            raise InputError("bounds", "PROBLEM.npz, or all of --L --d --R --eps", "neither",
+                             "e.g. verified-lora bounds --L 4096 --d 8 --R 1 --eps 1e-6")
+        from .approx.polynomials import FAMILIES
+
+        text, data = point_report(args.L, args.d, args.R, args.eps, families=args.family or FAMILIES,
+                                  cost_model=model)
+    print(json.dumps(data, indent=2, default=_jsonable) if args.json else text)
+    return 0
+
+
+# ---------------------------------------------------------------------------- phase
+def _add_phase(sub) -> None:
+    p = sub.add_parser("phase", help="sweep L, Gamma and eps: where the certified fast path stops paying",
+                       description="For L = 2^e, Gamma = m sqrt(ln L) (entry bound of Q and K) and eps = L^-c: the "
+                                   "least certified degree, the rank k = C(d+g, g) and the predicted cost ratio "
+                                   "fast/exact; prints a table, the boundary and the Aggarwal-Alman fit, and writes "
+                                   "a PNG plot. Score interval: R = Gamma^2 (beta = 1/d, Alman-Song) unless --beta.")
+    p.add_argument("--L-exp", default="8:20", help="exponents e of L = 2^e: 'a:b' or a comma list (default 8:20)")
+    p.add_argument("--gamma", default=None, help="Gamma multiples of sqrt(ln L), comma list "
+                                                 "(default 0.125,0.25,0.375,0.5,0.625,0.75,1,1.25,1.5)")
+    p.add_argument("--eps-exp", default="0.5,1", help="exponents c of eps = L^-c, comma list (default 0.5,1)")
+    p.add_argument("--d", default="8", help="head dimension, or 'log' for ceil(log2(L)/2) (default 8)")
+    p.add_argument("--beta", default="1/d", help="score scale: '1/d' (default, R = Gamma^2) or a number (R = beta d Gamma^2)")
+    p.add_argument("--family", action="append", help="polynomial families (repeatable; default minimax)")
+    p.add_argument("--exp-cost", type=float, default=0.0, help="FLOP-equivalents of one exp (default 0)")
+    p.add_argument("--plot", default="phase.png", help="PNG path (default phase.png); needs the 'plot' extra")
+    p.add_argument("--no-plot", action="store_true", help="do not write the plot")
+    p.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    p.set_defaults(func=_run_phase)
+
+
+def _parse_list(text: str, field: str, kind=float) -> list:
+    from .errors import InputError
+
+    try:
+        if kind is int and ":" in text:
+            a, b = (int(x) for x in text.split(":"))
+            return list(range(a, b + 1))
+        return [kind(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(field, f"a comma list of {kind.__name__} values" + (" or 'a:b'" if kind is int else ""),
+                         repr(text)) from None
+
+
+def _run_phase(args: argparse.Namespace) -> int:
+    from .bounds.cost import CostModel
+    from .bounds.phase import DEFAULT_GAMMA_MULTIPLES, phase_sweep, plot_phase
+    from .bounds.report import phase_report
+    from .errors import InputError
+
+    L_exps = _parse_list(args.L_exp, "--L-exp", int)
+    gammas = _parse_list(args.gamma, "--gamma") if args.gamma else list(DEFAULT_GAMMA_MULTIPLES)
+    eps_exps = _parse_list(args.eps_exp, "--eps-exp")
+    d = args.d if args.d == "log" else _parse_list(args.d, "--d", int)
+    if d != "log":
+        if len(d) != 1:
+            raise InputError("--d", "one head dimension or 'log'", repr(args.d))
+        d = d[0]
+    beta = args.beta if args.beta == "1/d" else _parse_list(args.beta, "--beta")[0]
+    points = phase_sweep(L_exponents=L_exps, gamma_multiples=gammas, eps_exponents=eps_exps, d=d, beta=beta,
+                         families=args.family or ("minimax",), cost_model=CostModel(exp_cost=args.exp_cost),
+                         progress=_progress(args))
+    text, data = phase_report(points, markdown=args.markdown)
+    if not args.no_plot:
+        data["plot"] = plot_phase(points, args.plot)
+        text += f"\nplot written: {data['plot']}"
+    print(json.dumps(data, indent=2, default=_jsonable) if args.json else text)
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -182,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # One registration per subcommand; later layers append theirs here.
-    for add in (_add_verify, _add_grad, _add_audit, _add_kernels):
+    for add in (_add_verify, _add_grad, _add_audit, _add_kernels, _add_bench, _add_bounds, _add_phase):
         add(sub)
     return parser
 

@@ -49,6 +49,7 @@ class Section:
 
 SECTION_PROVIDERS: list[tuple[str, str]] = [
     ("exact float64 vs mpmath reference and enclosures", "verified_lora.verify:foundation_section"),
+    ("bounds: score interval, plan, phase transition", "verified_lora.bounds.phase:verify_section"),
     ("LoRA audit of installed PEFT and loralib", "verified_lora.audit:verify_section"),
     ("generated CUDA kernels", "verified_lora.codegen.report:kernels_section"),
 ]

@@ -1,0 +1,131 @@
+"""The narrow interface the planner and the phase sweep use from :mod:`verified_lora.approx`.
+
+Certificates are memoised per ``(family, degree, R)``; ``R`` is first rounded *up* to the
+approx layer's cache grid (:func:`verified_lora.approx.grid_radius`) so nearby problems share
+certificates. A polynomial certified on ``[-R', R']`` with ``R' >= R`` is certified on
+``[-R, R]``: the bound only uses ``|S_ij| <= R``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any
+
+from ..errors import CertificationError, InputError
+
+__all__ = ["families", "Cert", "certify", "lower_errors", "start_degree", "next_degree", "grid_R", "min_degree"]
+
+
+def families() -> tuple[str, ...]:
+    from ..approx.polynomials import FAMILIES
+
+    return tuple(FAMILIES)
+
+
+def grid_R(R: float) -> Fraction:
+    """``R`` rounded up to the approx layer's grid (``R`` itself when no grid is defined)."""
+    from .. import approx
+
+    r = Fraction(R)
+    try:
+        g = approx.grid_radius(r)
+    except (AttributeError, ImportError):
+        return r
+    g = Fraction(g)
+    if g < r:  # defensive: the grid must round up
+        raise CertificationError(f"grid_radius({R}) = {g} < R")
+    return g
+
+
+@dataclass(frozen=True)
+class Cert:
+    """A polynomial with its certified relative errors on ``[-R, R]`` (floats, rounded up)."""
+
+    family: str
+    degree: int
+    R: Fraction
+    polynomial: Any
+    eps_A: float
+    eps_D: float | None
+
+
+@lru_cache(maxsize=4096)
+def _cert(family: str, degree: int, R: Fraction, need_derivative: bool) -> Cert:
+    from ..approx.certify import certified_relative_error
+    from ..approx.polynomials import make_polynomial
+
+    poly = make_polynomial(family, degree, R)
+
+    def cert(p) -> float:
+        try:
+            return certified_relative_error(p, R)
+        except (OverflowError, CertificationError):  # an error beyond float range: certifies nothing
+            return math.inf
+
+    eps_A = cert(poly)
+    eps_D = cert(poly.derivative()) if need_derivative else None
+    return Cert(family, degree, R, poly, eps_A, eps_D)
+
+
+def certify(family: str, degree: int, R: float, need_derivative: bool = False) -> Cert:
+    """Certified ``eps_A`` (and ``eps_D``) of ``family`` at ``degree`` on ``[-R, R]`` (grid-rounded)."""
+    return _cert(family, int(degree), grid_R(R), bool(need_derivative))
+
+
+@lru_cache(maxsize=4096)
+def _lower(family: str, degree: int, R: Fraction, need_derivative: bool) -> tuple[float, float | None] | None:
+    from ..approx.certify import relative_error_lower_bound
+    from ..approx.polynomials import make_polynomial
+
+    poly = make_polynomial(family, degree, R)
+    # Only "below 1 or not" and small values matter: clamp at 2 (a smaller lower bound stays valid).
+    lo_A = float(min(Fraction(2), relative_error_lower_bound(poly, R)))
+    lo_D = float(min(Fraction(2), relative_error_lower_bound(poly.derivative(), R))) if need_derivative else None
+    # float() rounds to nearest: step one float down so these stay lower bounds.
+    lo_A = math.nextafter(lo_A, 0.0)
+    lo_D = None if lo_D is None else math.nextafter(lo_D, 0.0)
+    return lo_A, lo_D
+
+
+def lower_errors(family: str, degree: int, R: float, need_derivative: bool = False):
+    """Rigorous *lower* bounds of ``eps_A`` (and ``eps_D``) from point enclosures (cheap), or ``None``."""
+    try:
+        return _lower(family, int(degree), grid_R(R), bool(need_derivative))
+    except (ImportError, AttributeError, CertificationError, OverflowError):
+        return None
+
+
+def next_degree(family: str, g: int) -> int:
+    return g + 2 if family == "taylor_even" else g + 1
+
+
+def min_degree(R: float, eps: float, family: str, max_degree: int) -> int | None:
+    """Least degree whose certified relative error on ``[-R, R]`` is ``<= eps`` (``None`` above the cap)."""
+    from .. import approx
+
+    try:
+        g = approx.min_degree(grid_R(R), eps, family)
+    except InputError as exc:
+        if "degree" in str(exc).lower():
+            return None
+        raise
+    except CertificationError:
+        return None
+    return int(g) if g is not None and g <= max_degree else None
+
+
+def start_degree(family: str, R: float, eps: float, max_degree: int) -> int | None:
+    """A degree at or below the least one that can reach relative error ``eps`` (search start)."""
+    lo = 2 if family == "taylor_even" else 1
+    if not (0 < eps < 1) or not math.isfinite(R):
+        return lo
+    try:
+        g = min_degree(R, eps, family, max_degree)
+    except (AttributeError, ImportError):  # approx.min_degree not available: linear search
+        return lo
+    if g is None:
+        return None
+    return max(lo, g)

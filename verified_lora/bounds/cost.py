@@ -1,0 +1,77 @@
+"""Ranks and the FLOP models that decide whether the fast path pays (performance_anchors.md 0, 5).
+
+Model (per batch item and head; the ``O(L d_model d)`` projections, common to every path, and the
+``O((L + L_k) k)`` feature construction are left out):
+
+* exact (``verified_lora.exact``, flash-attention's convention: forward ``2 L L_k (d_head + d_v)``,
+  forward + backward 3.5 x that) ``= 7 L L_k (d_head + d_v) + exp_cost L L_k``; with
+  ``d_head = d_v = d`` and ``exp_cost = 0`` this is the anchors' ``14 L^2 d``;
+* "factored" (autodiff through the factorised forward ``phi(Q) (phi(K)^T [V, 1])``, forward +
+  backward 3 x the forward ``2 (L + L_k) k (d_v + 1)``) ``= 6 (L + L_k) k (d_v + 1)``
+  (the anchors' ``12 L k (d + 1)``);
+* "paper" (the forward above plus the rank-``k d_v`` Hadamard factors of Lemmas 3.6-3.7 contracted
+  with ``d_head`` columns) ``= 2 (L + L_k) k (d_v + 1) + 4 (L + L_k) k d_v d_head``
+  (the anchors' ``4 L k (d + 1) + 8 L k d^2``).
+
+``exp_cost`` is the cost of one exponential in FLOP-equivalents: 0 in the FLOP convention
+(the default; exps are nearly free on a GPU), about 227 on the 2-core CPU of the anchors
+(6.5 ns per ``np.exp`` at 35 GFLOP/s DGEMM), see :data:`EXP_COST_CPU`.
+
+Ranks: symmetric monomials of degree ``<= g`` in ``d_head`` variables, ``k = C(d_head + g, g)``
+(DESIGN.md 4.3); the paper's bound ``C(2 (g + d), 2 g)`` (Lemma 3.3) is reported, never used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..errors import InputError
+
+__all__ = ["rank", "paper_rank", "CostModel", "EXP_COST_CPU", "exact_flops", "fast_flops", "cost_ratio"]
+
+EXP_COST_CPU = 227.0
+"""FLOP-equivalents of one float64 exp on the anchors' 2-core CPU: 6.5 ns x 35 GFLOP/s."""
+
+
+def rank(d: int, g: int) -> int:
+    """``k = C(d + g, g)``: monomials of degree ``<= g`` in ``d`` variables."""
+    return math.comb(int(d) + int(g), int(g))
+
+
+def paper_rank(d: int, g: int) -> int:
+    """The paper's rank bound ``C(2 (g + d), 2 g)`` (Lemma 3.3 / Alman-Song 2023)."""
+    return math.comb(2 * (int(g) + int(d)), 2 * int(g))
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """FLOP model of the module docstring; ``exp_cost`` FLOP-equivalents per exponential."""
+
+    exp_cost: float = 0.0
+
+    def __post_init__(self):
+        if isinstance(self.exp_cost, bool) or not isinstance(self.exp_cost, (int, float)) \
+                or not math.isfinite(self.exp_cost) or self.exp_cost < 0:
+            raise InputError("exp_cost", "a finite number >= 0 (FLOP-equivalents per exp)", repr(self.exp_cost))
+
+
+def exact_flops(L: int, L_k: int, d_head: int, d_v: int, model: CostModel = CostModel()) -> float:
+    """``7 L L_k (d_head + d_v) + exp_cost L L_k``."""
+    return 7.0 * L * L_k * (d_head + d_v) + model.exp_cost * L * L_k
+
+
+def fast_flops(method: str, L: int, L_k: int, d_head: int, d_v: int, k: int) -> float:
+    """FLOPs of the "factored" or "paper" fast path at rank ``k`` (module docstring)."""
+    n = float(L + L_k)
+    if method == "factored":
+        return 6.0 * n * k * (d_v + 1)
+    if method == "paper":
+        return 2.0 * n * k * (d_v + 1) + 4.0 * n * k * d_v * d_head
+    raise InputError("method", "'factored' or 'paper'", repr(method))
+
+
+def cost_ratio(method: str, L: int, L_k: int, d_head: int, d_v: int, k: int,
+               model: CostModel = CostModel()) -> float:
+    """Predicted ``fast / exact`` cost: below 1 the fast path pays."""
+    return fast_flops(method, L, L_k, d_head, d_v, k) / exact_flops(L, L_k, d_head, d_v, model)

@@ -1,0 +1,336 @@
+"""The norm-based phase transition (Theorem 4.1 vs Theorem 3.1) made measurable.
+
+For sequence length ``L``, head dimension ``d``, an entry bound ``Gamma`` on ``Q`` and ``K`` and
+a target relative error ``eps`` of the polynomial, a *phase point* records
+
+* the score interval ``R``. **Decision (paper_math.md section 8, item 1):** we follow
+  Alman-Song 2023/2024a and take ``beta = 1/d`` by default, so ``|S_ij| <= beta d Gamma^2 = Gamma^2``
+  and ``R = Gamma^2``; ``beta = 1`` (the paper's S4) gives ``R = d Gamma^2`` instead. ``Gamma`` is
+  swept as multiples of ``sqrt(ln L)`` (natural log), ``eps = L^(-c)``;
+* the least certified degree ``g`` over the chosen families (:mod:`verified_lora.approx`),
+  the rank ``k = C(d + g, g)``, the paper's ``C(2 (g + d), 2 g)``;
+* the predicted cost ratio fast/exact of both algorithms (:mod:`.cost`; ``L_k = L``,
+  ``d_head = d_v = d``).
+
+Degrees are searched only up to ``g_pay``, the last degree whose rank still pays at this ``L``
+(factored path). Above it the point is *proved* not to pay for **any** polynomial: the
+de la Vallee Poussin bound on the degree-``g_pay`` Remez reference shows every polynomial of degree
+``<= g_pay`` has relative error ``> eps`` on ``[-R, R]`` (column ``degree`` then reads ``>g_pay``
+and the ratio is the lower bound at degree ``g_pay + 1``).
+
+The sweep's degrees also feed the Aggarwal-Alman fit of the approx layer
+(:func:`verified_lora.approx.fit_aggarwal_alman`), with ``B = 2R`` and ``L = ln(1/eps)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from typing import Any
+
+from ..errors import CertificationError, InputError
+from .cost import CostModel, cost_ratio, paper_rank, rank
+
+__all__ = ["PhasePoint", "phase_point", "phase_sweep", "phase_table", "plot_phase", "aggarwal_alman_fit",
+           "verify_section", "DEFAULT_L_EXPONENTS", "DEFAULT_GAMMA_MULTIPLES", "DEFAULT_EPS_EXPONENTS",
+           "pay_degree"]
+
+DEFAULT_L_EXPONENTS: tuple[int, ...] = tuple(range(8, 21))
+DEFAULT_GAMMA_MULTIPLES: tuple[float, ...] = (0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 1.0, 1.25, 1.5)
+DEFAULT_EPS_EXPONENTS: tuple[float, ...] = (0.5, 1.0)
+_DEGREE_CAP = 60
+
+
+@dataclass(frozen=True)
+class PhasePoint:
+    """One point of the sweep (module docstring). ``degree`` is ``None`` when it exceeds ``g_pay``."""
+
+    L: int
+    d: int
+    gamma_multiple: float | None
+    gamma: float | None
+    R: float
+    eps_exponent: float | None
+    eps: float
+    family: str | None
+    degree: int | None
+    g_pay: int
+    rank: int
+    paper_rank: int
+    ratio_factored: float
+    ratio_paper: float
+    proof: str
+
+    @property
+    def pays(self) -> bool:
+        """Whether the factored fast path is predicted to beat exact (degree certified, ratio < 1)."""
+        return self.degree is not None and self.ratio_factored < 1
+
+    def as_row(self) -> dict[str, Any]:
+        return asdict(self) | {"pays": self.pays}
+
+
+def _check_positive_int(name: str, v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise InputError(name, "a positive integer", repr(v))
+    return v
+
+
+def _check_positive(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+        raise InputError(name, "a finite number > 0", repr(v))
+    return float(v)
+
+
+def pay_degree(L: int, d: int, method: str = "factored", model: CostModel = CostModel(), cap: int = _DEGREE_CAP) -> int:
+    """Largest degree ``g`` whose rank ``C(d + g, g)`` gives a cost ratio below 1 (0 if none)."""
+    g = 0
+    while g < cap and cost_ratio(method, L, L, d, d, rank(d, g + 1), model) < 1:
+        g += 1
+    return g
+
+
+def phase_point(L: int, d: int, R: float, eps: float, *, families: Sequence[str] = ("minimax",),
+                cost_model: CostModel | None = None, gamma_multiple: float | None = None,
+                gamma: float | None = None, eps_exponent: float | None = None) -> PhasePoint:
+    """Degree, rank and predicted cost ratio at one ``(L, d, R, eps)`` (module docstring)."""
+    from ..approx.degree import certified_on_grid, degree_table, grid_radius
+    from ..approx.polynomials import as_eps, as_family, as_radius
+
+    L = _check_positive_int("L", L)
+    d = _check_positive_int("d", d)
+    as_radius(R)
+    as_eps(eps)
+    fams = tuple(as_family(f, "families") for f in families)
+    if not fams:
+        raise InputError("families", "at least one polynomial family", "an empty list")
+    model = cost_model or CostModel()
+    g_pay = pay_degree(L, d, "factored", model)
+    Rg = grid_radius(Fraction(R))
+    eps_q = Fraction(eps)
+    degree: int | None = None
+    family: str | None = None
+    proof = ""
+    # Every polynomial of degree <= g_pay fails eps?  (de la Vallee Poussin on the minimax reference)
+    refuted = False
+    if g_pay >= 1:
+        try:
+            refuted = degree_table("minimax", Rg).alternation(g_pay) > eps_q
+        except CertificationError:
+            refuted = False
+    else:
+        refuted = True
+    if refuted:
+        g_show = g_pay + 1
+        proof = (f"every polynomial of degree <= {g_pay} has relative error > eps (de la Vallee Poussin)"
+                 if g_pay >= 1 else "even degree 1 does not pay at this L")
+    else:
+        for fam in fams:
+            try:
+                choice = certified_on_grid(Rg, eps_q, fam)
+            except CertificationError:
+                continue
+            if degree is None or choice.degree < degree:
+                degree, family = choice.degree, fam
+        if degree is None:
+            g_show = g_pay + 1
+            proof = "no family certified eps up to the approx layer's degree cap"
+        else:
+            g_show = degree
+            proof = f"certified {family} degree {degree} (minimality proved by the approx layer)"
+    k = rank(d, g_show)
+    return PhasePoint(L=L, d=d, gamma_multiple=gamma_multiple, gamma=gamma, R=float(R), eps_exponent=eps_exponent,
+                      eps=float(eps), family=family, degree=degree, g_pay=g_pay, rank=k,
+                      paper_rank=paper_rank(d, g_show),
+                      ratio_factored=cost_ratio("factored", L, L, d, d, k, model),
+                      ratio_paper=cost_ratio("paper", L, L, d, d, k, model), proof=proof)
+
+
+def _resolve_d(d: int | str, L: int) -> int:
+    if d == "log":
+        return max(1, math.ceil(math.log2(L) / 2))
+    return _check_positive_int("d", d)
+
+
+def phase_sweep(*, L_exponents: Iterable[int] = DEFAULT_L_EXPONENTS,
+                gamma_multiples: Iterable[float] = DEFAULT_GAMMA_MULTIPLES,
+                eps_exponents: Iterable[float] = DEFAULT_EPS_EXPONENTS, d: int | str = 8,
+                beta: str | float = "1/d", families: Sequence[str] = ("minimax",),
+                cost_model: CostModel | None = None,
+                progress: Callable[[str], None] | None = None) -> list[PhasePoint]:
+    """The sweep over ``L = 2^e``, ``Gamma = m sqrt(ln L)``, ``eps = L^(-c)`` (module docstring).
+
+    ``d`` is the head dimension (an int, or "log" for ``ceil(log2(L) / 2)``); ``beta`` is "1/d"
+    (default, ``R = Gamma^2``) or a number (``R = |beta| d Gamma^2``).
+    """
+    Ls = [int(e) for e in L_exponents]
+    ms = [_check_positive("gamma_multiples", float(m)) for m in gamma_multiples]
+    cs = [_check_positive("eps_exponents", float(c)) for c in eps_exponents]
+    if not Ls or not ms or not cs:
+        raise InputError("sweep", "non-empty L exponents, Gamma multiples and eps exponents", "an empty list")
+    for e in Ls:
+        if not 1 <= e <= 40:
+            raise InputError("L_exponents", "integers in 1..40 (L = 2^e)", repr(e))
+    if beta != "1/d":
+        beta = _check_positive("beta", beta)
+    progress = progress or (lambda m: None)
+    out: list[PhasePoint] = []
+    for e in Ls:
+        L = 2**e
+        dd = _resolve_d(d, L)
+        b = 1.0 / dd if beta == "1/d" else float(beta)
+        progress(f"L = 2^{e} (d = {dd})")
+        for c in cs:
+            eps = float(L) ** (-c)
+            if not eps < 1:
+                raise InputError("eps_exponents", "exponents c with L^-c < 1", repr(c))
+            for m in ms:
+                gam = m * math.sqrt(math.log(L))
+                R = b * dd * gam * gam
+                out.append(phase_point(L, dd, R, eps, families=families, cost_model=cost_model, gamma_multiple=m,
+                                       gamma=gam, eps_exponent=c))
+    return out
+
+
+def phase_table(points: Sequence[PhasePoint]) -> tuple[list[str], list[list[Any]]]:
+    """Headers and rows for :func:`verified_lora._table.format_table`."""
+    headers = ["L", "d", "Gamma/sqrt(lnL)", "R", "eps", "degree", "k", "paper k", "fast/exact (fact.)",
+               "fast/exact (paper)", "pays"]
+    rows = []
+    for p in points:
+        deg = str(p.degree) if p.degree is not None else f">{p.g_pay}"
+        ratio_f = p.ratio_factored if p.degree is not None else f">{p.ratio_factored:.3g}"
+        ratio_p = p.ratio_paper if p.degree is not None else f">{p.ratio_paper:.3g}"
+        rows.append([f"2^{int(round(math.log2(p.L)))}", p.d,
+                     "-" if p.gamma_multiple is None else f"{p.gamma_multiple:g}", p.R, p.eps, deg,
+                     p.rank if p.degree is not None else f">={p.rank}", float(p.paper_rank), ratio_f, ratio_p,
+                     "yes" if p.pays else "no"])
+    return headers, rows
+
+
+def aggarwal_alman_fit(points: Sequence[PhasePoint], family: str | None = None):
+    """Fit the Aggarwal-Alman constants to the certified degrees of the sweep (approx layer)."""
+    from ..approx.aggarwal_alman import fit_aggarwal_alman
+
+    samples = [(p.R, p.eps, p.degree) for p in points if p.degree is not None and (family is None or p.family == family)]
+    if len(samples) < 3:
+        raise InputError("points", "at least 3 phase points with a certified degree", f"{len(samples)}",
+                         "widen the sweep (smaller Gamma multiples or larger eps)")
+    return fit_aggarwal_alman(samples, family=family)
+
+
+def plot_phase(points: Sequence[PhasePoint], path: str, *, title: str | None = None) -> str:
+    """Write a PNG: one panel per eps exponent, x = log2 L, y = Gamma / sqrt(ln L), colour =
+    log10 of the predicted cost ratio (factored), the contour ratio = 1 and ``Gamma = sqrt(ln L)``.
+
+    Needs the optional ``plot`` extra (matplotlib), imported here only.
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise InputError("plot", "matplotlib (pip install 'verified-lora[plot]')", "not installed") from exc
+    import numpy as np
+
+    pts = [p for p in points if p.gamma_multiple is not None and p.eps_exponent is not None]
+    if not pts:
+        raise InputError("points", "sweep points with Gamma multiples and eps exponents", "none")
+    cs = sorted({p.eps_exponent for p in pts})
+    Ls = sorted({p.L for p in pts})
+    ms = sorted({p.gamma_multiple for p in pts})
+    fig, axes = plt.subplots(1, len(cs), figsize=(5.2 * len(cs), 4.4), squeeze=False)
+    vmax = 4.0
+    for ax, c in zip(axes[0], cs):
+        grid = np.full((len(ms), len(Ls)), np.nan)
+        for p in pts:
+            if p.eps_exponent == c:
+                grid[ms.index(p.gamma_multiple), Ls.index(p.L)] = math.log10(p.ratio_factored)
+        x = np.log2(Ls)
+        y = np.array(ms)
+        mesh = ax.pcolormesh(x, y, np.clip(grid, -vmax, vmax), cmap="RdYlGn_r", vmin=-vmax, vmax=vmax, shading="nearest")
+        if len(Ls) > 1 and len(ms) > 1:
+            ax.contour(x, y, grid, levels=[0.0], colors="k", linewidths=2)
+        for p in pts:
+            if p.eps_exponent == c:
+                label = str(p.degree) if p.degree is not None else f">{p.g_pay}"
+                ax.text(math.log2(p.L), p.gamma_multiple, label, ha="center", va="center", fontsize=6)
+        ax.axhline(1.0, color="b", linestyle="--", linewidth=1)
+        ax.set_xlabel("log2 L")
+        ax.set_ylabel("Gamma / sqrt(ln L)")
+        ax.set_title(f"eps = L^-{c:g}; d = {pts[0].d if len({p.d for p in pts}) == 1 else 'varies'}")
+        fig.colorbar(mesh, ax=ax, label="log10 predicted cost fast/exact (factored)")
+    fig.suptitle(title or "Where the certified fast path stops paying (black: ratio = 1; numbers: degree)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------- verify section
+VERIFY_TOL = 1e-6
+"""Absolute gradient tolerance the verify section plans for (the default problem)."""
+
+
+def verify_section(problem, progress):
+    """``verified-lora verify`` section: score bound, the default problem's plan, a small phase table."""
+    import numpy as np
+
+    from .._xp import to_numpy
+    from ..verify import Check, Section
+    from .planner import plan
+    from .propagation import gradient_bounds
+    from .score import score_bound
+
+    section = Section("bounds: score interval, plan, phase transition")
+    progress("certified score bound")
+    sb = score_bound(problem)
+    smax = 0.0
+    for x_q, x_k, _x_v, _y in problem.items():
+        q = np.asarray(to_numpy(x_q), dtype=np.float64) @ np.asarray(to_numpy(problem.weight("Q")), dtype=np.float64)
+        k = np.asarray(to_numpy(x_k), dtype=np.float64) @ np.asarray(to_numpy(problem.weight("K")), dtype=np.float64)
+        smax = max(smax, float(np.max(np.abs(problem.beta * (q @ k.T)))))
+    section.checks.append(Check("score bound R >= max|S_ij|", smax <= sb.R, smax, sb.R,
+                                "Cauchy-Schwarz with rigorous rounding, O(L d)"))
+    section.checks.append(Check("R <= paper form |beta| d Gamma^2", sb.R <= sb.R_paper, sb.R, sb.R_paper, ""))
+    progress(f"plan at tol = {VERIFY_TOL:g}")
+    pl = plan(problem, VERIFY_TOL, "factored")
+    # A verdict, not a pass/fail figure: a refusal is correct when the problem is outside the regime.
+    consistent = pl.max_bound <= VERIFY_TOL if pl.degree is not None else not pl.efficient
+    section.checks.append(Check("plan (factored): " + ("efficient" if pl.efficient else "refused"), consistent,
+                                pl.cost_ratio, 1.0, pl.reason[:160]))
+    if pl.degree is not None:
+        section.checks.append(Check("certified bound <= tol", pl.max_bound <= VERIFY_TOL, pl.max_bound, VERIFY_TOL,
+                                    f"{pl.family} degree {pl.degree}, rank {pl.rank}"))
+    # The same layer in its efficient regime: the default problem's weights at small scale, longer L.
+    from ..examples import random_problem
+
+    small = random_problem(2025, L=120, L_k=100, d_model=3, d_head=2, d_v=2, r=2, alpha=3.0, beta=0.5, scale=0.3)
+    progress("plan for an efficient-regime problem (L=120, d_head=2, scale 0.3)")
+    pe = plan(small, VERIFY_TOL, "factored")
+    section.checks.append(Check("efficient-regime problem: plan certifies tol", pe.efficient and
+                                pe.max_bound <= VERIFY_TOL, pe.max_bound, VERIFY_TOL,
+                                f"{pe.family} degree {pe.degree}, rank {pe.rank}, predicted cost "
+                                f"{pe.cost_ratio if pe.cost_ratio is not None else math.nan:.3g} x exact"))
+    progress("certified bound at eps_A = eps_D = 1e-6")
+    gb = gradient_bounds(problem, 1e-6, 1e-6, "factored")
+    section.checks.append(Check("bound per unit eps (factored, max over gradients)", math.isfinite(gb.max_bound),
+                                gb.max_bound / 1e-6, None,
+                                "certified max-entry bound at eps_A = eps_D = 1e-6, divided by 1e-6"))
+    progress("small phase table")
+    pts = phase_sweep(L_exponents=(10, 16), gamma_multiples=(0.25, 1.0), eps_exponents=(1.0,), d=8)
+    for p in pts:
+        deg = p.degree if p.degree is not None else f">{p.g_pay}"
+        settled = p.degree is not None or "Vallee Poussin" in p.proof  # certified, or refuted for every polynomial
+        section.checks.append(Check(f"phase L=2^{int(math.log2(p.L))}, Gamma={p.gamma_multiple:g} sqrt(ln L)", settled,
+                                    p.ratio_factored, 1.0,
+                                    f"degree {deg}, k={p.rank}, {'pays' if p.pays else 'does not pay'}"))
+    low = [p for p in pts if p.gamma_multiple == 0.25]
+    high = [p for p in pts if p.gamma_multiple == 1.0]
+    monotone = all(a.ratio_factored <= b.ratio_factored for a, b in zip(low, high))
+    section.checks.append(Check("larger Gamma never cheaper", monotone, None, None,
+                                "predicted ratio at Gamma = 1.0 sqrt(ln L) >= at 0.25 sqrt(ln L), same L"))
+    return section

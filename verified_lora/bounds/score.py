@@ -1,0 +1,167 @@
+"""Certified score interval ``R >= max |S_ij|`` in ``O(L d)`` (DESIGN.md 4.1; Lemma 3.3's premise).
+
+``S = beta Q K^T`` with ``Q = X_Q W_Q`` and ``K = X_K W_K`` built from the *effective* weights
+``W = W* + s B A`` (paper_math.md section 8, item 6). By Cauchy-Schwarz
+
+    |S_ij| = |beta| |<Q_i, K_j>| <= |beta| ||Q_i||_2 ||K_j||_2 <= |beta| max_i ||Q_i||_2 max_j ||K_j||_2 = R.
+
+The paper's form (Lemma 3.3 / Theorem 3.1: ``||Q||_max, ||K||_max <= Gamma`` gives
+``|S_ij| <= |beta| d_head Gamma^2``) is reported beside it; ``R <= R_paper`` always, because
+``||Q_i||_2 <= sqrt(d_head) ||Q||_max``.
+
+**Rounding, rigorously.** ``Q`` is not available exactly, only a float64 product ``Q^``. The
+module encloses the exact ``Q`` as ``|Q - Q^| <= E`` entrywise (:func:`enclose_projection`) with
+Higham's matrix-product bound ``|fl(AB) - AB| <= gamma_n |A||B|`` (any summation order), applied
+to ``W^ = fl(W* + s^ fl(B A))`` and to ``Q^ = fl(X W^)``. ``E`` also covers the same projection
+computed in the problem's own dtype (float32 problems), so ``R`` bounds both the exact scores and
+the scores the fast path forms from its own ``Q``, ``K``. All norms are then rounded upward with
+:mod:`verified_lora.bounds._rigorous`. The returned ``R`` is a float with ``R >= max |S_ij|`` as
+real numbers: a certificate, not an estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._xp import to_numpy
+from ..errors import InputError
+from ..problem import LoraAttention
+from . import _rigorous as rg
+
+__all__ = ["ScoreBound", "Projection", "score_bound", "enclose_projection", "projections"]
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A float64 projection ``X W`` with a rigorous entrywise error bound.
+
+    ``value`` is ``fl(X W^)`` (float64) and ``error`` an array with ``|exact - value| <= error``
+    entrywise, for the exact real product with the exact effective weight, and for the same
+    product computed in the problem's dtype.
+    """
+
+    value: np.ndarray
+    error: np.ndarray
+
+    def abs_upper(self) -> np.ndarray:
+        """Entrywise upper bound of ``|exact|``."""
+        return rg.add_up(np.abs(self.value), self.error)
+
+    def upper(self) -> np.ndarray:
+        """Entrywise upper bound of the exact value."""
+        return rg.add_up(self.value, self.error)
+
+    def lower(self) -> np.ndarray:
+        """Entrywise lower bound of the exact value."""
+        return rg.down(np.subtract(self.value, self.error))
+
+    def row_norm_upper(self) -> np.ndarray:
+        """Upper bound of ``||row_i||_2`` of the exact matrix, per row (triangle inequality)."""
+        n = self.value.shape[-1]
+        sq = rg.inflate(np.sum(self.value * self.value, axis=-1), n)
+        esq = rg.inflate(np.sum(self.error * self.error, axis=-1), n)
+        return rg.add_up(rg.sqrt_up(sq), rg.sqrt_up(esq))
+
+
+def _effective_weight(problem: LoraAttention, key: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(W^, e_W, |W*| + |s||B||A|)``: float64 effective weight, its error bound, its magnitude."""
+    w_star = np.asarray(to_numpy(problem.frozen_weight(key)), dtype=np.float64)
+    if key not in problem.adapters:
+        return w_star, np.zeros_like(w_star), np.abs(w_star)
+    ad = problem.adapters[key]
+    a = np.asarray(to_numpy(ad.a), dtype=np.float64)
+    b = np.asarray(to_numpy(ad.b), dtype=np.float64)
+    s = float(problem.scale(key))
+    w_hat = w_star + s * (b @ a)
+    # |s^ - s| <= 3u|s| (one division, maybe one sqrt); fl(BA) has <= r factors, the scaling one,
+    # the addition one: every term carries <= r + 5 factors, so |W^ - W| <= gamma_{r+5} magnitude.
+    s_up = float(rg.inflate(abs(s), 3))  # |s_exact| <= |s^| (1 - u)**-3
+    mag = rg.add_up(np.abs(w_star), rg.mul_up(s_up, rg.matmul_up(np.abs(b), np.abs(a))))
+    err = rg.mul_up(rg.gamma(ad.r + 5), mag)
+    return w_hat, err, mag
+
+
+def enclose_projection(problem: LoraAttention, x: Any, key: str) -> Projection:
+    """Enclose ``X W_key`` (``X`` 2-D) for the exact reals and for the problem-dtype product.
+
+    ``|X W - fl(X W^)| <= |X| e_W + gamma_n |X||W^|`` (Higham (3.13), ``n = d_model``); the
+    problem-dtype product differs from ``X W`` by at most ``gamma^dt_{n + r + 6} |X| mag`` with
+    ``mag = |W*| + |s||B||A|`` (same lemma with the dtype's unit roundoff; ``r + 6`` covers the
+    weight's own rounding, the scale and ``beta``).
+    """
+    x = np.asarray(to_numpy(x), dtype=np.float64)
+    w_hat, e_w, mag = _effective_weight(problem, key)
+    n = x.shape[-1]
+    value = x @ w_hat
+    ax = np.abs(x)
+    err = rg.add_up(rg.matmul_up(ax, e_w), rg.mul_up(rg.gamma(n), rg.matmul_up(ax, np.abs(w_hat))))
+    r = problem.adapters[key].r if key in problem.adapters else 0
+    u_dtype = float(np.finfo(problem.dtype).eps) / 2
+    err_dtype = rg.mul_up(rg.gamma(n + r + 6, u_dtype), rg.matmul_up(ax, mag))
+    return Projection(value=value, error=rg.add_up(err, err_dtype))
+
+
+def projections(problem: LoraAttention, x_q: Any, x_k: Any, x_v: Any) -> dict[str, Projection]:
+    """Enclosures of ``Q = X_Q W_Q``, ``K = X_K W_K`` and ``V = X_V W_V`` for one batch item."""
+    return {"Q": enclose_projection(problem, x_q, "Q"), "K": enclose_projection(problem, x_k, "K"),
+            "V": enclose_projection(problem, x_v, "V")}
+
+
+@dataclass(frozen=True)
+class ScoreBound:
+    """A certified score interval and the quantities behind it (all upper bounds, float64).
+
+    Attributes
+    ----------
+    R:
+        ``|beta| max_i ||Q_i||_2 max_j ||K_j||_2 >= max |S_ij|`` over every batch item.
+    R_paper:
+        The paper's form ``|beta| d_head Gamma^2`` with ``Gamma = max(||Q||_max, ||K||_max)``.
+    q_norm, k_norm:
+        ``max_i ||Q_i||_2`` and ``max_j ||K_j||_2`` (upper bounds).
+    gamma:
+        ``Gamma`` above (upper bound of the largest entry of Q and K).
+    beta, d_head:
+        Copied from the problem.
+    """
+
+    R: float
+    R_paper: float
+    q_norm: float
+    k_norm: float
+    gamma: float
+    beta: float
+    d_head: int
+
+    def describe(self) -> str:
+        return (f"R = {self.R:.6g} (|beta| max||Q_i|| max||K_j|| = {abs(self.beta):g} * {self.q_norm:.6g} * "
+                f"{self.k_norm:.6g}); paper form |beta| d Gamma^2 = {self.R_paper:.6g} "
+                f"(d = {self.d_head}, Gamma = {self.gamma:.6g})")
+
+
+def score_bound(problem: LoraAttention) -> ScoreBound:
+    """Certified ``R >= max_{n,i,j} |S^{(n)}_ij|`` in ``O(L d)`` time and memory (module docstring).
+
+    ``S^{(n)} = beta Q^{(n)} K^{(n)T}`` for every batch item ``n``; ``Q`` and ``K`` use the
+    effective (adapted) weights. The paper's ``|beta| d_head Gamma^2`` form is reported alongside.
+    """
+    if not isinstance(problem, LoraAttention):
+        raise InputError("problem", "a verified_lora.LoraAttention", type(problem).__name__)
+    q_norm = k_norm = gam = 0.0
+    for x_q, x_k, _x_v, _y in problem.items():
+        q = enclose_projection(problem, x_q, "Q")
+        k = enclose_projection(problem, x_k, "K")
+        q_norm = max(q_norm, float(np.max(q.row_norm_upper())))
+        k_norm = max(k_norm, float(np.max(k.row_norm_upper())))
+        gam = max(gam, float(np.max(q.abs_upper())), float(np.max(k.abs_upper())))
+    b = abs(problem.beta)
+    R = float(rg.mul_up(rg.mul_up(b, q_norm), k_norm))
+    R_paper = float(rg.mul_up(rg.mul_up(b, float(problem.d_head)), rg.mul_up(gam, gam)))
+    if not math.isfinite(R):
+        R = math.inf
+    return ScoreBound(R=R, R_paper=R_paper, q_norm=q_norm, k_norm=k_norm, gamma=gam, beta=problem.beta,
+                      d_head=problem.d_head)
