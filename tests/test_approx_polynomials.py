@@ -60,7 +60,7 @@ def sampled_max(poly: Polynomial, R, n: int = 1000, dps: int = 60) -> mpmath.mpf
         return best
 
 
-CASES = [(0.5, 6), (1, 9), (2, 12), (4, 16), (8, 24)]
+CASES = [(0.5, 6), (1, 9), (2, 12), (4, 16), (8, 24), (16, 36)]  # R = 16: the Taylor-shift remainder path
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -109,7 +109,7 @@ def test_derivative_certified_matches_sampling(family, R, g):
 
 
 @pytest.mark.parametrize("family,g,R", [("minimax", 7, 1), ("chebyshev", 10, 2), ("taylor", 12, "1/3"),
-                                        ("minimax", 9, 3)])
+                                        ("minimax", 9, 3), ("minimax", 14, 12)])
 def test_backends_agree(family, g, R):
     p = make_polynomial(family, g, R)
     for poly in (p, p.derivative()):

@@ -27,7 +27,7 @@ from functools import lru_cache
 
 from ..errors import CertificationError
 from .certify import (Certificate, alternation_lower_bound, certify_relative_error,
-                      fraction_to_float_up, relative_error_lower_bound)
+                      relative_error_lower_bound)
 from .polynomials import (MAX_DEGREE, Polynomial, as_eps, as_family, as_radius, make_polynomial,
                           minimax_reference)
 
@@ -102,11 +102,20 @@ class _FamilyTable:
             self._lower[key] = max(self._lower.get(key, Fraction(0)), self._cert[key].lower)
         return self._cert[key]
 
-    def lower(self, g: int, which: int = 0) -> Fraction:
-        """Rigorous lower bound on the error of the degree-``g`` member (cheap)."""
+    def lower(self, g: int, which: int = 0, eps: Fraction | None = None) -> Fraction:
+        """Rigorous lower bound on the error of the degree-``g`` member (cheap).
+
+        With ``eps``, the endpoints ``+-R`` alone are tried first and returned if they already
+        exceed ``eps`` (low degrees fail there by orders of magnitude).
+        """
         key = (g, which)
-        if key not in self._lower:
-            self._lower[key] = relative_error_lower_bound(self.poly(g, which), self.R)
+        if key in self._lower:
+            return self._lower[key]
+        if eps is not None:
+            ends = relative_error_lower_bound(self.poly(g, which), self.R, [-self.R, self.R])
+            if ends > eps:
+                return ends
+        self._lower[key] = relative_error_lower_bound(self.poly(g, which), self.R)
         return self._lower[key]
 
     def alternation(self, g: int) -> Fraction:
@@ -140,12 +149,15 @@ def _initial_degree(family: str, R: Fraction, eps: Fraction, derivative: bool = 
     g = 0
 
     def log_est(h: int) -> float:
+        base = _log_est_error(family, r, h)
+        if family == "chebyshev":  # observed: interpolation loses ~e^{R + 1/2} in relative error
+            base += r + 0.5
         if not derivative:
-            return _log_est_error(family, r, h)
+            return base
         if family.startswith("taylor"):  # P' = T_{g-1}
             return _log_est_error(family, r, max(h - 1, 0))
         # observed on the certified tables: P' error ~ 1.7 g^2 / R times P's error
-        return _log_est_error(family, r, h) + math.log1p(2 * h * h / r)
+        return base + math.log1p(2 * h * h / r)
 
     while log_est(g) > log_eps:
         g += 1
@@ -213,7 +225,7 @@ def _prove_lower_degrees_fail(tbl: _FamilyTable, g: int, eps: Fraction, whiches=
     for h in range(g - step, covered, -step):
         if h < 0:
             break
-        if any(tbl.lower(h, w) > eps for w in whiches):
+        if any(tbl.lower(h, w, eps) > eps for w in whiches):
             witnessed.append(h)
             continue
         if any(tbl.certificate(h, w).upper > eps for w in whiches):

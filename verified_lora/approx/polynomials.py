@@ -307,12 +307,14 @@ def _chebyshev_cached(g: int, r: Fraction) -> Polynomial:
     with mp.workprec(working_precision(r, g)):
         rm = mp.mpf(r.numerator) / r.denominator
         n = g + 1
-        thetas = [mp.pi * (2 * j + 1) / (2 * n) for j in range(n)]
-        vals = [mp.exp(rm * mp.cos(t)) for t in thetas]
-        cheb = []
-        for k in range(n):
-            s = mp.fsum(v * mp.cos(k * t) for v, t in zip(vals, thetas))
-            cheb.append(s * (1 if k == 0 else 2) / n)
+        nodes = [mp.cos(mp.pi * (2 * j + 1) / (2 * n)) for j in range(n)]
+        vals = [mp.exp(rm * c) for c in nodes]
+        # cos(k theta_j) = T_k(cos theta_j), by the three-term recurrence
+        t_prev, t_cur = [mp.one] * n, list(nodes)
+        cheb = [mp.fsum(vals) / n]
+        for k in range(1, n):
+            cheb.append(2 * mp.fsum(v * t for v, t in zip(vals, t_cur)) / n)
+            t_prev, t_cur = t_cur, [2 * c * t - tp for c, t, tp in zip(nodes, t_cur, t_prev)]
         coeffs = chebyshev_to_power([c.man_exp for c in cheb], r)
     return Polynomial("chebyshev", g, r, coeffs)
 
