@@ -1,5 +1,5 @@
 """Validation of LoraAttention (issue 2, item 3): every malformed input raises InputError naming
-the field; .npz storage round-trips; x_k/x_v default to x_q."""
+the field; .npz storage round-trips; x_k defaults to x_q and x_v to x_k."""
 
 from __future__ import annotations
 
@@ -288,16 +288,31 @@ def test_default_keys_and_values_are_the_queries():
         np.testing.assert_array_equal(a.grads[k], b.grads[k])
 
 
-def test_only_x_k_given_x_v_defaults_to_x_q():
-    """Documented semantics: each of x_k, x_v defaults to x_q on its own (not x_v to x_k)."""
+def test_only_x_k_given_x_v_defaults_to_x_k():
+    """Documented semantics: x_k defaults to x_q and x_v to x_k (the paper's cross-attention, Remark 2.1)."""
     fields = _arrays()
     fields.pop("x_v")
-    with pytest.raises(InputError) as info:      # L_k != L, so x_v = x_q has the wrong rows
-        LoraAttention(**fields)
-    assert info.value.field == "x_v"
-    fields["x_k"] = np.ones((L, D_MODEL))
     p = LoraAttention(**fields)
-    assert p.x_v is p.x_q and p.is_cross_attention
+    assert p.x_v is p.x_k and p.is_cross_attention and p.L_k == L_K
+    explicit = LoraAttention(**fields, x_v=fields["x_k"].copy())
+    a, b = exact.loss_and_grads(p), exact.loss_and_grads(explicit)
+    assert a.loss == b.loss
+    for k in a.grads:
+        np.testing.assert_array_equal(a.grads[k], b.grads[k])
+    fields["x_k"] = np.ones((L + 1, D_MODEL))      # x_v follows x_k, so its rows follow too
+    assert LoraAttention(**fields).x_v.shape == (L + 1, D_MODEL)
+
+
+def test_defaulted_x_v_round_trips_through_npz_and_replace(tmp_path):
+    fields = _arrays()
+    fields.pop("x_v")
+    p = LoraAttention(**fields)
+    p.save_npz(tmp_path / "p.npz")
+    assert "x_v" not in np.load(tmp_path / "p.npz").files
+    q = LoraAttention.load_npz(tmp_path / "p.npz")
+    assert q.x_v is q.x_k
+    moved = p.replace(x_k=np.zeros((L_K, D_MODEL)))
+    assert moved.x_v is moved.x_k
 
 
 # ---------------------------------------------------------------------------- .npz storage

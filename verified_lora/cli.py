@@ -85,7 +85,7 @@ def _jsonable(x):
 def _add_grad(sub) -> None:
     p = sub.add_parser("grad", help="loss and gradients of a stored problem (.npz)",
                        description="Compute the loss and adapter gradients of a problem stored as .npz. Keys: "
-                                   "x_q, y, w_q, w_k, w_v (required); x_k, x_v (optional, default x_q); "
+                                   "x_q, y, w_q, w_k, w_v (required); x_k (optional, default x_q), x_v (optional, default x_k); "
                                    "a_q/b_q, a_k/b_k, a_v/b_v (adapter pairs, optional); alpha, beta "
                                    "(scalars, default 1); scaling ('lora' or 'rslora').")
     p.add_argument("problem", help="path of the .npz problem")

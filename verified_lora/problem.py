@@ -115,7 +115,9 @@ class LoraAttention:
     w_q, w_k, w_v:
         Frozen weights ``(d_model x d_head)``, ``(d_model x d_head)``, ``(d_model x d_v)``.
     x_k, x_v:
-        Key and value inputs, ``(L_k x d_model)``; default to ``x_q`` (self-attention).
+        Key and value inputs, ``(L_k x d_model)``. ``x_k`` defaults to ``x_q`` (self-attention) and
+        ``x_v`` defaults to ``x_k``, so giving only ``x_k`` is the paper's cross-attention
+        ``X_K = X_V != X_Q`` (Remark 2.1).
     adapters:
         Mapping from "Q", "K", "V" to :class:`Adapter`.
     alpha, beta:
@@ -159,9 +161,9 @@ class LoraAttention:
         arrays: dict[str, Any] = {}
         for name in ("x_q", "y", "w_q", "w_k", "w_v"):
             arrays[name] = _as_array(name, getattr(self, name))
-        for name in ("x_k", "x_v"):
+        for name, default in (("x_k", "x_q"), ("x_v", "x_k")):
             value = getattr(self, name)
-            arrays[name] = arrays["x_q"] if value is None else _as_array(name, value)
+            arrays[name] = arrays[default] if value is None else _as_array(name, value)
         adapters: dict[str, Adapter] = {}
         for key in ADAPTER_KEYS:
             if key not in self.adapters:
@@ -182,7 +184,7 @@ class LoraAttention:
         self._check_shapes(arrays, adapters)
         self._check_finite(named)
 
-        copies: dict[int, Any] = {}  # x_k/x_v that default to x_q stay the same object
+        copies: dict[int, Any] = {}  # defaulted x_k/x_v stay the same object as their default
         for name, value in arrays.items():
             if id(value) not in copies:
                 copies[id(value)] = _frozen_copy(value)
@@ -343,7 +345,7 @@ class LoraAttention:
         """A new, re-validated problem with some fields changed."""
         fields = dict(x_q=self.x_q, y=self.y, w_q=self.w_q, w_k=self.w_k, w_v=self.w_v,
                       x_k=None if self.x_k is self.x_q else self.x_k,
-                      x_v=None if self.x_v is self.x_q else self.x_v,
+                      x_v=None if self.x_v is self.x_k else self.x_v,
                       adapters=self.adapters, alpha=self.alpha, beta=self.beta, scaling=self.scaling)
         fields.update(changes)
         return LoraAttention(**fields)
@@ -356,7 +358,7 @@ class LoraAttention:
         return self.replace(x_q=to_numpy(self.x_q), y=to_numpy(self.y), w_q=to_numpy(self.w_q),
                             w_k=to_numpy(self.w_k), w_v=to_numpy(self.w_v),
                             x_k=None if self.x_k is self.x_q else to_numpy(self.x_k),
-                            x_v=None if self.x_v is self.x_q else to_numpy(self.x_v),
+                            x_v=None if self.x_v is self.x_k else to_numpy(self.x_v),
                             adapters=adapters)
 
     def describe(self) -> str:
@@ -378,7 +380,7 @@ class LoraAttention:
         }
         if self.x_k is not self.x_q:
             data["x_k"] = to_numpy(self.x_k)
-        if self.x_v is not self.x_q:
+        if self.x_v is not self.x_k:
             data["x_v"] = to_numpy(self.x_v)
         for key, ad in self.adapters.items():
             data[f"a_{key.lower()}"] = to_numpy(ad.a)
@@ -389,8 +391,8 @@ class LoraAttention:
     def load_npz(cls, path: str) -> "LoraAttention":
         """Load a problem from ``.npz``.
 
-        Keys: ``x_q``, ``y``, ``w_q``, ``w_k``, ``w_v`` (required); ``x_k``, ``x_v`` (optional,
-        default ``x_q``); ``a_q``/``b_q``, ``a_k``/``b_k``, ``a_v``/``b_v`` (each pair optional,
+        Keys: ``x_q``, ``y``, ``w_q``, ``w_k``, ``w_v`` (required); ``x_k`` (optional, default ``x_q``),
+        ``x_v`` (optional, default ``x_k``); ``a_q``/``b_q``, ``a_k``/``b_k``, ``a_v``/``b_v`` (each pair optional,
         both or neither); ``alpha``, ``beta`` (scalars, default 1); ``scaling`` ("lora" or "rslora").
         """
         known = {"x_q", "y", "w_q", "w_k", "w_v", "x_k", "x_v", "alpha", "beta", "scaling",
