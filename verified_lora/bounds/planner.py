@@ -76,10 +76,11 @@ class Plan:
         vals = list(self.bounds.values()) or list(self.weight_bounds.values())
         return max(vals) if vals else math.inf
 
-    def summary(self) -> str:
+    def summary(self, with_score: bool = True) -> str:
         verdict = "efficient: " if self.efficient else ""
-        lines = [f"plan ({self.method}, tol={self.tol:.3g}): {verdict}{self.reason}",
-                 f"  score bound: {self.score.describe()}"]
+        lines = [f"plan ({self.method}, tol={self.tol:.3g}): {verdict}{self.reason}"]
+        if with_score:
+            lines.append(f"  score bound: {self.score.describe()}")
         if self.degree is not None:
             lines.append(f"  polynomial: {self.family} degree {self.degree}; eps_A = {self.eps_A:.3g}"
                          + (f", eps_D = {self.eps_D:.3g}" if self.eps_D is not None else "")

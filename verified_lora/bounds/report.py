@@ -43,7 +43,7 @@ def problem_report(problem: LoraAttention, tol: float, methods: Sequence[str], *
         pl = plan(problem, tol, method, families=families, max_degree=max_degree, cost_model=cost_model,
                   score=sb, sens=sens, full_search=full_search)
         out.append("")
-        out.append(pl.summary())
+        out.append(pl.summary(with_score=False))
         entry: dict[str, Any] = {"efficient": pl.efficient, "reason": pl.reason, "family": pl.family,
                                  "degree": pl.degree, "rank": pl.rank, "paper_rank": pl.paper_rank,
                                  "eps_A": pl.eps_A, "eps_D": pl.eps_D, "cost_ratio": pl.cost_ratio,
