@@ -46,9 +46,14 @@ def _single(x_q: Any, x_k: Any, x_v: Any, y: Any, w_q: Any, w_k: Any, w_v: Any, 
     loss = 0.0
     L = P.shape[0]
     kernels = gpu.wants_kernels(xp)              # CuPy: non-GEMM steps run the generated kernels
+    # Two (block x L_k) work buffers, reused by every block (fresh allocations per block cost
+    # page faults comparable to the arithmetic on large L_k).
+    f_buf = xp.empty((min(block, L), K.shape[0]), dtype=P.dtype)
+    q_buf = xp.empty_like(f_buf)
     for i0 in range(0, L, block):
         i1 = min(L, i0 + block)
-        f = P[i0:i1] @ K.T                       # S / beta
+        f = f_buf[: i1 - i0]
+        xp.matmul(P[i0:i1], K.T, out=f)          # S / beta
         if kernels:
             f = gpu.softmax_rows(f, beta)        # same max-stabilised softmax, one kernel
             top = xp.argmax(f, axis=1)[:, None]
@@ -62,7 +67,8 @@ def _single(x_q: Any, x_k: Any, x_v: Any, y: Any, w_q: Any, w_k: Any, w_v: Any, 
             c = f @ V - y[i0:i1]                     # residual
         loss += 0.5 * float((c * c).sum())
         dV += f.T @ c
-        q = c @ V.T                              # q = c V^T (row j paired with row j of f)
+        q = q_buf[: i1 - i0]
+        xp.matmul(c, V.T, out=q)                 # q = c V^T (row j paired with row j of f)
         # q - rvec, with rvec = sum_m f_m q_m, is evaluated as (q - q_top) - sum_m f_m (q_m - q_top).
         # Equal in exact arithmetic (rows of f sum to 1); when the softmax saturates (f_top ~ 1) the
         # plain form cancels catastrophically (relative error ~ u / (1 - f_top), seen at 4e-10).
@@ -70,7 +76,7 @@ def _single(x_q: Any, x_k: Any, x_v: Any, y: Any, w_q: Any, w_k: Any, w_v: Any, 
         if kernels:
             q = gpu.softmax_grad_rows(f, q)[0]   # p = f*(q - rvec), one kernel
         else:
-            q -= (f * q).sum(axis=1, keepdims=True)  # q - rvec
+            q -= xp.einsum("ij,ij->i", f, q)[:, None]  # q - rvec (no (block x L_k) temporary)
             q *= f                                   # p = f*q - diag(rvec) f
         dP[i0:i1] = q @ K
         dK += q.T @ P[i0:i1]
