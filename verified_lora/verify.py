@@ -49,7 +49,9 @@ class Section:
 
 SECTION_PROVIDERS: list[tuple[str, str]] = [
     ("exact float64 vs mpmath reference and enclosures", "verified_lora.verify:foundation_section"),
+    ("symbolic proofs and certificates", "verified_lora.symbolic.prove:verify_section"),
     ("bounds: score interval, plan, phase transition", "verified_lora.bounds.phase:verify_section"),
+    ("fast path (certified) vs exact", "verified_lora.fast:verify_section"),
     ("LoRA audit of installed PEFT and loralib", "verified_lora.audit:verify_section"),
     ("generated CUDA kernels", "verified_lora.codegen.report:kernels_section"),
 ]
