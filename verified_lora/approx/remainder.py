@@ -17,7 +17,7 @@ The same bound at ``g - 1`` covers ``P' = T_{g-1}`` (the factored path's derivat
 
 How loose it is: for ``R < g + 2`` the tail at ``x = -R`` is an alternating series with
 decreasing terms, so the true error there is at least ``(1 - R/(g+2))`` times the bound; the
-bound is therefore within a factor ``1 / (1 - R/(g+2))`` of the certified value (measured 1.04
+bound is therefore within a factor ``1 / (1 - R/(g+2))`` of the certified value (measured 1.02
 to 1.25 on the min-degree table, ``benchmarks/results/min_degree_table.md``).
 """
 
