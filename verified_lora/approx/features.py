@@ -52,6 +52,7 @@ __all__ = [
     "derivative_table",
     "derivative_coefficients",
     "lowrank_vjp_t",
+    "contract_derivative",
     "multinomials",
     "query_weights",
     "phi_u",
@@ -363,6 +364,22 @@ def lowrank_vjp_t(monoT: Any, Dc: Any, Y: Any) -> Any:
     if kp == 0:
         return xp.zeros((n, d), dtype=Y.dtype)
     Z = monoT[:kp].T @ Dc
+    if _gpu.wants_kernels(xp):                   # CuPy: the generated kernel gpu/contract_rows.cu
+        return _gpu.contract_rows(xp.ascontiguousarray(Z), xp.ascontiguousarray(Y))
+    return xp.einsum("nja,na->nj", Z.reshape(n, d, a), Y)
+
+
+def contract_derivative(Z: Any, Y: Any) -> Any:
+    """``dx[i, j] = sum_a Z[i, (j, a)] Y[i, a]``: the small contraction after the GEMM of :func:`lowrank_vjp_t`.
+
+    ``Z`` is ``(n x d*a)`` (the product ``monoT[:k'].T @ Dc``, possibly computed as part of a wider
+    GEMM), ``Y`` is ``(n x a)``.
+    """
+    xp = array_namespace(Z, Y)
+    n, a = Y.shape
+    d = Z.shape[1] // a
+    if d == 0:
+        return xp.zeros((n, 0), dtype=Y.dtype)
     if _gpu.wants_kernels(xp):                   # CuPy: the generated kernel gpu/contract_rows.cu
         return _gpu.contract_rows(xp.ascontiguousarray(Z), xp.ascontiguousarray(Y))
     return xp.einsum("nja,na->nj", Z.reshape(n, d, a), Y)

@@ -1,0 +1,418 @@
+"""Almost-linear LoRA gradients with certified error, or exact gradients with a visible flag.
+
+:func:`loss_and_grads` computes the loss and every adapter gradient (Q, K, V; partial or full;
+self- or cross-attention; batches) through the polynomial method (DESIGN.md section 4):
+
+* ``A~ = P(S)`` entrywise with ``S = beta Q K^T``, evaluated through the feature maps
+  ``P(beta <u, v>) = <phi_U(u), phi_V(v)>`` (:mod:`verified_lora.approx.features`);
+  ``D~ = A~ 1`` computed as ``Phi_U (Phi_V^T 1)`` in ``O(L k)``; ``f~ = D~^{-1} A~``.
+* ``method="paper"``: ``c~ = f~ V - Y``; ``q~ = c~ V^T`` (rank ``d_v``); ``p1~`` through the row-wise
+  Kronecker (face-splitting) factors ``U3 = U1 (x) U2``, ``V3 = V1 (x) V2``; ``rvec~ = p1~ 1``;
+  ``p2~ = diag(rvec~) f~``; ``G~_Q = beta X_Q^T p~ K``, ``G~_K = beta X_K^T p~^T Q``,
+  ``G~_V = X_V^T f~^T c~`` (Lemmas 3.3-3.7, Theorem 3.1 / A.1, corrected). Cost ``O(L k d^2)``.
+* ``method="factored"`` (default): the exact gradient of the approximate loss
+  ``1/2 ||f~ V - Y||^2`` by back-propagation through ``phi_U`` and ``phi_V``:
+  ``dL~/dS_ij = P'(S_ij) (q~_ij - rvec~_i) / D~_i``. Cost ``O(L k d)``; it never forms an
+  ``L x L_k`` matrix or the ``L x k d`` Hadamard factors; rows go in blocks, so peak memory is
+  ``O((L + L_k) d + block k)``.
+
+The polynomial family, degree and rank come from :func:`verified_lora.bounds.plan`, which also
+gives the certified max-entry error bound of every gradient. **Fallback:** when the plan finds no
+speedup at this ``L`` or cannot certify ``tol``, the exact gradients are computed instead and the
+result says so (``fallback=True`` and ``reason``); it never returns a silently wrong answer.
+
+Tolerance modes:
+
+* ``tol_mode="absolute"``: ``tol`` bounds ``max |G~ - G|`` of every adapter gradient a priori.
+* ``tol_mode="relative"`` (default, ``tol=1e-6``): ``tol`` bounds ``max |G~ - G| / max |G|`` per
+  gradient, *a posteriori*: the plan certifies ``|G~ - G| <= b``; then ``max|G| >= max|G~| - b``,
+  so the relative error is at most ``b / (max|G~| - b)``. The first absolute target comes from a
+  cheap scale estimate (exact gradients of an evenly spaced subsample of query rows, a heuristic
+  used only to pick the degree); if the a-posteriori check fails, the degree is raised with the
+  now-certified lower bound ``max|G~| - b`` and the fast path re-run (at most ``max_attempts``
+  times).
+
+What is certified: the approximation error in exact arithmetic (interval-certified ``eps_A`` and
+``eps_D``, propagated by :mod:`verified_lora.bounds.propagation`). The float64 rounding of the fast
+algorithms themselves is *not* in the bound; it is tested against mpmath references
+(:func:`verified_lora.tolerances.fast_path_rounding` is the documented allowance, about 1e-11
+relative for the shapes of the benchmark).
+
+The same code runs on NumPy and CuPy arrays (namespace from :func:`verified_lora._xp.array_namespace`);
+all fast-path arithmetic is float64, and gradients are returned in the problem's dtype.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._xp import to_numpy
+from ..errors import InputError, RegimeError
+from ..problem import LoraAttention
+from ..result import GradientResult, adapter_grads
+
+__all__ = ["FastGradientResult", "loss_and_grads", "METHODS", "TOL_MODES", "FORCE", "default_block_size",
+           "run_with_polynomial", "verify_section"]
+
+METHODS: tuple[str, ...] = ("factored", "paper")
+TOL_MODES: tuple[str, ...] = ("relative", "absolute")
+FORCE: tuple[str | None, ...] = (None, "fast", "exact")
+DEFAULT_BLOCK_BYTES = 128 * 2**20
+"""Bytes of the per-block feature work arrays (blocks of a few hundred rows keep the thin GEMMs efficient)."""
+
+
+@dataclass(frozen=True)
+class FastGradientResult(GradientResult):
+    """A :class:`~verified_lora.result.GradientResult` with the fast path's certificate.
+
+    Attributes (beyond ``loss``, ``grads``, ``weight_grads``, ``method``, ``info``)
+    ---------------------------------------------------------------------------
+    path:
+        ``"fast"`` or ``"exact"`` (what actually ran). ``method`` is ``"factored"``, ``"paper"`` or
+        ``"exact"``.
+    fallback:
+        True when the fast path was requested (not forced exact) but exact gradients were computed
+        because the plan found no speedup or could not certify ``tol``; ``reason`` says which.
+    reason:
+        The planner's verdict in words (always set).
+    bounds, weight_bounds:
+        Certified max-entry absolute error bounds per adapter gradient / per ``dL/dW_mu``
+        (empty on the exact path, whose error is float64 rounding only).
+    relative_bounds:
+        Certified ``b / (max|G~| - b)`` per adapter gradient (a posteriori; ``inf`` when
+        ``max|G~| <= b``).
+    family, degree, rank, paper_rank, R, eps_A, eps_D:
+        The polynomial (family, degree), the feature rank ``k = C(d_head + g, g)`` and the paper's
+        bound ``C(2(g + d), 2g)``, the certified score bound ``R``, the certified relative errors of
+        ``P`` and (factored) ``P'`` on ``[-R, R]``.
+    tol, tol_mode:
+        What was asked.
+    plan:
+        The :class:`verified_lora.bounds.Plan` that was used (or refused).
+    attempts:
+        Fast-path runs made (relative mode may raise the degree once or twice).
+    """
+
+    path: str = "exact"
+    fallback: bool = False
+    reason: str = ""
+    bounds: dict[str, float] = field(default_factory=dict)
+    weight_bounds: dict[str, float] = field(default_factory=dict)
+    relative_bounds: dict[str, float] = field(default_factory=dict)
+    family: str | None = None
+    degree: int | None = None
+    rank: int | None = None
+    paper_rank: int | None = None
+    R: float | None = None
+    eps_A: float | None = None
+    eps_D: float | None = None
+    tol: float | None = None
+    tol_mode: str = "relative"
+    plan: Any = None
+    attempts: int = 0
+
+    @property
+    def certified(self) -> bool:
+        """True when the fast path ran and every relative (or absolute) bound meets ``tol``."""
+        if self.path != "fast" or self.tol is None:
+            return False
+        vals = self.relative_bounds if self.tol_mode == "relative" else (self.bounds or self.weight_bounds)
+        return bool(vals) and all(v <= self.tol for v in vals.values())
+
+    def summary(self) -> str:
+        """A few lines: path, fallback, polynomial, rank and the bound per gradient."""
+        head = f"path: {self.path} (method {self.method})"
+        if self.fallback:
+            head += " -- FALLBACK to exact"
+        lines = [head, f"reason: {self.reason}"]
+        if self.degree is not None:
+            lines.append(f"polynomial: {self.family} degree {self.degree}, rank k = {self.rank} "
+                         f"(paper bound {self.paper_rank:.3g}), R = {self.R:.4g}, eps_A = {self.eps_A:.3g}"
+                         + (f", eps_D = {self.eps_D:.3g}" if self.eps_D is not None else ""))
+        for key, b in self.bounds.items():
+            rel = self.relative_bounds.get(key)
+            lines.append(f"  {key}: certified |error| <= {b:.3g}" + (f" (relative <= {rel:.3g})" if rel is not None else ""))
+        return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------- checks
+def _check_args(problem: Any, tol: Any, method: Any, tol_mode: Any, force: Any, block_size: Any,
+                max_attempts: Any) -> float:
+    if not isinstance(problem, LoraAttention):
+        raise InputError("problem", "a verified_lora.LoraAttention", type(problem).__name__)
+    if method not in METHODS:
+        raise InputError("method", f"one of {METHODS}", repr(method), 'use "factored" (default) or "paper"')
+    if tol_mode not in TOL_MODES:
+        raise InputError("tol_mode", f"one of {TOL_MODES}", repr(tol_mode))
+    if force not in FORCE:
+        raise InputError("force", 'None (plan decides), "fast" or "exact"', repr(force))
+    if isinstance(tol, bool) or not isinstance(tol, (int, float, np.floating)) or not math.isfinite(float(tol)) \
+            or tol <= 0:
+        raise InputError("tol", "a finite number > 0", repr(tol), "e.g. tol=1e-6")
+    if tol_mode == "relative" and tol >= 1:
+        raise InputError("tol", "a relative tolerance in (0, 1)", repr(tol), 'or pass tol_mode="absolute"')
+    if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1):
+        raise InputError("block_size", "a positive int or None", repr(block_size))
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise InputError("max_attempts", "a positive int", repr(max_attempts))
+    return float(tol)
+
+
+def default_block_size(k: int, d_v: int, method: str, budget: int = DEFAULT_BLOCK_BYTES) -> int:
+    """Rows per block so the feature work arrays (``k`` or ``k d_v`` columns, float64) fit ``budget``."""
+    width = k * (2 * d_v + 2) if method == "paper" else 2 * k
+    return int(max(64, min(4096, budget // (8 * width))))
+
+
+# ----------------------------------------------------------------------------------------- running
+def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored", *,
+                        block_size: int | None = None) -> tuple[float, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Run a fast algorithm with given polynomial coefficients ``a_0..a_g`` (no certificate).
+
+    Returns ``(loss~, adapter grads, weight grads, info)``. This is the engine under
+    :func:`loss_and_grads`; call it directly only to study uncertified degrees (benchmarks, tests).
+    """
+    from ..approx import features as F
+    from ._cores import factored_core, paper_core
+
+    if method not in METHODS:
+        raise InputError("method", f"one of {METHODS}", repr(method))
+    xp = problem.xp
+    f64 = np.float64
+    g = len(coeffs) - 1
+    d = problem.d_head
+    w = F.query_weights(list(coeffs), problem.beta, d)
+    k = int(w.shape[0])
+    block = block_size or default_block_size(k, problem.d_v, method)
+    W = {key: xp.asarray(problem.weight(key), dtype=f64) for key in ("Q", "K", "V")}
+    totals = None
+    loss = 0.0
+    low = math.inf
+    for x_q, x_k, x_v, y in problem.items():
+        x_q, x_k, x_v, y = (xp.asarray(a, dtype=f64) for a in (x_q, x_k, x_v, y))
+        P = x_q @ W["Q"]
+        Kmat = x_k @ W["K"]
+        Vmat = x_v @ W["V"]
+        if method == "factored":
+            r = factored_core(P, Kmat, Vmat, y, w, g, block=block, xp=xp)
+        else:
+            r = paper_core(P, Kmat, Vmat, y, w, g, problem.beta, block=block, xp=xp)
+        item = [x_q.T @ r.dP, x_k.T @ r.dK, x_v.T @ r.dV]
+        totals = item if totals is None else [t + i for t, i in zip(totals, item)]
+        loss += r.loss
+        low = min(low, r.min_normaliser)
+    n = problem.n_batch
+    if n > 1:
+        loss /= n
+        totals = [t / n for t in totals]
+    dt = problem.dtype
+    weight_grads = {key: t.astype(dt, copy=False) for key, t in zip(("Q", "K", "V"), totals)}
+    grads = adapter_grads(problem, weight_grads)
+    info = {"block_size": block, "rank": k, "degree": g, "min_normaliser": low, "compute_dtype": "float64"}
+    return loss, grads, weight_grads, info
+
+
+def _max_abs(x: Any) -> float:
+    return float(np.max(np.abs(to_numpy(x)))) if getattr(x, "size", 1) else 0.0
+
+
+def _judged_keys(problem: LoraAttention) -> tuple[str, ...]:
+    return problem.grad_keys
+
+
+def _scale_estimate(problem: LoraAttention, rows: int = 64) -> dict[str, float]:
+    """Heuristic gradient scale: exact gradients of an evenly spaced query-row subsample x ``L/m``.
+
+    Only used to choose the first absolute target in relative mode; never part of a certificate.
+    """
+    from .. import exact
+
+    L = problem.L
+    m = min(L, rows)
+    if m == L:
+        ex = exact.loss_and_grads(problem)
+    else:
+        idx = np.unique(np.linspace(0, L - 1, m).round().astype(np.int64))
+        xp = problem.xp
+        sel = xp.asarray(idx)
+        sub = problem.replace(x_q=problem.x_q[..., sel, :], y=problem.y[..., sel, :], x_k=problem.x_k,
+                              x_v=problem.x_v)
+        ex = exact.loss_and_grads(sub)
+        scale = L / len(idx)
+        ex = GradientResult(loss=ex.loss, grads={k: v * scale for k, v in ex.grads.items()},
+                            weight_grads={k: v * scale for k, v in ex.weight_grads.items()}, method="estimate")
+    return {k: _max_abs(v) for k, v in ex.grads.items()} or {k: _max_abs(v) for k, v in ex.weight_grads.items()}
+
+
+def _exact_result(problem: LoraAttention, *, fallback: bool, reason: str, tol: float, tol_mode: str,
+                  method_asked: str, plan: Any = None, attempts: int = 0) -> FastGradientResult:
+    from .. import exact
+
+    ex = exact.loss_and_grads(problem)
+    extra = {}
+    if plan is not None and plan.degree is not None:
+        extra = dict(family=plan.family, degree=plan.degree, rank=plan.rank, paper_rank=plan.paper_rank,
+                     eps_A=plan.eps_A, eps_D=plan.eps_D)
+    return FastGradientResult(loss=ex.loss, grads=ex.grads, weight_grads=ex.weight_grads, method="exact",
+                              info={**ex.info, "method_requested": method_asked}, path="exact", fallback=fallback,
+                              reason=reason, tol=tol, tol_mode=tol_mode, plan=plan,
+                              R=None if plan is None else float(plan.R), attempts=attempts, **extra)
+
+
+def _default_cost_model(problem: LoraAttention):
+    from ..bounds import EXP_COST_CPU, CostModel
+
+    # On the CPU an exp costs ~227 FLOP-equivalents (the exact path is exp-bound); on a GPU exps
+    # are nearly free, so the FLOP convention is the honest model there.
+    return CostModel(EXP_COST_CPU if problem.xp is np else 0.0)
+
+
+def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "factored",
+                   tol_mode: str = "relative", force: str | None = None, block_size: int | None = None,
+                   families=None, cost_model=None, max_degree: int | None = None,
+                   max_attempts: int = 3) -> FastGradientResult:
+    """Loss and adapter gradients through the certified fast path (or exact, flagged).
+
+    Parameters
+    ----------
+    problem:
+        A :class:`~verified_lora.LoraAttention` (NumPy or CuPy; any adapters, batch, cross-attention).
+    tol:
+        Error target. ``tol_mode="relative"`` (default): ``max|G~ - G| / max|G| <= tol`` for every
+        adapter gradient, certified a posteriori (module docstring). ``"absolute"``:
+        ``max|G~ - G| <= tol``, certified a priori.
+    method:
+        ``"factored"`` (default, ``O(L k d)``) or ``"paper"`` (``O(L k d^2)``).
+    force:
+        ``None`` (default): the plan decides; outside the efficient regime (no speedup, or ``tol``
+        not certifiable) exact gradients are returned with ``fallback=True`` and the ``reason``.
+        ``"exact"``: always exact (``fallback=False``). ``"fast"``: run the fast path even when it
+        is predicted slower; **raises** :class:`~verified_lora.errors.RegimeError` when ``tol``
+        cannot be certified (it never returns uncertified numbers).
+    block_size:
+        Rows per block (default from a ~24 MB work budget).
+    families, cost_model, max_degree:
+        Passed to :func:`verified_lora.bounds.plan` (default cost model: exps cost 227 FLOPs on the
+        CPU, nothing on a GPU; default degree cap: the planner's).
+    max_attempts:
+        Fast-path runs allowed in relative mode (each raises the degree when the a-posteriori
+        check fails).
+    """
+    tol = _check_args(problem, tol, method, tol_mode, force, block_size, max_attempts)
+    if force == "exact":
+        return _exact_result(problem, fallback=False, reason='exact gradients requested (force="exact")', tol=tol,
+                             tol_mode=tol_mode, method_asked=method)
+    from ..bounds import Sensitivity, plan as make_plan, score_bound
+
+    model = cost_model or _default_cost_model(problem)
+    sb = score_bound(problem)
+    sens = Sensitivity(problem)
+    keys = _judged_keys(problem)
+
+    def refuse(reason: str, pl: Any, attempts: int) -> FastGradientResult:
+        if force == "fast":
+            raise RegimeError(f"fast path forced but not certifiable: {reason}")
+        return _exact_result(problem, fallback=True, reason=reason, tol=tol, tol_mode=tol_mode, method_asked=method,
+                             plan=pl, attempts=attempts)
+
+    if tol_mode == "absolute":
+        target = tol
+    else:
+        est = _scale_estimate(problem)
+        positive = [v for v in est.values() if v > 0]
+        if not positive:
+            return refuse("every gradient is zero (relative error undefined); use tol_mode='absolute'", None, 0)
+        # the subsample estimate may overshoot max|G|: aim at half of it
+        target = tol * 0.5 * min(positive) / (1 + 2 * tol)
+
+    attempts = 0
+    pl = None
+    while True:
+        extra = {} if max_degree is None else {"max_degree": max_degree}
+        if force == "fast":  # search past the degrees that pay, to certify tol anyway
+            extra["full_search"] = True
+        pl = make_plan(problem, target, method, families=families, cost_model=model, score=sb, sens=sens, **extra)
+        if pl.degree is None:
+            return refuse(pl.reason, pl, attempts)
+        if not pl.efficient and force != "fast":
+            return refuse(pl.reason, pl, attempts)
+        attempts += 1
+        coeffs = list(pl.polynomial.coeffs)
+        loss, grads, wgrads, info = run_with_polynomial(problem, coeffs, method, block_size=block_size)
+        bounds = dict(pl.bounds) if keys else {}
+        wbounds = dict(pl.weight_bounds)
+        judged = grads if keys else wgrads
+        judged_b = bounds if keys else wbounds
+        rel = {}
+        for key, b in judged_b.items():
+            m = _max_abs(judged[key]) - b
+            rel[key] = b / m if m > 0 else math.inf
+        ok = all(v <= tol for v in rel.values()) if tol_mode == "relative" else all(
+            b <= tol for b in judged_b.values())
+        if ok:
+            break
+        if attempts >= max_attempts:
+            return refuse(f"relative tolerance {tol:.3g} not certified after {attempts} fast runs "
+                          f"(best relative bounds {', '.join(f'{k} {v:.3g}' for k, v in rel.items())})", pl, attempts)
+        lows = [_max_abs(judged[k]) - b for k, b in judged_b.items()]
+        if min(lows) > 0:
+            target = min(target / 2, tol * min(lows) / (1 + 2 * tol))
+        else:
+            target = target / 100
+    return FastGradientResult(
+        loss=loss, grads=grads, weight_grads=wgrads, method=method, info={**info, "cost_ratio": pl.cost_ratio},
+        path="fast", fallback=False, reason=pl.reason, bounds=bounds, weight_bounds=wbounds, relative_bounds=rel,
+        family=pl.family, degree=pl.degree, rank=pl.rank, paper_rank=pl.paper_rank, R=float(pl.R), eps_A=pl.eps_A,
+        eps_D=pl.eps_D, tol=tol, tol_mode=tol_mode, plan=pl, attempts=attempts)
+
+
+def _rescaled_to(problem: LoraAttention, R: float) -> LoraAttention:
+    """``problem`` with ``x_q`` scaled so the certified score bound is ``R`` (scores are linear in ``x_q``)."""
+    from ..bounds import score_bound
+
+    r0 = score_bound(problem).R
+    if not r0 > 0 or r0 <= R:
+        return problem
+    return problem.replace(x_q=problem.x_q * (R / r0), x_k=problem.x_k, x_v=problem.x_v)
+
+
+def verify_section(problem: LoraAttention, progress):
+    """``verified-lora verify``: fast vs exact, the certified bound beside the observed error.
+
+    The comparison runs on the problem with ``x_q`` scaled so that ``R <= 1`` (at the default
+    problem's own ``R`` the certified degree, about 37, makes a forced fast run slow); the planner's
+    own decision (and the fallback flag) is shown for the problem as given.
+    """
+    from .. import exact
+    from ..verify import Check, Section
+
+    section = Section("fast path (certified) vs exact")
+    small = _rescaled_to(problem, 1.0)
+    ex = exact.loss_and_grads(small)
+    keys = small.grad_keys or ("Q", "K", "V")
+    for method in METHODS:
+        progress(f"fast path, method {method}, tol 1e-6 relative (forced fast, R <= 1)")
+        res = loss_and_grads(small, 1e-6, method=method, force="fast")
+        for key in keys:
+            got = res.grads[key] if small.grad_keys else res.weight_grads[key]
+            ref = ex.grads[key] if small.grad_keys else ex.weight_grads[key]
+            b = (res.bounds or res.weight_bounds)[key]
+            err = _max_abs(got - ref)
+            section.checks.append(Check(f"{method} {key}: observed error <= certified bound", err <= b, err, b,
+                                        f"{res.family} g={res.degree}, k={res.rank}, R={res.R:.3g}; certified "
+                                        f"relative {res.relative_bounds.get(key, math.nan):.2g}"))
+    progress("planner decision on the problem as given (fallback flag)")
+    auto = loss_and_grads(problem, 1e-6, max_degree=20)
+    ex_full = exact.loss_and_grads(problem)
+    if auto.fallback:
+        same = auto.path == "exact" and all(_max_abs(auto.grads[k] - ex_full.grads[k]) == 0 for k in problem.grad_keys)
+        section.checks.append(Check("planner: outside the efficient regime -> exact, fallback flag set", same,
+                                    "fallback", "exact gradients", auto.reason[:110]))
+    else:
+        section.checks.append(Check("planner: fast path taken and certified", auto.certified, auto.path, "fast",
+                                    auto.reason[:110]))
+    return section

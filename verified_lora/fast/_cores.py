@@ -1,0 +1,207 @@
+"""The two almost-linear gradient algorithms for one (unbatched) problem, in float64.
+
+Notation (DESIGN.md sections 3 and 4): ``P = X_Q W_Q`` (``L x d``), ``Kmat = X_K W_K`` (``L_k x d``),
+``Vmat = X_V W_V`` (``L_k x d_v``), ``S = beta P Kmat^T``; ``poly(x) = sum_{t<=g} a_t x^t`` approximates
+``exp`` on ``[-R, R]``. Features (:mod:`verified_lora.approx.features`):
+``poly(beta <u, v>) = <phi_U(u), phi_V(v)>``, ``phi_U(u) = w * u^m``, ``phi_V(v) = v^m``, rank ``k``.
+
+* ``A~ = poly(S) = Phi_U Phi_V^T`` (never formed), ``D~ = A~ 1 = Phi_U (Phi_V^T 1)`` (``O(L k)``),
+  ``f~ = D~^{-1} A~``.
+* **paper** (Lemmas 3.3-3.7, Theorem 3.1 / A.1, corrected orientation):
+  ``U1 = D~^{-1} Phi_U``, ``V1 = Phi_V`` (``f~ = U1 V1^T``); ``c~ = f~ Vmat - Y``;
+  ``q~ = c~ Vmat^T`` (``U2 = c~``, ``V2 = Vmat``, rank ``d_v``); ``p1~ = U3 V3^T`` with the row-wise
+  Kronecker (face-splitting) factors ``U3 = U1 (x) U2``, ``V3 = V1 (x) V2`` (``L x k d_v``);
+  ``rvec~ = p1~ 1 = rowsum((U1 (V1^T V2)) * U2)``; ``p2~ = diag(rvec~) f~``; ``p~ = p1~ - p2~``;
+  ``G~_Q = beta X_Q^T p~ Kmat``, ``G~_K = beta X_K^T p~^T P``, ``G~_V = X_V^T f~^T c~``.
+  Cost ``O(L k d^2)``.
+* **factored**: the exact gradient of the approximate loss ``1/2 ||f~ Vmat - Y||^2``, by reverse mode
+  through ``phi_U`` and ``phi_V``: ``dL~/dS_ij = poly'(S_ij) (q~_ij - rvec~_i) / D~_i``. With
+  ``H = Phi_V^T [Vmat, 1]`` (``k x (d_v+1)``) and ``Yp = [c~, -rvec~] / D~`` (``L x (d_v+1)``):
+  ``dL~/dPhi_U = Yp H^T``, ``dL~/dPhi_V = [Vmat, 1] (Phi_U^T Yp)^T``, ``dL~/dVmat = Phi_V (Phi_U^T c~/D~)``;
+  the feature VJPs are GEMMs against derivative-coefficient matrices
+  (:func:`~verified_lora.approx.features.lowrank_vjp_t`). Cost ``O(L k d)``; no ``L x L_k`` matrix and
+  no ``L x k d`` Hadamard factor is formed.
+
+Both run over row blocks (three passes: keys, queries, keys), so memory is
+``O((L + L_k) d + block * k)`` for "factored" and ``O((L + L_k) d + block * k * d_v)`` for "paper".
+Everything is float64; the ``k``-dimensional sums and the normalisers ``D~`` accumulate in float64.
+The code uses only operations NumPy and CuPy share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..approx import features as F
+from ..errors import CertificationError
+
+__all__ = ["CoreResult", "factored_core", "paper_core"]
+
+
+@dataclass
+class CoreResult:
+    """``loss~`` and ``dL~/dP``, ``dL~/dKmat``, ``dL~/dVmat`` of one problem (before ``X^T``)."""
+
+    loss: float
+    dP: Any
+    dK: Any
+    dV: Any
+    min_normaliser: float
+
+
+def _blocks(n: int, block: int):
+    for i0 in range(0, n, block):
+        yield i0, min(n, i0 + block)
+
+
+def _check_normaliser(D: Any, xp: Any) -> float:
+    low = float(D.min())
+    if not low > 0:
+        raise CertificationError(
+            f"the approximate softmax normaliser D~ = poly(S) 1 reached {low:.3g} <= 0: the polynomial is not "
+            "positive on the score range, so the plan's certificate does not apply (this is a bug in the plan "
+            "or an input outside its certified interval)")
+    return low
+
+
+def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *, block: int,
+                  xp: Any) -> CoreResult:
+    """Loss and gradients of the approximate loss by back-propagation through the features.
+
+    ``weights`` are the query-side weights ``w_m = a_|m| beta^|m| multinomial`` (length ``k``),
+    already containing ``beta``; ``P``, ``Kmat``, ``Vmat``, ``Y`` are float64.
+    """
+    L, d = P.shape
+    Lk, dv = Vmat.shape
+    a = dv + 1
+    dt = P.dtype
+    w = xp.asarray(weights, dtype=dt)[:, None]
+    k = int(w.shape[0])
+    KT = xp.ascontiguousarray(Kmat.T)
+    PT = xp.ascontiguousarray(P.T)
+    buf = xp.empty((k, min(block, max(L, Lk))), dtype=dt)
+
+    # pass 1 (keys): H = Phi_V^T [Vmat, 1]
+    H = xp.zeros((k, a), dtype=dt)
+    for j0, j1 in _blocks(Lk, block):
+        M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :j1 - j0])
+        H[:, :dv] += M @ Vmat[j0:j1]
+        H[:, dv] += M.sum(axis=1)
+    Hw = w * H                                   # Phi_U H = M_U^T (w * H)
+    Dq = F.derivative_coefficients(Hw, d, g)     # gradient polynomials of <Hw[:, a], u^m>
+
+    # pass 2 (queries): forward, loss, dP, E = Phi_U^T Yp
+    dP = xp.empty((L, d), dtype=dt)
+    E = xp.zeros((k, a), dtype=dt)
+    loss = 0.0
+    low = float("inf")
+    kp = int(Dq.shape[0])
+    # one GEMM over the degree <= g-1 rows serves both the forward and the feature VJP:
+    # M^T [Hw | Dq] on rows < k', plus the thin M^T Hw on the degree-g rows
+    right_q = xp.concatenate([Hw[:kp], Dq], axis=1)
+    for i0, i1 in _blocks(L, block):
+        n = i1 - i0
+        M = F.monomials_t(PT[:, i0:i1], g, out=buf[:, :n])
+        OZ = M[:kp].T @ right_q
+        O = OZ[:, :a] + M[kp:].T @ Hw[kp:]       # [A~ Vmat, D~] for these rows
+        D = O[:, dv:]
+        low = min(low, _check_normaliser(D, xp))
+        fV = O[:, :dv] / D
+        c = fV - Y[i0:i1]
+        loss += 0.5 * float((c * c).sum())
+        r = (c * fV).sum(axis=1, keepdims=True)  # rvec~_i = <f~_i, q~_i> = <c~_i, (f~ Vmat)_i>
+        Yp = xp.concatenate([c, -r], axis=1) / D
+        E += M @ Yp
+        dP[i0:i1] = F.contract_derivative(OZ[:, a:], Yp)
+    Ew = w * E                                   # Phi_U^T Yp
+    Dk = F.derivative_coefficients(Ew, d, g)
+
+    # pass 3 (keys): dK, dV
+    dK = xp.empty((Lk, d), dtype=dt)
+    dV = xp.empty((Lk, dv), dtype=dt)
+    ones = xp.ones((min(block, Lk), 1), dtype=dt)
+    right_k = xp.concatenate([Ew[:kp, :dv], Dk], axis=1)
+    for j0, j1 in _blocks(Lk, block):
+        n = j1 - j0
+        M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :n])
+        VZ = M[:kp].T @ right_k
+        dV[j0:j1] = VZ[:, :dv] + M[kp:].T @ Ew[kp:, :dv]
+        Va = xp.concatenate([Vmat[j0:j1], ones[:n]], axis=1)
+        dK[j0:j1] = F.contract_derivative(VZ[:, dv:], Va)
+    return CoreResult(loss=loss, dP=dP, dK=dK, dV=dV, min_normaliser=low)
+
+
+def _face_split_t(AT: Any, BT: Any, xp: Any) -> Any:
+    """Transposed row-wise Kronecker product: rows ``(l, m)`` of the result are ``AT[l] * BT[m]``.
+
+    ``AT`` is ``(k x n)``, ``BT`` is ``(e x n)``; returns ``(k e x n)``, i.e. ``(A (x) B)^T`` with
+    ``(A (x) B)_{i, (l, m)} = A_{il} B_{im}`` (the face-splitting product of Lemma 3.6).
+    """
+    k, n = AT.shape
+    e = BT.shape[0]
+    return (AT[:, None, :] * BT[None, :, :]).reshape(k * e, n)
+
+
+def paper_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, beta: float, *, block: int,
+               xp: Any) -> CoreResult:
+    """The paper's constructive chain (Lemmas 3.3-3.7, Theorem 3.1 / A.1) with explicit factors.
+
+    Returns ``dL/dP = beta p~ Kmat``, ``dL/dKmat = beta p~^T P``, ``dL/dVmat = f~^T c~`` with
+    ``p~ = U3 V3^T - diag(rvec~) U1 V1^T`` (see the module docstring).
+    """
+    L, d = P.shape
+    Lk, dv = Vmat.shape
+    dt = P.dtype
+    w = xp.asarray(weights, dtype=dt)[:, None]
+    k = int(w.shape[0])
+    KT = xp.ascontiguousarray(Kmat.T)
+    PT = xp.ascontiguousarray(P.T)
+    VT = xp.ascontiguousarray(Vmat.T)
+    buf = xp.empty((k, min(block, max(L, Lk))), dtype=dt)
+
+    # pass 1 (keys): V1^T [Vmat, 1, Kmat] and V3^T Kmat
+    V1tV = xp.zeros((k, dv), dtype=dt)           # V1^T V2
+    V1t1 = xp.zeros((k, 1), dtype=dt)            # V1^T 1 (for D~)
+    V1tK = xp.zeros((k, d), dtype=dt)            # V1^T Kmat (the p2~ term)
+    V3tK = xp.zeros((k * dv, d), dtype=dt)       # V3^T Kmat (the p1~ term)
+    for j0, j1 in _blocks(Lk, block):
+        V1T = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :j1 - j0])
+        V1tV += V1T @ Vmat[j0:j1]
+        V1t1[:, 0] += V1T.sum(axis=1)
+        V1tK += V1T @ Kmat[j0:j1]
+        V3T = _face_split_t(V1T, VT[:, j0:j1], xp)
+        V3tK += V3T @ Kmat[j0:j1]
+
+    # pass 2 (queries)
+    dP = xp.empty((L, d), dtype=dt)
+    U3tP = xp.zeros((k * dv, d), dtype=dt)       # U3^T P
+    U1trP = xp.zeros((k, d), dtype=dt)           # U1^T diag(rvec~) P
+    U1tc = xp.zeros((k, dv), dtype=dt)           # U1^T c~
+    loss = 0.0
+    low = float("inf")
+    for i0, i1 in _blocks(L, block):
+        PhiUT = w * F.monomials_t(PT[:, i0:i1], g, out=buf[:, :i1 - i0])
+        D = PhiUT.T @ V1t1                       # D~ = Phi_U (Phi_V^T 1)
+        low = min(low, _check_normaliser(D, xp))
+        U1T = PhiUT / D.T                        # U1 = D~^{-1} Phi_U (Lemma 3.3)
+        fV = U1T.T @ V1tV                        # f~ Vmat
+        c = fV - Y[i0:i1]                        # c~ (Lemma 3.4); U2 = c~, V2 = Vmat (Lemma 3.5)
+        loss += 0.5 * float((c * c).sum())
+        r = (fV * c).sum(axis=1, keepdims=True)  # rvec~_j = U1[j] (V1^T V2) U2[j]^T (Lemma 3.7)
+        U3T = _face_split_t(U1T, xp.ascontiguousarray(c.T), xp)   # U3 = U1 (x) U2 (Lemma 3.6)
+        dP[i0:i1] = beta * (U3T.T @ V3tK - r * (U1T.T @ V1tK))
+        Pb = P[i0:i1]
+        U3tP += U3T @ Pb
+        U1trP += U1T @ (r * Pb)
+        U1tc += U1T @ c
+
+    # pass 3 (keys)
+    dK = xp.empty((Lk, d), dtype=dt)
+    dV = xp.empty((Lk, dv), dtype=dt)
+    for j0, j1 in _blocks(Lk, block):
+        V1T = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :j1 - j0])
+        V3T = _face_split_t(V1T, VT[:, j0:j1], xp)
+        dK[j0:j1] = beta * (V3T.T @ U3tP - V1T.T @ U1trP)
+        dV[j0:j1] = V1T.T @ U1tc
+    return CoreResult(loss=loss, dP=dP, dK=dK, dV=dV, min_normaliser=low)
