@@ -276,11 +276,19 @@ def test_plan_bound_is_never_violated(problem, tol, method):
         assert not pl.efficient and "outside the efficient regime" in pl.reason
         return
     assert pl.max_bound <= tol
-    w, g = _observed(problem, pl)
     ex = exact.loss_and_grads(problem)
-    for key, val in ex.grads.items():
-        obs = float(np.max(np.abs(g[key] - val)))
-        assert obs <= _slack(pl.bounds[key], np.max(np.abs(val))), (key, obs, pl.bounds[key])
+    # near the threshold: tol exactly at the certified bound, and a hair below it
+    at = plan(problem, pl.max_bound, method, full_search=True, max_degree=24)
+    below = plan(problem, pl.max_bound * (1 - 1e-9), method, full_search=True, max_degree=24)
+    assert at.degree is not None and at.max_bound <= pl.max_bound
+    for p in (pl, at, below):
+        if p.degree is None:
+            continue
+        assert p.max_bound <= p.tol
+        _, g = _observed(problem, p)
+        for key, val in ex.grads.items():
+            obs = float(np.max(np.abs(g[key] - val)))
+            assert obs <= _slack(p.bounds[key], np.max(np.abs(val))), (key, obs, p.bounds[key])
 
 
 @pytest.mark.parametrize("method", ["factored", "paper"])

@@ -14,9 +14,9 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
-from ..errors import CertificationError, InputError
+from ..errors import CertificationError
 
-__all__ = ["families", "Cert", "certify", "lower_errors", "start_degree", "next_degree", "grid_R", "min_degree"]
+__all__ = ["families", "Cert", "certify", "lower_errors", "next_degree", "grid_R"]
 
 
 def families() -> tuple[str, ...]:
@@ -100,32 +100,3 @@ def lower_errors(family: str, degree: int, R: float, need_derivative: bool = Fal
 
 def next_degree(family: str, g: int) -> int:
     return g + 2 if family == "taylor_even" else g + 1
-
-
-def min_degree(R: float, eps: float, family: str, max_degree: int) -> int | None:
-    """Least degree whose certified relative error on ``[-R, R]`` is ``<= eps`` (``None`` above the cap)."""
-    from .. import approx
-
-    try:
-        g = approx.min_degree(grid_R(R), eps, family)
-    except InputError as exc:
-        if "degree" in str(exc).lower():
-            return None
-        raise
-    except CertificationError:
-        return None
-    return int(g) if g is not None and g <= max_degree else None
-
-
-def start_degree(family: str, R: float, eps: float, max_degree: int) -> int | None:
-    """A degree at or below the least one that can reach relative error ``eps`` (search start)."""
-    lo = 2 if family == "taylor_even" else 1
-    if not (0 < eps < 1) or not math.isfinite(R):
-        return lo
-    try:
-        g = min_degree(R, eps, family, max_degree)
-    except (AttributeError, ImportError):  # approx.min_degree not available: linear search
-        return lo
-    if g is None:
-        return None
-    return max(lo, g)

@@ -76,6 +76,10 @@ class Plan:
         vals = list(self.bounds.values()) or list(self.weight_bounds.values())
         return max(vals) if vals else math.inf
 
+    def relative(self, grads: dict[str, Any]) -> dict[str, float]:
+        """The relative form ``bound / max|g|`` per key, for given (e.g. exact) gradients."""
+        return {} if self.gradient_bounds is None else self.gradient_bounds.relative(grads)
+
     def summary(self, with_score: bool = True) -> str:
         verdict = "efficient: " if self.efficient else ""
         lines = [f"plan ({self.method}, tol={self.tol:.3g}): {verdict}{self.reason}"]

@@ -284,13 +284,6 @@ class GradientBounds:
         return out
 
 
-@dataclass(frozen=True)
-class _Coefficients:
-    """Eps-independent coefficient matrices of the (G) bounds for one weight key (summed over items)."""
-
-    lin: dict[str, np.ndarray]  # name -> nonneg matrix (d_model x d_out)
-
-
 class Sensitivity:
     """Eps-independent part of the bounds of one problem: ``O((L + L_k) d)`` once, then cheap.
 
