@@ -284,3 +284,29 @@ def test_cupy_branch_of_launch_with_a_simulated_cupy(monkeypatch):
             gpu.launch("residual", {"fv": fake.asarray(np.ones((2, 2))), "y": np.ones((2, 2))})
     finally:
         gpu._module.cache_clear()
+
+
+@pytest.mark.parametrize("method, kernels", [
+    ("factored", {"monomials_t", "contract_rows", "normalised_residual_rows"}),
+    ("paper", {"monomials_t", "kron_rows_t", "scaled_divide", "residual", "row_dot", "paper_grad_rows"}),
+])
+def test_fast_dispatches_to_kernels_and_agrees(monkeypatch, method, kernels):
+    """fast's cores take their kernel branches for CuPy; forced here on NumPy (CPU-compiled kernels)."""
+    import math
+    from fractions import Fraction
+
+    from verified_lora import fast
+
+    problem = random_problem(6, L=90, d_model=6, d_head=3, d_v=2, r=2, adapters=("Q", "K", "V"), beta=0.3, scale=0.3)
+    coeffs = [Fraction(1, math.factorial(t)) for t in range(6)]
+    host = fast.run_with_polynomial(problem, coeffs, method, block_size=32)
+    calls = []
+    real_launch = gpu.launch
+    monkeypatch.setattr(gpu, "wants_kernels", lambda xp: True)
+    monkeypatch.setattr(gpu, "launch", lambda name, *a, **k: calls.append(name) or real_launch(name, *a, **k))
+    dev = fast.run_with_polynomial(problem, coeffs, method, block_size=32)
+    assert set(calls) == kernels
+    tol = 64 * unit_roundoff("float64")
+    assert abs(dev[0] - host[0]) <= tol * abs(host[0])
+    for key in host[1]:
+        assert max_relative_error(dev[1][key], host[1][key]) < tol, key

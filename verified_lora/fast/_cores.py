@@ -33,6 +33,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from .. import gpu as _gpu
 from ..approx import features as F
 from ..errors import CertificationError
 
@@ -107,11 +108,18 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
         O = OZ[:, :a] + M[kp:].T @ Hw[kp:]       # [A~ Vmat, D~] for these rows
         D = O[:, dv:]
         low = min(low, _check_normaliser(D, xp))
-        fV = O[:, :dv] / D
-        c = fV - Y[i0:i1]
+        if _gpu.wants_kernels(xp):               # CuPy: gpu/normalised_residual_rows.cu
+            c, yp, r, rneg = _gpu.normalised_residual_rows(xp.ascontiguousarray(O[:, :dv]),
+                                                           xp.ascontiguousarray(D[:, 0]), Y[i0:i1])
+        else:
+            fV = O[:, :dv] / D
+            c = fV - Y[i0:i1]
         loss += 0.5 * float((c * c).sum())
-        r = (c * fV).sum(axis=1, keepdims=True)  # rvec~_i = <f~_i, q~_i> = <c~_i, (f~ Vmat)_i>
-        Yp = xp.concatenate([c, -r], axis=1) / D
+        if _gpu.wants_kernels(xp):
+            Yp = xp.concatenate([yp, rneg[:, None]], axis=1)
+        else:
+            r = (c * fV).sum(axis=1, keepdims=True)  # rvec~_i = <f~_i, q~_i> = <c~_i, (f~ Vmat)_i>
+            Yp = xp.concatenate([c, -r], axis=1) / D
         E += M @ Yp
         dP[i0:i1] = F.contract_derivative(OZ[:, a:], Yp)
     Ew = w * E                                   # Phi_U^T Yp
@@ -138,6 +146,8 @@ def _face_split_t(AT: Any, BT: Any, xp: Any) -> Any:
     ``AT`` is ``(k x n)``, ``BT`` is ``(e x n)``; returns ``(k e x n)``, i.e. ``(A (x) B)^T`` with
     ``(A (x) B)_{i, (l, m)} = A_{il} B_{im}`` (the face-splitting product of Lemma 3.6).
     """
+    if _gpu.wants_kernels(xp):                   # CuPy: gpu/kron_rows_t.cu
+        return _gpu.kron_rows_t(xp.ascontiguousarray(AT), xp.ascontiguousarray(BT))
     k, n = AT.shape
     e = BT.shape[0]
     return (AT[:, None, :] * BT[None, :, :]).reshape(k * e, n)
@@ -181,16 +191,28 @@ def paper_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, beta:
     loss = 0.0
     low = float("inf")
     for i0, i1 in _blocks(L, block):
-        PhiUT = w * F.monomials_t(PT[:, i0:i1], g, out=buf[:, :i1 - i0])
+        kernels = _gpu.wants_kernels(xp)         # CuPy: gpu/scaled_divide, residual, row_dot, paper_grad_rows
+        MT = F.monomials_t(PT[:, i0:i1], g, out=buf[:, :i1 - i0])
+        PhiUT = w * MT
         D = PhiUT.T @ V1t1                       # D~ = Phi_U (Phi_V^T 1)
         low = min(low, _check_normaliser(D, xp))
-        U1T = PhiUT / D.T                        # U1 = D~^{-1} Phi_U (Lemma 3.3)
+        if kernels:
+            U1T = _gpu.scaled_divide(xp.ascontiguousarray(MT), xp.ascontiguousarray(w[:, 0]),
+                                     xp.ascontiguousarray(D[:, 0]))
+        else:
+            U1T = PhiUT / D.T                        # U1 = D~^{-1} Phi_U (Lemma 3.3)
         fV = U1T.T @ V1tV                        # f~ Vmat
-        c = fV - Y[i0:i1]                        # c~ (Lemma 3.4); U2 = c~, V2 = Vmat (Lemma 3.5)
+        c = _gpu.residual(fV, Y[i0:i1]) if kernels else fV - Y[i0:i1]   # c~ (Lemma 3.4); U2 = c~, V2 = Vmat
         loss += 0.5 * float((c * c).sum())
-        r = (fV * c).sum(axis=1, keepdims=True)  # rvec~_j = U1[j] (V1^T V2) U2[j]^T (Lemma 3.7)
+        if kernels:
+            r = _gpu.row_dot(fV, c)[:, None]
+        else:
+            r = (fV * c).sum(axis=1, keepdims=True)  # rvec~_j = U1[j] (V1^T V2) U2[j]^T (Lemma 3.7)
         U3T = _face_split_t(U1T, xp.ascontiguousarray(c.T), xp)   # U3 = U1 (x) U2 (Lemma 3.6)
-        dP[i0:i1] = beta * (U3T.T @ V3tK - r * (U1T.T @ V1tK))
+        if kernels:
+            dP[i0:i1] = _gpu.paper_grad_rows(U3T.T @ V3tK, U1T.T @ V1tK, xp.ascontiguousarray(r[:, 0]), beta)
+        else:
+            dP[i0:i1] = beta * (U3T.T @ V3tK - r * (U1T.T @ V1tK))
         Pb = P[i0:i1]
         U3tP += U3T @ Pb
         U1trP += U1T @ (r * Pb)
