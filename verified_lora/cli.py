@@ -286,7 +286,8 @@ def _add_phase(sub) -> None:
     p.add_argument("--gamma", default=None, help="Gamma multiples of sqrt(ln L), comma list "
                                                  "(default 0.125,0.25,0.375,0.5,0.625,0.75,1,1.25,1.5)")
     p.add_argument("--eps-exp", default="0.5,1", help="exponents c of eps = L^-c, comma list (default 0.5,1)")
-    p.add_argument("--d", default="8", help="head dimension, or 'log' for ceil(log2(L)/2) (default 8)")
+    p.add_argument("--d", default="log", help="head dimension, or 'log' for ceil(log2(L)/2), i.e. d = Theta(log L) "
+                                             "(default log)")
     p.add_argument("--beta", default="1/d", help="score scale: '1/d' (default, R = Gamma^2) or a number (R = beta d Gamma^2)")
     p.add_argument("--family", action="append", help="polynomial families (repeatable; default minimax)")
     p.add_argument("--exp-cost", type=float, default=0.0, help="FLOP-equivalents of one exp (default 0)")

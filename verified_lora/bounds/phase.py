@@ -156,13 +156,15 @@ def _resolve_d(d: int | str, L: int) -> int:
 
 def phase_sweep(*, L_exponents: Iterable[int] = DEFAULT_L_EXPONENTS,
                 gamma_multiples: Iterable[float] = DEFAULT_GAMMA_MULTIPLES,
-                eps_exponents: Iterable[float] = DEFAULT_EPS_EXPONENTS, d: int | str = 8,
+                eps_exponents: Iterable[float] = DEFAULT_EPS_EXPONENTS, d: int | str = "log",
                 beta: str | float = "1/d", families: Sequence[str] = ("minimax",),
                 cost_model: CostModel | None = None,
                 progress: Callable[[str], None] | None = None) -> list[PhasePoint]:
     """The sweep over ``L = 2^e``, ``Gamma = m sqrt(ln L)``, ``eps = L^(-c)`` (module docstring).
 
-    ``d`` is the head dimension (an int, or "log" for ``ceil(log2(L) / 2)``); ``beta`` is "1/d"
+    ``d`` is the head dimension: an int, or "log" (default) for ``ceil(log2(L) / 2)``, i.e.
+    ``d = Theta(log L)`` as in Theorems 3.1 and 4.1 (with a fixed ``d`` the rank is polylogarithmic
+    in ``L`` and the threshold multiple drifts upward with ``L``); ``beta`` is "1/d"
     (default, ``R = Gamma^2``) or a number (``R = |beta| d Gamma^2``).
     """
     Ls = [int(e) for e in L_exponents]
@@ -261,7 +263,8 @@ def plot_phase(points: Sequence[PhasePoint], path: str, *, title: str | None = N
         ax.axhline(1.0, color="b", linestyle="--", linewidth=1)
         ax.set_xlabel("log2 L")
         ax.set_ylabel("Gamma / sqrt(ln L)")
-        ax.set_title(f"eps = L^-{c:g}; d = {pts[0].d if len({p.d for p in pts}) == 1 else 'varies'}")
+        ds = sorted({p.d for p in pts})
+        ax.set_title(f"eps = L^-{c:g}; d = {ds[0]}" if len(ds) == 1 else f"eps = L^-{c:g}; d = {ds[0]}..{ds[-1]} (with L)")
         fig.colorbar(mesh, ax=ax, label="log10 predicted cost fast/exact (factored)")
     fig.suptitle(title or "Where the certified fast path stops paying (black: ratio = 1; numbers: degree)")
     fig.tight_layout()
