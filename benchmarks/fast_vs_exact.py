@@ -56,6 +56,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-seconds", type=float, default=120.0, help="skip a method predicted slower than this")
     ap.add_argument("--torch-max-L", type=int, default=16384)
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--obs-degree", type=int, help="degree of the uncertified factored@obs point (default: searched "
+                                                    "at the smallest L against exact)")
+    ap.add_argument("--tag", default="", help="suffix of the output files (to keep pieces apart)")
     ap.add_argument("--out", default=str(HERE / "results"))
     args = ap.parse_args(argv)
     if args.quick:
@@ -68,8 +71,10 @@ def main(argv=None) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     data = run_sweep(ds, sorted(Ls), R=args.R, tol=args.tol, repeats=args.repeats, long_s=args.long,
-                     max_s=args.max_seconds, torch_max_L=args.torch_max_L, methods=methods, log=log)
+                     max_s=args.max_seconds, torch_max_L=args.torch_max_L, methods=methods, log=log,
+                     obs_degree=args.obs_degree)
     suffix = "_quick" if args.quick else ("_d" + "_".join(map(str, ds)) if args.d else "")
+    suffix += f"_{args.tag}" if args.tag else ""
     stem = Path(args.out) / f"fast_vs_exact{suffix}"
     write_outputs(data, stem)
     print(stem.with_suffix(".md").read_text())

@@ -165,13 +165,13 @@ def observed_degree(problem, ref, tol: float) -> int:
 
 
 def run_sweep(ds, Ls, *, R: float, tol: float, repeats: int, long_s: float, max_s: float, torch_max_L: int,
-              methods, log) -> dict:
+              methods, log, obs_degree: int | None = None) -> dict:
     peak = dgemm_peak()
     log(f"DGEMM 2048^3: {peak:.1f} GFLOP/s")
     rows = []
     for d in ds:
         last: dict[str, tuple[int, float, int]] = {}
-        g_obs = None
+        g_obs = obs_degree
         for L in Ls:
             problem = make_problem(d, L, R)
             log(f"d={d} L={L}: R={score_bound(problem).R:.6g}")
