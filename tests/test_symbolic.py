@@ -97,7 +97,7 @@ def test_mutated_q_orientation_is_rejected(monkeypatch):
 
     monkeypatch.setattr(derive, "element_forms", mutated)
     out = _run("definition-3.6")
-    assert not out.ok and "p" in out.message
+    assert not out.ok and "dL/df_{mn} != q_{mn}" in out.message
 
 
 def test_mutated_p2_orientation_is_rejected(monkeypatch):
