@@ -44,7 +44,6 @@ def op_count(expr: sp.Expr) -> sp.Expr:
 @register_proof("theorem-f.1", title="exact gradient: steps f, c, q, p (O(L) per row), G in Theta(L^2 d)", paper=PAPER)
 def prove_theorem_f_1() -> Certificate:
     # (1) row-wise p without the Jacobian
-    n = sp.Symbol("n", integer=True, positive=True)
     j0, l = sp.symbols("j0 l", integer=True, nonnegative=True)
     nx = sp.Symbol("nx", integer=True, nonnegative=True)
     f, q = sp.IndexedBase("f"), sp.IndexedBase("q")

@@ -145,14 +145,21 @@ def test_mutated_k_gradient_is_rejected(monkeypatch):
 
 
 def test_mutated_kron_row_is_rejected(monkeypatch):
-    real = derive.rowwise_kron
+    def mixed_rows(U1, U2):  # pairs row i of U1 with row i+1 of U2: no longer a row-wise product
+        k2 = U2.cols
+        return sp.Matrix(U1.rows, U1.cols * k2, lambda i, t: U1[i, t // k2] * U2[(i + 1) % U1.rows, t % k2])
 
-    def mutated(U1, U2):  # column pairs in the other order for U only: breaks the face-splitting identity
-        k1, k2 = U1.cols, U2.cols
-        return sp.Matrix(U1.rows, k1 * k2, lambda i, t: U1[i, t % k1] * U2[i, t // k1])
+    monkeypatch.setattr(derive, "rowwise_kron", mixed_rows)
+    out = _run("rowwise-kronecker")
+    assert not out.ok and "derive.rowwise_kron fails" in out.message
 
-    monkeypatch.setattr(derive, "rowwise_kron", mutated)
-    assert not _run("rowwise-kronecker").ok
+    def other_order(U1, U2):  # a consistent but different column order: the identity still holds, but the
+        k1 = U1.cols          # kron_row element form (what the kernels print) no longer matches
+        return sp.Matrix(U1.rows, k1 * U2.cols, lambda i, t: U1[i, t % k1] * U2[i, t // k1])
+
+    monkeypatch.setattr(derive, "rowwise_kron", other_order)
+    out = _run("rowwise-kronecker")
+    assert not out.ok and "kron_row element form differs" in out.message
 
 
 # ------------------------------------------------------------------------------------ float64 vs SymPy
