@@ -6,6 +6,10 @@ machine-checked claims of the paper, and their certificates.
   (index) forms for the kernel generator.
 * :mod:`verified_lora.symbolic.certificates`: the certificate format and proof registry used by
   ``verified-lora prove`` and by every proof script under ``proofs/``.
+* :mod:`verified_lora.symbolic.prooftools`: exact decision procedures for the proofs (polynomial
+  identities with formal exponentials, index-form inlining, KroneckerDelta sums).
+* :mod:`verified_lora.symbolic.chainrule`: MatrixSymbol chain-rule steps and end-to-end checks.
+* :mod:`verified_lora.symbolic.prove`: ``verified-lora prove`` and the ``verify`` section.
 
 Nothing here is imported by ``import verified_lora``; SymPy loads only when these modules do.
 """
