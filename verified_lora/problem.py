@@ -361,6 +361,23 @@ class LoraAttention:
                             x_v=None if self.x_v is self.x_k else to_numpy(self.x_v),
                             adapters=adapters)
 
+    def astype(self, dtype: str | np.dtype) -> "LoraAttention":
+        """The same problem with every array converted to ``dtype`` (an explicit, visible cast).
+
+        Widening float32 to float64 is exact, so ``problem.astype("float64")`` is the natural
+        reference-grade twin of a float32 problem.
+        """
+        dtype = np.dtype(dtype)
+        if dtype.name not in SUPPORTED_DTYPES:
+            raise InputError("dtype", f"one of {SUPPORTED_DTYPES}", str(dtype))
+        if dtype == self.dtype:
+            return self
+        cast = lambda x: x.astype(dtype)  # noqa: E731
+        adapters = {k: Adapter(a=cast(ad.a), b=cast(ad.b)) for k, ad in self.adapters.items()}
+        return self.replace(x_q=cast(self.x_q), y=cast(self.y), w_q=cast(self.w_q), w_k=cast(self.w_k),
+                            w_v=cast(self.w_v), x_k=None if self.x_k is self.x_q else cast(self.x_k),
+                            x_v=None if self.x_v is self.x_k else cast(self.x_v), adapters=adapters)
+
     def describe(self) -> str:
         """One line: sizes, adapters, scale convention."""
         ranks = ", ".join(f"{k}(r={self.adapters[k].r})" for k in self.adapted) or "none"

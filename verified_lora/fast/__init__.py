@@ -54,6 +54,7 @@ from .._xp import to_numpy
 from ..errors import InputError, RegimeError
 from ..problem import LoraAttention
 from ..result import GradientResult, adapter_grads
+from ..tolerances import unit_roundoff
 
 __all__ = ["FastGradientResult", "loss_and_grads", "METHODS", "TOL_MODES", "FORCE", "default_block_size",
            "run_with_polynomial", "verify_section"]
@@ -210,10 +211,27 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
         loss /= n
         totals = [t / n for t in totals]
     dt = problem.dtype
-    weight_grads = {key: t.astype(dt, copy=False) for key, t in zip(("Q", "K", "V"), totals)}
-    grads = adapter_grads(problem, weight_grads)
+    # The adapter chain rule runs on the float64 weight gradients (float32 factors promote), and
+    # only the final values are rounded to the problem's dtype; `_output_rounding` bounds that.
+    wide = dict(zip(("Q", "K", "V"), totals))
+    grads = {key: t.astype(dt, copy=False) for key, t in adapter_grads(problem, wide).items()}
+    weight_grads = {key: t.astype(dt, copy=False) for key, t in wide.items()}
     info = {"block_size": block, "rank": k, "degree": g, "min_normaliser": low, "compute_dtype": "float64"}
     return loss, grads, weight_grads, info
+
+
+def _output_rounding(problem: LoraAttention, bounds: dict[str, float], values: dict[str, Any]) -> dict[str, float]:
+    """Add the rounding of float64 results to a narrower output dtype to the certified bounds.
+
+    Rounding to nearest gives ``|fl(x) - x| <= u |x|``; with ``|x| <= |fl(x)| / (1 - u)`` the extra
+    max-entry error of a gradient ``G`` is at most ``u max|fl(G)| / (1 - u)``, added here rounded up
+    (``(1 + 2u)`` covers both ``1/(1 - u)`` and the float64 evaluation of the product). Float64
+    output is not rounded again, so nothing is added.
+    """
+    if problem.dtype == np.float64:
+        return bounds
+    u = unit_roundoff(problem.dtype)
+    return {key: b + u * (1 + 2 * u) * _max_abs(values[key]) for key, b in bounds.items()}
 
 
 def _max_abs(x: Any) -> float:
@@ -343,8 +361,8 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         attempts += 1
         coeffs = list(pl.polynomial.coeffs)
         loss, grads, wgrads, info = run_with_polynomial(problem, coeffs, method, block_size=block_size)
-        bounds = dict(pl.bounds) if keys else {}
-        wbounds = dict(pl.weight_bounds)
+        bounds = _output_rounding(problem, dict(pl.bounds) if keys else {}, grads)
+        wbounds = _output_rounding(problem, dict(pl.weight_bounds), wgrads)
         judged = grads if keys else wgrads
         judged_b = bounds if keys else wbounds
         rel = {}
@@ -392,7 +410,9 @@ def verify_section(problem: LoraAttention, progress):
 
     section = Section("fast path (certified) vs exact")
     small = _rescaled_to(problem, 1.0)
-    ex = exact.loss_and_grads(small)
+    # The reference is the float64 exact gradient of the same input values (widening float32 is
+    # exact); an exact run in float32 would carry its own ~1e-7 rounding error.
+    ex = exact.loss_and_grads(small.astype("float64"))
     keys = small.grad_keys or ("Q", "K", "V")
     for method in METHODS:
         progress(f"fast path, method {method}, tol 1e-6 relative (forced fast, R <= 1)")
