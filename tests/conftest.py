@@ -16,17 +16,6 @@ settings.register_profile("dev", deadline=None, suppress_health_check=[HealthChe
 settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
-def _gpu_available() -> bool:
-    try:
-        import cupy  # noqa: F401  (imported only here, only to probe for a device)
-    except Exception:
-        return False
-    try:
-        return bool(cupy.cuda.is_available())
-    except Exception:
-        return False
-
-
 def pytest_collection_modifyitems(config, items):
     has_nvcc = shutil.which("nvcc") is not None
     has_gpu = None
@@ -35,6 +24,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="nvcc is not on PATH"))
         if "gpu" in item.keywords:
             if has_gpu is None:
-                has_gpu = _gpu_available()
+                from verified_lora.gpu import available as gpu_available
+
+                has_gpu = gpu_available()
             if not has_gpu:
                 item.add_marker(pytest.mark.skip(reason="no CUDA GPU usable from CuPy"))
