@@ -80,8 +80,10 @@ def _directional_check(problem, direction, grads):
         terms = [grads[name][i, j] * direction[name][i, j]
                  for name in direction for i in range(direction[name].rows) for j in range(direction[name].cols)]
         predicted = mpmath.fsum(terms)
-        # relative to sum |grad_i t_i|; to |L| when every term vanishes (e.g. dL/dW_Q when L_k = 1)
-        scale = mpmath.fsum(abs(t) for t in terms) or abs(direct_loss(problem))
+        # The difference's error terms scale with the problem (|D3L|, |L|), not with the gradient:
+        # relative to max(sum |grad_i t_i|, |L|), so a near-zero directional derivative (saturated
+        # softmax) is still judged to ~1e-30 |L| (see tolerances.FINITE_DIFFERENCE).
+        scale = max(mpmath.fsum(abs(t) for t in terms), abs(direct_loss(problem)))
         assert abs(fd - predicted) <= rtol * scale, (float(fd), float(predicted), float(abs(fd - predicted) / scale))
 
 
@@ -105,6 +107,72 @@ def test_finite_differences_along_random_directions(problem):
                            grads)
     _directional_check(problem, _random_direction(rng, {f"W_{k}": ref.weight_grads[k].shape for k in "QKV"}),
                        grads)
+
+
+# Found by a randomized run: L = 1, a saturated softmax row, so the Q-adapter directional derivative
+# is ~3e-15 while the loss is ~2; the difference error (~5e-42) exceeded 1e-30 x sum|grad_i t_i|.
+_SATURATED_ROW = """LoraAttention(x_q=array([[-2.71116248, -1.88901325, -0.17477209, -0.42219041,  0.213643  ,
+              0.21732193]]),
+     y=array([[2.11783876]]),
+     w_q=array([[-1.11202076, -0.37760501,  2.04277161,  0.646703  ,  0.66306337,
+             -0.51400637],
+            [-1.64807517,  0.16746474,  0.10901409, -1.22735205, -0.68322666,
+             -0.07204368],
+            [-0.94475162, -0.09826997,  0.09548303,  0.03558624, -0.50629166,
+              0.59374807],
+            [ 0.89116695,  0.3208483 , -0.81823023,  0.73165228, -0.50144002,
+              0.87916062],
+            [-1.07178742,  0.9144672 , -0.02006345, -1.24874889, -0.31389947,
+              0.05410228],
+            [ 0.27279134, -0.98218812, -1.10737305,  0.19958453, -0.46674962,
+              0.23550561]]),
+     w_k=array([[ 7.59519522e-01, -1.64878737e+00,  2.54388117e-01,
+              1.22464697e+00, -2.97526844e-01, -8.10814583e-01],
+            [ 7.52243827e-01,  2.53446516e-01,  8.95883071e-01,
+             -3.45215710e-01, -1.48181827e+00, -1.10010765e-01],
+            [-4.45828153e-01,  7.75323822e-01,  1.93632848e-01,
+             -1.63084923e+00, -1.19516308e+00,  8.83789037e-01],
+            [ 6.79765017e-01, -6.40243366e-01, -1.04879657e-03,
+              4.45573554e-01,  4.68404336e-01,  8.76242196e-01],
+            [ 2.56485627e-01, -9.48283390e-02, -2.58848065e-01,
+              1.05574280e+00, -2.25085428e+00, -1.38655325e-01],
+            [ 3.30001040e-02, -1.42534896e+00,  3.32813613e-01,
+             -6.51281012e-01,  8.62444796e-01, -1.25592084e-01]]),
+     w_v=array([[ 0.66915324],
+            [ 1.21884361],
+            [ 0.38292958],
+            [-0.87572114],
+            [-1.51431863],
+            [ 1.75338412]]),
+     x_k=array([[-0.11129219, -0.68856495,  0.14425709, -0.19141133,  0.85214226,
+              0.03392818],
+            [ 0.01374958, -0.71457972,  0.4695681 , -1.03386672,  0.66588944,
+              1.52393751],
+            [-1.52468604, -2.46622923,  0.61687876,  2.54789782, -1.00092485,
+             -1.25069576]]),
+     x_v=array([[ 0.58896893, -0.84072159, -0.50602548, -0.34811747,  0.53200209,
+             -0.40530236],
+            [ 0.27788284, -0.17653326, -0.8446711 , -0.31982626, -0.95039967,
+              0.00651499],
+            [-1.12386623, -1.09289437,  1.45696182, -0.05318422, -0.05390203,
+              0.51153642]]),
+     adapters={'Q': Adapter(a=array([[ 0.34558419,  0.82161814,  0.33043708, -1.30315723,  0.90535587,
+                0.44637457],
+              [-0.53695324,  0.5811181 ,  0.3645724 ,  0.2941325 ,  0.02842224,
+                0.54671299]]), b=array([[-0.73645409, -0.16290995],
+              [-0.48211931,  0.59884621],
+              [ 0.03972211, -0.29245675],
+              [-0.78190846, -0.25719224],
+              [ 0.00814218, -0.27560291],
+              [ 1.29406381,  1.00672432]]))},
+     alpha=1.5,
+     beta=1.0,
+     scaling='lora')"""
+
+
+def test_finite_differences_saturated_row_regression():
+    problem = eval(_SATURATED_ROW, {"array": np.array, "LoraAttention": LoraAttention, "Adapter": Adapter})
+    test_finite_differences_along_random_directions.hypothesis.inner_test(problem)
 
 
 def test_finite_differences_every_entry():

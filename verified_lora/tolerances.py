@@ -71,8 +71,9 @@ def enclosure_relative_width(dps: int) -> float:
 # Central differences of the loss in mpmath: (L(x + h t) - L(x - h t)) / (2h) = <grad, t> +
 # (h^2/6) D3L(x)[t, t, t] + rounding 10**-dps |L| / h. At dps = 60 and h = 1e-20 both error terms
 # are about 1e-40 times a problem constant (|D3L| and |L| are below 1e4 on the bounded test
-# problems), so a relative tolerance of 1e-30 (relative to sum |grad_i t_i|) keeps a 10^6 margin
-# while remaining 10^17 times tighter than any float64 effect.
+# problems), so a relative tolerance of 1e-30, relative to max(sum |grad_i t_i|, |L|), keeps a 10^6
+# margin while remaining 10^17 times tighter than any float64 effect. (|L| must be in the scale:
+# the error terms do not shrink with the gradient, e.g. on a saturated softmax row.)
 FINITE_DIFFERENCE = {"dps": 60, "step": 1e-20, "rtol": 1e-30}
 
 
