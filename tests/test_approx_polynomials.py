@@ -7,6 +7,7 @@ sharing no code with the branch-and-bound), SymPy exact root counting, exact Fra
 from __future__ import annotations
 
 import math
+import sys
 from fractions import Fraction
 
 import mpmath
@@ -16,8 +17,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from verified_lora.approx import aggarwal_alman as aa
-from verified_lora.approx.certify import (alternation_lower_bound, certified_derivative_error,
-                                          certified_relative_error, certify_relative_error,
+from verified_lora.approx.certify import (alternation_lower_bound, any_polynomial_lower_bound,
+                                          certified_derivative_error, certified_relative_error,
+                                          certify_relative_error, fraction_to_float_up,
                                           relative_error_lower_bound)
 from verified_lora.approx.degree import (best_polynomial, certified_on_grid, degree_table, grid_radius,
                                          min_degree)
@@ -128,6 +130,62 @@ def test_certificate_brackets_are_consistent():
     assert -2 <= c.argmax <= 2
     # the certificate on a smaller interval is no larger
     assert certified_relative_error(minimax(12, 2), 1) <= c.value
+
+
+@pytest.mark.parametrize("R", [200, 1000, 10 ** 4])
+def test_huge_radius_errors_do_not_overflow(R):
+    """Regression: errors like e^{10^4} exceed the float range; they are certified as inf, never raise."""
+    p = taylor(3, R)
+    lo = relative_error_lower_bound(p)  # exact; was an OverflowError in the precision choice
+    c = certify_relative_error(p)  # the heap order must stay exact when every bound is beyond floats
+    # independent value: the maximum is at x = -R where T_3(-R) < 0, so it is |T_3(-R)| e^R + 1, enclosed by mpmath.iv with
+    # more digits than the certifier used (it works with ~2R log2(e) bits)
+    iv = mpmath.iv
+    saved, iv.dps = iv.dps, int(R * 0.9) + 120
+    try:
+        def enc(q: Fraction):
+            return iv.mpf(q.numerator) / q.denominator
+        true = (iv.mpf(R) ** 3 / 6 - iv.mpf(R) ** 2 / 2 + R - 1) * iv.exp(iv.mpf(R)) + 1
+        assert enc(lo).a <= true.b and enc(c.lower).a <= true.b and true.a <= enc(c.upper).b
+    finally:
+        iv.dps = saved
+    assert c.upper <= c.lower * (1 + Fraction(2, 1000))
+    if R >= 1000:
+        assert c.value == math.inf and c.lower_value == sys.float_info.max
+    assert fraction_to_float_up(Fraction(10) ** 400) == math.inf
+    assert fraction_to_float_up(-Fraction(10) ** 400) < -1e308
+
+
+def test_minimax_on_a_huge_interval_builds():
+    """Regression: the Remez stopping test compared huge fixed-point errors in floats (OverflowError)."""
+    p = minimax(3, 200)
+    assert p.degree == 3
+    assert certify_relative_error(p).upper > 1  # degree 3 is hopeless on [-200, 200]
+
+
+@pytest.mark.parametrize("family,R,g", [("minimax", 2, 1), ("minimax", 8, 1), ("minimax", 8, 4), ("minimax", 20, 8),
+                                        ("minimax", 16, 12), ("chebyshev", 20, 4), ("taylor", 8, 6)])
+def test_any_polynomial_lower_bound_is_below_certified_errors(family, R, g):
+    """The Chebyshev-growth bound holds for every polynomial of degree <= g, the minimax one (the best)
+    included, and for lower degrees and derivatives; checked against the certified upper bounds."""
+    lb = any_polynomial_lower_bound(g, R)
+    for h in range(1, g + 1):
+        p = make_polynomial(family, h, R)
+        assert lb <= certify_relative_error(p).upper
+        if h >= 2:
+            assert lb <= certify_relative_error(p.derivative(), R).upper
+    assert any_polynomial_lower_bound(g + 1, R) <= lb <= 1
+
+
+def test_any_polynomial_lower_bound_decides_huge_radii():
+    """R >> degree: every polynomial is off by a relative error 1 - O(e^{-R}); exact and quick."""
+    assert any_polynomial_lower_bound(40, 200) > 1 - Fraction(1, 10 ** 20)
+    assert any_polynomial_lower_bound(40, 10 ** 4) > 1 - Fraction(1, 10 ** 1000)
+    # against an mpmath evaluation of the best polynomial's error lower bound at R = 8, g = 2:
+    # minimax error on [-8, 8] at degree 2 is 0.99983 (certified above); the bound is below it
+    assert Fraction(9985, 10000) < any_polynomial_lower_bound(2, 8) < Fraction(99983, 100000)
+    with pytest.raises(InputError):
+        any_polynomial_lower_bound(-1, 1)
 
 
 # ----------------------------------------------------------------------------- families

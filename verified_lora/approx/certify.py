@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import heapq
 import math
+import sys
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Sequence
@@ -48,6 +49,7 @@ __all__ = [
     "certified_derivative_error",
     "relative_error_lower_bound",
     "alternation_lower_bound",
+    "any_polynomial_lower_bound",
     "fraction_to_float_up",
     "BACKENDS",
 ]
@@ -61,18 +63,51 @@ DEFAULT_REL_TOL = 2e-3
 
 
 def fraction_to_float_up(q: Fraction) -> float:
-    """The least float64 ``>= q`` (round toward +inf)."""
-    f = float(q)
+    """The least float64 ``>= q`` (round toward +inf); ``inf`` when ``q`` exceeds the float range.
+
+    A relative error of ``e^{10^4}`` (a low degree on a huge interval) is a valid input: its
+    upper bound is ``inf`` (it certifies nothing), never an ``OverflowError``.
+    """
+    try:
+        f = float(q)
+    except OverflowError:
+        return math.inf if q > 0 else -sys.float_info.max
     if Fraction(f) < q:
         f = math.nextafter(f, math.inf)
     return f
 
 
 def _fraction_to_float_down(q: Fraction) -> float:
-    f = float(q)
+    """The greatest float64 ``<= q``; the largest finite float when ``q`` exceeds the range."""
+    try:
+        f = float(q)
+    except OverflowError:
+        return sys.float_info.max if q > 0 else -math.inf
     if Fraction(f) > q:
         f = math.nextafter(f, -math.inf)
     return f
+
+
+def _float_sat(q: Fraction) -> float:
+    """``float(q)``, saturating at ``+-inf`` beyond the float range (for messages and heap keys)."""
+    try:
+        return float(q)
+    except OverflowError:
+        return math.inf if q > 0 else -math.inf
+
+
+def _heap_key(ub: Fraction) -> tuple[float, Fraction]:
+    """Max-heap key of a piece bound: the float first (fast), the exact value to break ties, so
+    the order stays exact when bounds beyond the float range all saturate to ``inf``."""
+    return (-_float_sat(ub), -ub)
+
+
+def _log2_upper(q: Fraction) -> int:
+    """An integer ``>= log2 q`` for ``q > 0``, from bit lengths (no float conversion, any size).
+
+    ``2^(bl(n) - 1) <= n < 2^bl(n)`` and ``2^(bl(d) - 1) <= d``, so ``n/d < 2^(bl(n) - bl(d) + 1)``.
+    """
+    return q.numerator.bit_length() - q.denominator.bit_length() + 1
 
 
 # Order of the Taylor form (*). 5 makes the wrapped remainder negligible once r <~ 1e-2 R.
@@ -274,9 +309,11 @@ def _backend(name: str, prec: int):
 
 
 def _initial_precision(poly: Polynomial, R: Fraction) -> int:
-    abs_sum = float(poly.abs_sum(R)) if poly.degree else float(abs(poly.coeffs[0]))
-    extra = math.log2(abs_sum) if abs_sum > 1 else 0.0
-    return working_precision(R, poly.degree + poly.derivative_order) + int(extra) + 32
+    # Extra bits for the magnitude sum |a_t| R^t, computed exactly (it exceeds the float range
+    # once R >~ 700, so no float conversion here).
+    abs_sum = poly.abs_sum(R) if poly.degree else abs(poly.coeffs[0])
+    extra = max(0, _log2_upper(abs_sum)) if abs_sum > 1 else 0
+    return working_precision(R, poly.degree + poly.derivative_order) + extra + 32
 
 
 # ----------------------------------------------------------------------------- certificate
@@ -376,28 +413,28 @@ def _branch_and_bound(poly: Polynomial, R: Fraction, be, rel_tol: float, max_pie
         bounds = _initial_partition(R, max(8, 2 * poly.degree + 4))
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             ub = piece(lo, hi)
-            heap.append((-float(ub), counter, lo, hi, ub))
+            heap.append((*_heap_key(ub), counter, lo, hi, ub))
             counter += 1
         heapq.heapify(heap)
         min_width = R * Fraction(1, 1 << 60)
         tol = 1 + Fraction(rel_tol)
         while True:
-            _, _, lo, hi, ub = heap[0]
+            _, _, _, lo, hi, ub = heap[0]
             if ub <= lower * tol or ub == 0:
                 break
             if len(heap) > max_pieces:
                 raise CertificationError(
                     f"branch-and-bound for {poly!r} on [-{R}, {R}] needed more than {max_pieces} pieces "
-                    f"(upper {float(ub):.3e}, lower {float(lower):.3e})")
+                    f"(upper {_float_sat(ub):.3e}, lower {_float_sat(lower):.3e})")
             if hi - lo < min_width:
                 raise _NeedPrecision
             heapq.heappop(heap)
             mid = (lo + hi) / 2
             for a, b in ((lo, mid), (mid, hi)):
                 u = piece(a, b)
-                heapq.heappush(heap, (-float(u), counter, a, b, u))
+                heapq.heappush(heap, (*_heap_key(u), counter, a, b, u))
                 counter += 1
-        upper = heap[0][4]
+        upper = heap[0][5]
         return upper, lower, argmax, len(heap)
 
 
@@ -467,6 +504,64 @@ def relative_error_lower_bound(poly: Polynomial, R=None, points: Sequence | None
         for x in pts:
             xb = be.point(x)
             best = max(best, be.abs_lower(be.evaluate(p_b, xb) * be.exp(-xb) - one))
+    return best
+
+
+# log2(e) = 1.44269504088896...: rational bounds for exact powers of two below and above e^x.
+_LOG2E_LOW = Fraction(14426950408, 10 ** 10)
+_LOG2E_HIGH = Fraction(14426950409, 10 ** 10)
+
+
+def _exp_lower(x: Fraction) -> Fraction:
+    """A rational ``<= e^x``: ``e^x = 2^{x log2 e} >= 2^{floor(x L)}`` with ``L = log2 e`` rounded
+    toward the side that lowers ``x L`` (down for ``x >= 0``, up for ``x < 0``)."""
+    return Fraction(2) ** math.floor(x * (_LOG2E_LOW if x >= 0 else _LOG2E_HIGH))
+
+
+def _exp_upper(x: Fraction) -> Fraction:
+    """A rational ``>= e^x`` (as :func:`_exp_lower`, rounded the other way)."""
+    return Fraction(2) ** math.ceil(x * (_LOG2E_HIGH if x >= 0 else _LOG2E_LOW))
+
+
+def _chebyshev_T(g: int, y: Fraction) -> Fraction:
+    """``T_g(y)`` exactly (``T_0 = 1``, ``T_1 = y``, ``T_{n+1} = 2 y T_n - T_{n-1}``)."""
+    t_prev, t_cur = Fraction(1), y
+    if g == 0:
+        return t_prev
+    for _ in range(g - 1):
+        t_prev, t_cur = t_cur, 2 * y * t_cur - t_prev
+    return t_cur
+
+
+def any_polynomial_lower_bound(degree: int, R, splits: int = 32) -> Fraction:
+    """Rigorous lower bound on ``max_{|x| <= R} |P(x) e^{-x} - 1|`` for *every* real polynomial
+    ``P`` of degree ``<= degree`` (any family, and any derivative of one). Exact arithmetic; cheap.
+
+    Proof. Let ``eps`` be the error of ``P`` and ``-R < t < R``. On ``[-R, t]``,
+    ``|P(x)| <= (1 + eps) e^x <= (1 + eps) e^t``. Chebyshev's growth inequality (for a polynomial
+    ``p`` of degree ``<= g`` and ``|y| >= 1``, ``|p(y)| <= |T_g(y)| max_{[-1, 1]} |p|``), applied
+    after the affine map of ``[-R, t]`` onto ``[-1, 1]`` (``x = R`` goes to
+    ``y_t = (3R - t) / (R + t) > 1``), gives ``P(R) <= (1 + eps) e^t T_g(y_t)``. The error at
+    ``x = R`` gives ``P(R) >= (1 - eps) e^R``. Hence ``(1 - eps) e^R <= (1 + eps) M_t`` with
+    ``M_t = e^t T_g(y_t)``, i.e. ``eps >= (e^R - M_t) / (e^R + M_t)``. This is increasing in
+    ``e^R`` and decreasing in ``M_t``, so a rational lower bound of ``e^R`` and an upper bound of
+    ``e^t`` keep it valid; the best over ``t = -R + 2R j / splits`` (``j = 1..splits-1``) is
+    returned (``0`` when no split helps). ``T_g(y_t)`` grows with ``g``, so the bound for
+    ``degree`` also holds for every lower degree.
+
+    It decides the hopeless cases (``R`` large against the degree: the bound is ``1 - O(e^{-R})``
+    for ``R >> degree``) without building or certifying any polynomial.
+    """
+    r = as_radius(R)
+    g = int(degree)
+    if g < 0:
+        raise InputError("degree", "an int >= 0", repr(degree))
+    e_R = _exp_lower(r)
+    best = Fraction(0)
+    for j in range(1, splits):
+        t = -r + 2 * r * Fraction(j, splits)
+        M = _exp_upper(t) * _chebyshev_T(g, (3 * r - t) / (r + t))
+        best = max(best, (e_R - M) / (e_R + M))
     return best
 
 

@@ -131,6 +131,7 @@ def remez_relative_exp(R: Fraction, g: int, tol: float = 1e-7, maxiter: int = 60
     mp = mpmath.mp
     prec = working_precision(R, g)
     fx = _Fixed(prec + 64)
+    tol_q = Fraction(tol)
     F = fx.F
     n = g + 2
     with mp.workprec(F + 32):
@@ -207,7 +208,8 @@ def remez_relative_exp(R: Fraction, g: int, tol: float = 1e-7, maxiter: int = 60
             emax = max(abs(e) for _, e in cands)
             emin = min(abs(e) for _, e in chosen)
             ref = [s for s, _ in chosen]
-            if emax == 0 or (emax - emin) < tol * emax:
+            # exact comparison: on a huge interval the fixed-point errors exceed the float range
+            if emax == 0 or (emax - emin) * tol_q.denominator < tol_q.numerator * emax:
                 break
     reference = tuple(min(max(R * Fraction(s, 1 << F), -R), R) for s in ref)
     return cheb, reference, F

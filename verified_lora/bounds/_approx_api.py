@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import CertificationError
 
-__all__ = ["families", "Cert", "certify", "lower_errors", "next_degree", "grid_R"]
+__all__ = ["families", "Cert", "certify", "lower_errors", "any_polynomial_lower", "next_degree", "grid_R"]
 
 
 def families() -> tuple[str, ...]:
@@ -96,6 +96,25 @@ def lower_errors(family: str, degree: int, R: float, need_derivative: bool = Fal
         return _lower(family, int(degree), grid_R(R), bool(need_derivative))
     except (ImportError, AttributeError, CertificationError, OverflowError):
         return None
+
+
+@lru_cache(maxsize=4096)
+def _any_lower(degree: int, R: Fraction) -> float:
+    from ..approx.certify import any_polynomial_lower_bound
+
+    lo = min(Fraction(2), any_polynomial_lower_bound(degree, R))  # exact; <= 2 fits a float
+    return max(0.0, math.nextafter(float(lo), 0.0))  # float() rounds to nearest: step down
+
+
+def any_polynomial_lower(degree: int, R: float) -> float:
+    """Lower bound (float, rounded down, clamped at 2) on the relative error on ``[-R, R]`` of
+    *every* polynomial of degree ``<= degree`` (:func:`verified_lora.approx.certify.any_polynomial_lower_bound`).
+
+    It bounds ``eps_A`` of every degree-``<= degree`` candidate and ``eps_D`` too (``P'`` is a
+    polynomial of lower degree), on ``[-R, R]`` and on any larger grid interval. Exact arithmetic,
+    no polynomial is built: a few milliseconds even for ``R = 10^4``.
+    """
+    return _any_lower(int(degree), Fraction(R))
 
 
 def next_degree(family: str, g: int) -> int:

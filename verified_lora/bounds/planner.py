@@ -120,22 +120,58 @@ def _judged(b: GradientBounds) -> float:
     return b.max_bound
 
 
-def _search_family(fam: str, R: float, tol: float, method: str, sens: Sensitivity, cap: int) -> dict | None:
-    """Least degree ``<= cap`` of ``fam`` whose certified bound is ``<= tol`` (``None`` if none).
+def _fails(low_A: float, low_D: float | None, tol: float, method: str, sens: Sensitivity) -> bool:
+    """True when lower bounds ``low_A`` (``low_D``) of the errors prove a degree fails ``tol``.
+
+    The bounds need ``eps_A < 1`` (and ``eps_D < 1``) and increase with both, so a lower bound
+    ``>= 1``, or one whose bound already exceeds ``tol``, rules the certified errors out too.
+    """
+    need_d = method == "factored"
+    if low_A >= 1 or (need_d and low_D >= 1):
+        return True
+    return _judged(sens.bounds(low_A, low_D if need_d else None, method)) > tol
+
+
+def _least_possible_degree(R: float, tol: float, method: str, sens: Sensitivity, cap: int) -> int:
+    """Least ``g <= cap + 1`` not ruled out for *every* polynomial of degree ``<= g``.
+
+    :func:`~._approx_api.any_polynomial_lower` decreases with ``g`` and bounds both ``eps_A`` and
+    ``eps_D`` of any degree-``<= g`` polynomial, so the degrees it rules out are ``1..g0-1``:
+    bisection, no polynomial built or certified. ``cap + 1`` means that no degree ``<= cap`` can
+    certify ``tol`` on ``[-R, R]``, whatever the family.
+    """
+    def ruled_out(g: int) -> bool:
+        lo = api.any_polynomial_lower(g, R)
+        return _fails(lo, lo, tol, method, sens)
+
+    if not ruled_out(1):
+        return 1
+    if ruled_out(cap):
+        return cap + 1
+    lo, hi = 1, cap  # ruled_out(lo) and not ruled_out(hi)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if ruled_out(mid) else (lo, mid)
+    return hi
+
+
+def _search_family(fam: str, R: float, tol: float, method: str, sens: Sensitivity, cap: int,
+                   start: int = 1) -> dict | None:
+    """Least degree in ``[start, cap]`` of ``fam`` whose certified bound is ``<= tol`` (``None`` if none).
 
     A degree is rejected cheaply when rigorous *lower* bounds of its errors (point enclosures)
-    already give a bound above ``tol``: the bound increases with ``eps_A`` and ``eps_D``, so the
-    certified (larger) errors would fail too.
+    already give a bound above ``tol``, or are ``>= 1`` (:func:`_fails`): the certified (larger)
+    errors would fail too.
     """
     need_d = method == "factored"
     g = 2 if fam == "taylor_even" else 1
+    while g < start:
+        g = api.next_degree(fam, g)
     while g <= cap:
         low = api.lower_errors(fam, g, R, need_d)
-        if low is not None and low[0] < 1 and (not need_d or low[1] < 1):
-            lb = sens.bounds(low[0], low[1] if need_d else None, method)
-            if _judged(lb) > tol:
-                g = api.next_degree(fam, g)
-                continue
+        if low is not None and _fails(low[0], low[1], tol, method, sens):
+            g = api.next_degree(fam, g)
+            continue
         try:
             cert = api.certify(fam, g, R, need_derivative=need_d)
         except CertificationError:
@@ -206,10 +242,22 @@ def plan(problem: LoraAttention, tol: float, method: str = "factored", *, famili
                     family=None, degree=None, polynomial=None, rank=None, paper_rank=None, eps_A=None, eps_D=None,
                     bounds={}, weight_bounds={}, cost_ratio=None, cost_fast=None, **common)
 
+    # Degrees that no polynomial at all can make work on [-R, R] (exact arithmetic, no certificate).
+    start = _least_possible_degree(R, tol, method, sens, cap)
+    if start > cap:
+        lo = api.any_polynomial_lower(cap, R)
+        return Plan(efficient=False,
+                    reason=(f"outside the efficient regime: no polynomial of degree <= {cap} certifies tol={tol:.3g} "
+                            f"on [-R, R] with R={R:.4g}: every one has relative error >= {min(lo, 0.999999):.6g} "
+                            "there (Chebyshev growth bound)"
+                            + (f"; higher degrees cost more than exact at L={L}" if cap < max_degree else "")
+                            + "; compute exactly"),
+                    family=None, degree=None, polynomial=None, rank=None, paper_rank=None, eps_A=None, eps_D=None,
+                    bounds={}, weight_bounds={}, cost_ratio=None, cost_fast=None, **common)
     candidates: list[dict[str, Any]] = []
     best: dict[str, Any] | None = None
     for fam in fams:
-        found = _search_family(fam, R, tol, method, sens, cap)
+        found = _search_family(fam, R, tol, method, sens, cap, start)
         if found is None:
             candidates.append(dict(family=fam, degree=None, note=f"no degree <= {cap} certifies tol"))
             continue
