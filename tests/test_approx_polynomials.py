@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from verified_lora.approx import aggarwal_alman as aa
 from verified_lora.approx.certify import (alternation_lower_bound, any_polynomial_lower_bound,
                                           certified_derivative_error, certified_relative_error,
-                                          certify_relative_error, fraction_to_float_up,
-                                          relative_error_lower_bound)
+                                          certify_relative_error, divided_difference_lower_bound,
+                                          fraction_to_float_up, relative_error_lower_bound)
 from verified_lora.approx.degree import (best_polynomial, certified_on_grid, degree_table, grid_radius,
                                          min_degree)
 from verified_lora.approx.polynomials import (FAMILIES, MAX_DEGREE, Polynomial, chebyshev, make_polynomial,
@@ -164,17 +164,33 @@ def test_minimax_on_a_huge_interval_builds():
 
 
 @pytest.mark.parametrize("family,R,g", [("minimax", 2, 1), ("minimax", 8, 1), ("minimax", 8, 4), ("minimax", 20, 8),
-                                        ("minimax", 16, 12), ("chebyshev", 20, 4), ("taylor", 8, 6)])
+                                        ("minimax", 16, 12), ("chebyshev", 20, 4), ("taylor", 8, 6),
+                                        ("minimax", 1, 8), ("minimax", 0.5, 6), ("minimax", 4, 10),
+                                        ("chebyshev", 1, 9), ("taylor_even", 2, 8)])
 def test_any_polynomial_lower_bound_is_below_certified_errors(family, R, g):
-    """The Chebyshev-growth bound holds for every polynomial of degree <= g, the minimax one (the best)
-    included, and for lower degrees and derivatives; checked against the certified upper bounds."""
+    """The bound holds for every polynomial of degree <= g: the minimax one (the best, so this is the
+    tight case) included, lower degrees and derivatives too; checked against the certified upper bounds
+    of the approx layer (independent code: interval branch-and-bound on the polynomial itself)."""
     lb = any_polynomial_lower_bound(g, R)
+    assert 0 <= lb <= 1
     for h in range(1, g + 1):
+        if family == "taylor_even" and h % 2:
+            continue
         p = make_polynomial(family, h, R)
         assert lb <= certify_relative_error(p).upper
         if h >= 2:
             assert lb <= certify_relative_error(p.derivative(), R).upper
-    assert any_polynomial_lower_bound(g + 1, R) <= lb <= 1
+
+
+@pytest.mark.parametrize("R,g,factor", [(1, 8, 2), (2, 6, 2), (4, 10, 8), (8, 12, 64)])
+def test_divided_difference_bound_is_nearly_the_minimax_error(R, g, factor):
+    """Valid, and tight for small R: below the certified error of the minimax polynomial, within the
+    measured factor of it (1.2, 1.8, 6, 48: the Chebyshev extrema drift from the alternation points of
+    the relative minimax as R grows; a looser bound only makes the planner certify more degrees)."""
+    lb = divided_difference_lower_bound(g, R)
+    c = certify_relative_error(minimax(g, R))
+    assert c.upper / factor <= lb <= c.upper
+    assert divided_difference_lower_bound(g, R, backend="mpmath") <= c.upper
 
 
 def test_any_polynomial_lower_bound_decides_huge_radii():

@@ -22,7 +22,7 @@ from verified_lora import Adapter, InputError, LoraAttention, exact
 from verified_lora.bounds import _rigorous as rg
 from verified_lora.bounds import (CostModel, eps_scalars, gradient_bounds, paper_rank, plan, rank, score_bound,
                                   step_bounds)
-from verified_lora.bounds.cost import cost_ratio
+from verified_lora.bounds.cost import EXP_COST_CPU, cost_ratio
 from verified_lora.examples import default_problem, random_problem
 from verified_lora.tolerances import APPROX_VS_EXACT_ROUNDING
 
@@ -331,6 +331,62 @@ def test_plan_refuses_outside_the_regime():
     assert not pl.efficient and pl.reason.startswith("outside the efficient regime")
     pl = plan(default_problem(), 1e-6, max_degree=6, full_search=True)  # R = 14.8
     assert not pl.efficient and "certifies" in pl.reason and pl.degree is None
+
+
+def _scaled_to(problem: LoraAttention, R: float) -> LoraAttention:
+    r0 = score_bound(problem).R
+    return problem.replace(x_q=problem.x_q * (R / r0), x_k=problem.x_k, x_v=problem.x_v)
+
+
+def _count_approx_calls(monkeypatch):
+    """Count the planner's certificates (degree per call) and the polynomials it builds."""
+    from verified_lora.approx import polynomials
+    from verified_lora.bounds import _approx_api as api
+
+    seen = {"certify": [], "built": 0}
+    real_certify, real_make = api.certify, polynomials.make_polynomial
+
+    def certify(family, degree, R, need_derivative=False):
+        seen["certify"].append((family, degree))
+        return real_certify(family, degree, R, need_derivative)
+
+    def make(family, degree, R):
+        seen["built"] += 1
+        return real_make(family, degree, R)
+
+    monkeypatch.setattr(api, "certify", certify)
+    monkeypatch.setattr(polynomials, "make_polynomial", make)
+    api._lower.cache_clear()
+    api._cert.cache_clear()
+    return seen
+
+
+@pytest.mark.parametrize("R", [40.0, 200.0, 1e4])
+def test_plan_outside_the_regime_certifies_nothing(monkeypatch, R):
+    """Regression: at R = 40, L = 2000, d_head = 3 with the CPU cost model the planner certified
+    every degree up to the last one whose rank pays (g = 38) in four families (> 120 s). A lower bound
+    valid for every polynomial now rules them out with no certificate and no polynomial built."""
+    problem = _scaled_to(random_problem(1, L=2000, d_model=8, d_head=3, d_v=3), R)
+    model = CostModel(exp_cost=EXP_COST_CPU)
+    g_pay = max(g for g in range(1, 60) if cost_ratio("factored", 2000, 2000, 3, 3, rank(3, g), model) < 1)
+    assert g_pay == 38  # the ranks that pay at this L (cheap arithmetic)
+    seen = _count_approx_calls(monkeypatch)
+    for method in ("factored", "paper"):
+        pl = plan(problem, 1e-6, method, cost_model=model)
+        assert not pl.efficient and pl.degree is None and "lower bound valid for every polynomial" in pl.reason
+    assert seen["certify"] == [] and seen["built"] == 0
+
+
+def test_plan_never_certifies_degrees_whose_rank_cannot_pay(monkeypatch):
+    """Where the planner does certify, it stays at or below the last degree whose rank pays."""
+    problem = _scaled_to(random_problem(1, L=2000, d_model=8, d_head=3, d_v=3), 5.0)
+    model = CostModel(exp_cost=EXP_COST_CPU)
+    seen = _count_approx_calls(monkeypatch)
+    pl = plan(problem, 1e-6, cost_model=model)
+    assert pl.efficient and pl.degree <= 38
+    assert seen["certify"] and all(g <= 38 for _, g in seen["certify"])
+    assert len(seen["certify"]) <= 4  # one per family: lower bounds reject the degrees below
+    assert seen["built"] > 0  # the counter sees the polynomials the planner builds
 
 
 def test_cost_model_matches_the_anchors():

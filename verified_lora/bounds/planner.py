@@ -249,8 +249,9 @@ def plan(problem: LoraAttention, tol: float, method: str = "factored", *, famili
         return Plan(efficient=False,
                     reason=(f"outside the efficient regime: no polynomial of degree <= {cap} certifies tol={tol:.3g} "
                             f"on [-R, R] with R={R:.4g}: every one has relative error >= {min(lo, 0.999999):.6g} "
-                            "there (Chebyshev growth bound)"
-                            + (f"; higher degrees cost more than exact at L={L}" if cap < max_degree else "")
+                            "there (lower bound valid for every polynomial)"
+                            + (f"; every higher degree has a rank above C(d_head + {cap}, {cap}) = {rank(dh, cap)}, "
+                               f"which costs more than exact at L={L}" if cap < max_degree else "")
                             + "; compute exactly"),
                     family=None, degree=None, polynomial=None, rank=None, paper_rank=None, eps_A=None, eps_D=None,
                     bounds={}, weight_bounds={}, cost_ratio=None, cost_fast=None, **common)
