@@ -446,6 +446,27 @@ def test_bad_inputs_raise_clear_errors():
 # ----------------------------------------------------------------------------- phase, CLI, verify
 
 
+@pytest.mark.parametrize("R", [300.0, 1e4])
+def test_phase_point_huge_R_is_refuted_without_remez(monkeypatch, R):
+    """Regression: at R = 1e4 the phase point ran a 30,000-bit Remez (166 s) to refute every degree;
+    the bound valid for every polynomial decides it first. At R = 300 the refutation is confirmed
+    independently by de la Vallee Poussin on the Remez reference (the former route)."""
+    from verified_lora.approx import degree as approx_degree
+    from verified_lora.approx.degree import grid_radius
+    from verified_lora.bounds import phase_point
+
+    if R == 300.0:
+        assert approx_degree.degree_table("minimax", grid_radius(Fraction(R))).alternation(14) > Fraction(1, 10**6)
+
+    def no_remez(*a, **k):
+        raise AssertionError("the phase point should not need a Remez reference here")
+
+    monkeypatch.setattr(approx_degree._FamilyTable, "alternation", no_remez)
+    pt = phase_point(4096, 4, R, 1e-6)
+    assert pt.degree is None and pt.g_pay == 14 and "lower bound" in pt.proof
+    assert pt.ratio_factored >= 1
+
+
 def test_phase_sweep_monotone_and_fit():
     from verified_lora.bounds import aggarwal_alman_fit, phase_sweep
 
