@@ -1,6 +1,6 @@
 """The agreement figure of issue 2: exact float64 vs the mpmath reference over hypothesis examples.
 
-Draws ``--examples`` problems (default 200) from ``tests.strategies.problems`` (the strategy the
+Draws ``--examples`` problems (default 200) from ``verified_lora.testing.strategies.problems`` (the strategy the
 test-suite uses: L, L_k <= 12, dims <= 6, r <= 3, every adapter subset, self/cross-attention,
 batches, rsLoRA, several beta), computes ``exact.loss_and_grads`` and the reference at ``--dps``
 digits, and reports the largest max-entry error relative to max |reference| per quantity (loss,
@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.strategies
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: verified_lora without installing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from hypothesis import HealthCheck, given, seed, settings
 
-    from tests.strategies import problems
+    from verified_lora.testing.strategies import problems
     from verified_lora import exact, reference
     import numpy as np
 

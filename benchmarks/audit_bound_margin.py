@@ -5,7 +5,7 @@ Run from the repository root::
     python3 benchmarks/audit_bound_margin.py [--seeds 11 12 13] [--examples 6]
         [--out benchmarks/results/audit_bound_margin.md]
 
-Audits PEFT, loralib and the correct controls of tests/broken_lora.py for several seeds and
+Audits PEFT, loralib and the correct controls of verified_lora/testing/broken_lora.py for several seeds and
 reports, per check, the largest observed ``max error / allowed bound`` (a ratio above 1 would be a
 failed check, i.e. a bug in the implementation or in the bound). A ratio far below 1 measures how
 conservative the derivation is. ``grad_nonzero`` is omitted (its pair is rounding level / |grad|).
@@ -20,9 +20,9 @@ import time
 
 sys.path.insert(0, os.getcwd())
 
-TARGETS = ("peft", "loralib", "tests.broken_lora:good", "tests.broken_lora:good_merged",
-           "tests.broken_lora:custom_backward", "tests.broken_lora:torchtune_style",
-           "tests.broken_lora:attention_good")
+TARGETS = ("peft", "loralib", "verified_lora.testing.broken_lora:good", "verified_lora.testing.broken_lora:good_merged",
+           "verified_lora.testing.broken_lora:custom_backward", "verified_lora.testing.broken_lora:torchtune_style",
+           "verified_lora.testing.broken_lora:attention_good")
 
 
 def main() -> int:
@@ -33,7 +33,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from verified_lora.audit import audit
-    from verified_lora.audit.checks import CHECKS
+    from verified_lora.audit import check_names
 
     worst: dict[str, tuple[float, str]] = {}
     failures = []
@@ -57,7 +57,7 @@ def main() -> int:
              f"{args.examples} examples per case ({n_results} check results, {time.perf_counter() - t_all:.0f} s "
              f"on {os.cpu_count()} cores). Failures: {len(failures)}.", "",
              "| check | worst error / bound | where |", "|---|---|---|"]
-    for check in CHECKS:
+    for check in check_names():
         if check in worst:
             ratio, where = worst[check]
             lines.append(f"| `{check}` | {ratio:.3g} | {where} |")

@@ -1,6 +1,6 @@
 """Checks x targets matrix of ``verified-lora audit``: PEFT, loralib, each broken variant, the controls.
 
-Run from the repository root (tests/broken_lora.py must be importable)::
+Run from the repository root (or with verified_lora installed with the audit extra)::
 
     python3 benchmarks/audit_matrix.py [--examples 3] [--seed 0] [--out benchmarks/results/audit_matrix.md]
 
@@ -30,12 +30,12 @@ def main() -> int:
 
     import torch
 
-    from tests import broken_lora as bl
+    from verified_lora.testing import broken_lora as bl
     from verified_lora._table import fmt_num
     from verified_lora.audit import audit
-    from verified_lora.audit.checks import CHECKS
+    from verified_lora.audit import check_names
 
-    targets = ["peft", "loralib"] + [f"tests.broken_lora:{n}" for n in
+    targets = ["peft", "loralib"] + [f"verified_lora.testing.broken_lora:{n}" for n in
                                      list(bl.BROKEN) + list(bl.BROKEN_ATTENTION) + list(bl.GOOD)]
     reports, seconds = {}, {}
     for t in targets:
@@ -62,10 +62,10 @@ def main() -> int:
 
     headers = ["check"] + [short(t) for t in targets]
     rows = []
-    for check in CHECKS:
+    for check in check_names():
         rows.append([f"`{check}`"] + [cell([r for r in reports[t].results if r.check == check]) for t in targets])
-    expected = {**{f"tests.broken_lora:{k}": v for k, v in bl.BROKEN.items()},
-                **{f"tests.broken_lora:{k}": ", ".join(sorted(v)) for k, v in bl.BROKEN_ATTENTION.items()}}
+    expected = {**{f"verified_lora.testing.broken_lora:{k}": v for k, v in bl.BROKEN.items()},
+                **{f"verified_lora.testing.broken_lora:{k}": ", ".join(sorted(v)) for k, v in bl.BROKEN_ATTENTION.items()}}
     rows.append(["expected failure"] + [expected.get(t, "none") for t in targets])
     rows.append(["failed checks"] + [", ".join(sorted({r.check for r in reports[t].failures})) or "none"
                                      for t in targets])

@@ -1,7 +1,7 @@
 """How tight are the certified gradient bounds? observed / certified on a few problems.
 
 For each problem and method: the plan's polynomial (``plan(..., full_search=True)``) is applied
-densely (tests/dense_approx.py, the independent O(L L_k) implementation) and the max-entry error
+densely (verified_lora/testing/dense.py, the independent O(L L_k) implementation) and the max-entry error
 against ``verified_lora.exact`` is divided by the certified bound, per gradient. A second table
 uses adversarial relative perturbations ``exp(S) (1 + eps sigma)`` (random signs and sign(S)).
 
@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.dense_approx import dense_grads, item_matrices, poly_of  # noqa: E402
+from verified_lora.testing.dense import dense_grads, item_matrices, poly_of  # noqa: E402
 from verified_lora import exact  # noqa: E402
 from verified_lora._table import format_markdown  # noqa: E402
 from verified_lora.bounds import gradient_bounds, plan  # noqa: E402

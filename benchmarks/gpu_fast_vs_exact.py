@@ -6,7 +6,7 @@ build of torch. Not run in CI (no GPU there); run it through ``gpu/run_checks.sh
     python3 benchmarks/gpu_fast_vs_exact.py --lengths 1024 4096 16384 65536 --json gpu_bench.json
 
 For each L (self-attention, L_k = L) it builds one random problem (small heads: the polynomial
-method only pays off at small d), moves it to the GPU (``verified_lora.gpu.to_cupy``) and times,
+method only pays off at small d), moves it to the GPU (``verified_lora.kernels.to_cupy``) and times,
 with device synchronisation, the median of ``--repeats`` runs after one warm-up:
 
 * ``exact``: :func:`verified_lora.exact.loss_and_grads` on CuPy (blocked, cuBLAS GEMMs, the
@@ -102,7 +102,7 @@ def main(argv=None) -> int:
 
     import numpy as np
 
-    from verified_lora import exact, fast, gpu
+    from verified_lora import exact, fast, kernels as gpu
     from verified_lora._table import format_table
     from verified_lora.examples import random_problem
     from verified_lora.tolerances import max_relative_error

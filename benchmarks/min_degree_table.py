@@ -17,43 +17,12 @@ import argparse
 import platform
 import sys
 import time
-from fractions import Fraction
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 RADII = [0.5, 1, 2, 4, 8]
 EPSILONS = [1e-3, 1e-6, 1e-9, 1e-12]
-
-
-def sampled_max(poly, R, n: int, dps: int = 60):
-    """Dense-sampling estimate of max |P(x) e^{-x} - 1| (a lower estimate; shares no code with
-    the certificate)."""
-    import mpmath
-
-    with mpmath.workdps(dps):
-        Rq = Fraction(R)
-        Rm = mpmath.mpf(Rq.numerator) / Rq.denominator
-        cs = [mpmath.mpf(c.numerator) / c.denominator for c in reversed(poly.coeffs)]
-
-        def err(x):
-            return abs(mpmath.polyval(cs, x) * mpmath.exp(-x) - 1)
-
-        xs = sorted({Rm * (2 * mpmath.mpf(i) / (n - 1) - 1) for i in range(n)}
-                    | {-Rm * mpmath.cos(mpmath.pi * i / (n - 1)) for i in range(n)})
-        vals = [err(x) for x in xs]
-        best = max(vals)
-        phi = (mpmath.sqrt(5) - 1) / 2
-        for i in sorted(range(len(xs)), key=lambda j: vals[j], reverse=True)[:6]:
-            a, b = xs[max(i - 1, 0)], xs[min(i + 1, len(xs) - 1)]
-            for _ in range(40):
-                c, d = b - phi * (b - a), a + phi * (b - a)
-                if err(c) >= err(d):
-                    b = d
-                else:
-                    a = c
-            best = max(best, err((a + b) / 2))
-        return best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from verified_lora.approx.degree import min_degree
     from verified_lora.approx.polynomials import FAMILIES, make_polynomial
     from verified_lora.approx.remainder import taylor_remainder_bound
+    from verified_lora.testing.sampling import sampled_max
 
     radii = [0.5, 2] if args.quick else RADII
     epss = [1e-3, 1e-9] if args.quick else EPSILONS

@@ -4,7 +4,7 @@
 #
 #     bash gpu/run_checks.sh [--quick]
 #
-# 1. drift check + nvcc -ptx -arch=sm_90 of every kernel;
+# 1. drift check (verified_lora/kernels/cuda/*.cu and manifest.json vs the specs) + nvcc -ptx -arch=sm_90 of every kernel;
 # 2. pytest -m gpu: every kernel through CuPy against the mpmath reference (bounds with the CUDA
 #    libm figures), exact on CuPy against exact on NumPy, fast on CuPy against NumPy;
 # 3. the verify kernels section (which runs the GPU row when a device is usable);

@@ -24,7 +24,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason="nvcc is not on PATH"))
         if "gpu" in item.keywords:
             if has_gpu is None:
-                from verified_lora.gpu import available as gpu_available
+                from verified_lora.kernels import available as gpu_available
 
                 has_gpu = gpu_available()
             if not has_gpu:

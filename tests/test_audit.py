@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
-from tests import broken_lora as bl  # noqa: E402
+from verified_lora.testing import broken_lora as bl  # noqa: E402
 from verified_lora import AuditError  # noqa: E402
 from verified_lora.audit import assert_lora_module_ok, audit  # noqa: E402
 from verified_lora.audit.pytest_plugin import lora_audit  # noqa: E402,F401  (the fixture under test)
@@ -103,19 +103,19 @@ def test_real_loralib_passes_every_applicable_check():
 # ----------------------------------------------------------------------------- broken variants
 @pytest.mark.parametrize("name", sorted(bl.BROKEN))
 def test_broken_variant_fails_exactly_its_check(name):
-    report = audit(f"tests.broken_lora:{name}", examples=EXAMPLES)
+    report = audit(f"verified_lora.testing.broken_lora:{name}", examples=EXAMPLES)
     assert _failed(report) == {bl.BROKEN[name]}, report.to_text()
 
 
 @pytest.mark.parametrize("name", sorted(bl.BROKEN_ATTENTION))
 def test_broken_attention_fails_only_attention_checks(name):
-    report = audit(f"tests.broken_lora:{name}", examples=EXAMPLES)
+    report = audit(f"verified_lora.testing.broken_lora:{name}", examples=EXAMPLES)
     assert _failed(report) == bl.BROKEN_ATTENTION[name], report.to_text()
 
 
 @pytest.mark.parametrize("name", bl.GOOD)
 def test_correct_controls_pass(name):
-    report = audit(f"tests.broken_lora:{name}", examples=EXAMPLES)
+    report = audit(f"verified_lora.testing.broken_lora:{name}", examples=EXAMPLES)
     assert report.passed, report.to_text()
 
 
@@ -127,14 +127,14 @@ def test_verdicts_hold_for_any_seed(seed):
 
 
 def test_torchtune_layout_is_detected_and_has_no_merge():
-    report = audit("tests.broken_lora:torchtune_style", examples=1)
+    report = audit("verified_lora.testing.broken_lora:torchtune_style", examples=1)
     merge = [r for r in report.results if r.check == "merge_forward"][0]
     assert merge.passed is None and "no in-module merge" in merge.detail
     assert report.passed
 
 
 def test_degenerate_fixture_is_noted():
-    report = audit("tests.broken_lora:fixed_shape_good", examples=1)
+    report = audit("verified_lora.testing.broken_lora:fixed_shape_good", examples=1)
     assert report.passed
     degenerate = audit(lambda: bl.GoodLoraLinear(4, 4, 2, 2.0, True), examples=1)
     notes = " ".join(n for ns in degenerate.notes.values() for n in ns)
@@ -144,11 +144,11 @@ def test_degenerate_fixture_is_noted():
 # ----------------------------------------------------------------------------- bad targets
 @pytest.mark.parametrize("target, message", [
     ("no_such_module_xyz:factory", "not importable"),
-    ("tests.broken_lora:does_not_exist", "has no attribute"),
-    ("tests.broken_lora:not_callable", "not callable"),
-    ("tests.broken_lora:no_lora", "no LoRA layers found"),
-    ("tests.broken_lora:mlx_style", "follows no supported convention"),
-    ("tests.broken_lora:attention_without_beta", "unsupported convention"),
+    ("verified_lora.testing.broken_lora:does_not_exist", "has no attribute"),
+    ("verified_lora.testing.broken_lora:not_callable", "not callable"),
+    ("verified_lora.testing.broken_lora:no_lora", "no LoRA layers found"),
+    ("verified_lora.testing.broken_lora:mlx_style", "follows no supported convention"),
+    ("verified_lora.testing.broken_lora:attention_without_beta", "unsupported convention"),
     ("justaname", "expected 'peft', 'loralib' or 'module.path:factory'"),
 ])
 def test_bad_targets_raise_clear_audit_errors(target, message):
@@ -157,7 +157,7 @@ def test_bad_targets_raise_clear_audit_errors(target, message):
 
 
 def test_bad_target_exit_code_and_bad_arguments(capsys):
-    assert main(["audit", "tests.broken_lora:no_lora", "-q"]) == 2
+    assert main(["audit", "verified_lora.testing.broken_lora:no_lora", "-q"]) == 2
     assert "no LoRA layers found" in capsys.readouterr().err
     with pytest.raises(AuditError, match="examples"):
         audit(bl.good, examples=0)
@@ -167,23 +167,23 @@ def test_bad_target_exit_code_and_bad_arguments(capsys):
 
 # ----------------------------------------------------------------------------- outputs
 def test_cli_json_markdown_table_and_exit_codes(capsys):
-    assert main(["audit", "tests.broken_lora:wrong_scale", "--json", "--examples", "1", "-q"]) == 1
+    assert main(["audit", "verified_lora.testing.broken_lora:wrong_scale", "--json", "--examples", "1", "-q"]) == 1
     data = json.loads(capsys.readouterr().out)
     checks = {c["check"]: c for case in data["cases"] for c in case["checks"]}
     assert data["passed"] is False and checks["scaling"]["verdict"] == "FAIL"
     assert checks["forward"]["verdict"] == "PASS" and checks["forward"]["max_error"] <= checks["forward"]["bound"]
-    assert "s10 #1" in checks["scaling"]["bug_classes"]
-    assert main(["audit", "tests.broken_lora:good", "--markdown", "--examples", "1", "-q",
+    assert "scale convention" in checks["scaling"]["bug_classes"]
+    assert main(["audit", "verified_lora.testing.broken_lora:good", "--markdown", "--examples", "1", "-q",
                  "--check", "forward", "--check", "scaling"]) == 0
     md = capsys.readouterr().out
     assert md.startswith("# verified-lora audit") and "| forward | PASS |" in md
-    assert main(["audit", "tests.broken_lora:good", "--examples", "1", "-q", "--check", "grad_A"]) == 0
+    assert main(["audit", "verified_lora.testing.broken_lora:good", "--examples", "1", "-q", "--check", "grad_A"]) == 0
     text = capsys.readouterr().out
     assert "check" in text and "allowed bound" in text and "grad_A" in text and "verdict: PASS" in text
 
 
 def test_lora_audit_fixture(lora_audit):  # noqa: F811
-    report = lora_audit("tests.broken_lora:good", examples=1)
+    report = lora_audit("verified_lora.testing.broken_lora:good", examples=1)
     assert report.passed
     with pytest.raises(AssertionError, match="scaling FAILED"):
         lora_audit(bl.wrong_scale, examples=1)
@@ -194,7 +194,7 @@ def test_assert_lora_module_ok_accepts_callables():
 
 
 def test_verify_section_audits_installed_libraries():
-    from verified_lora.audit import verify_section
+    from verified_lora.verify.audit import audit_section as verify_section
 
     section = verify_section(None, lambda msg: None)
     assert section.passed
@@ -224,7 +224,7 @@ def test_peft_dora_is_rejected_as_unsupported():
 
 def test_verify_section_says_skip_when_a_library_is_absent(monkeypatch):
     import verified_lora.audit.targets as targets
-    from verified_lora.audit import verify_section
+    from verified_lora.verify.audit import audit_section as verify_section
 
     real = targets.builtin_available
     monkeypatch.setattr(targets, "builtin_available",

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.strategies import problems
+from verified_lora.testing.strategies import problems
 from verified_lora.audit.error_bounds import (LayerArrays, attention_error_bounds, gamma, layer_bounds,
                                               roundtrip_bound, scale_bound, unit_roundoff_of)
 from verified_lora.audit.layer_reference import effective_scale, layer_reference

@@ -1,6 +1,6 @@
 """Tests of verified_lora.bounds: score bound, every propagation step, plan, phase, bad inputs.
 
-The approximate gradients are computed by tests/dense_approx.py, an independent dense O(L L_k)
+The approximate gradients are computed by verified_lora/testing/dense.py, an independent dense O(L L_k)
 implementation written from the definitions (not through feature maps), and judged against
 verified_lora.exact (float64) or, where precision matters, the same dense code in mpmath.
 """
@@ -13,11 +13,11 @@ from fractions import Fraction
 import mpmath
 import numpy as np
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from tests.dense_approx import dense_grads, exp_of, item_matrices, poly_of
-from tests.strategies import problems
+from verified_lora.testing.dense import dense_grads, exp_of, item_matrices, poly_of
+from verified_lora.testing.strategies import problems
 from verified_lora import Adapter, InputError, LoraAttention, exact
 from verified_lora.bounds import _rigorous as rg
 from verified_lora.bounds import (CostModel, eps_scalars, gradient_bounds, paper_rank, plan, rank, score_bound,
@@ -161,6 +161,9 @@ def _slack(bound, reference_scale, dtype="float64"):
 def test_every_propagation_step_bound_holds(problem, eps, pattern, d_ratio, seed):
     eps_d = min(0.9, eps * d_ratio)
     S0 = next(item_matrices(problem))[-1]
+    # The dense float64 helpers exponentiate unshifted scores: beyond ~709 exp overflows and the
+    # helper itself (not the bound under test) turns to inf/NaN, so such draws say nothing here.
+    assume(np.max(np.abs(S0)) < 700)
     sig = _perturbation(pattern, S0, seed)
     sig_d = _perturbation(pattern, S0, seed + 1)
     A = lambda S, n: np.exp(S) * (1 + eps * sig)          # noqa: E731  |A~ - E| <= eps E
@@ -504,7 +507,7 @@ def test_cli_bounds_phase_and_errors(tmp_path, capsys):
 def test_verify_section_passes_quickly():
     import time
 
-    from verified_lora.bounds import verify_section
+    from verified_lora.verify.bounds import bounds_section as verify_section
 
     t0 = time.perf_counter()
     section = verify_section(default_problem(), lambda m: None)

@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 import sympy as sp
 
-from verified_lora.codegen.emit import check_dir, default_gpu_dir, module_source, render_file
+from verified_lora.codegen.emit import check_dir, default_kernel_dir, manifest_text, module_source, render_file
 from verified_lora.codegen.printer import CudaPrinter, print_block
 from verified_lora.codegen.specs import Arg, KernelSpec, all_specs, get_spec
 from verified_lora.errors import CodegenError
 
-GPU_DIR = default_gpu_dir()
+GPU_DIR = default_kernel_dir()
 x, y, z = sp.symbols("x y z", real=True)
 
 
@@ -98,12 +98,13 @@ def test_every_form_is_used_by_a_kernel_and_proved():
 def test_no_drift_between_specs_and_committed_kernels():
     drifts = check_dir(GPU_DIR)
     assert not drifts, "\n".join(f"{d.status}: {d.path}\n{d.diff}" for d in drifts) + \
-        "\nrun `verified-lora kernels --update` and commit gpu/"
+        "\nrun `verified-lora kernels --update` and commit verified_lora/kernels/cuda/"
 
 
 def test_drift_is_detected(tmp_path):
     for spec in all_specs():
         (tmp_path / f"{spec.name}.cu").write_text(render_file(spec))
+    (tmp_path / "manifest.json").write_text(manifest_text())
     victim = tmp_path / "residual.cu"
     victim.write_text(victim.read_text().replace("v_fv - v_y", "v_fv + v_y"))
     (tmp_path / "stray.cu").write_text("// not generated\n")
@@ -192,14 +193,14 @@ def test_kernels_command_exit_codes(tmp_path, capsys):
 
 
 def test_verify_section_reports_every_check():
-    from verified_lora.codegen.report import kernels_section
+    from verified_lora.verify.kernels import kernels_section
 
     section = kernels_section(None, lambda msg: None)
     verdicts = {c.name: c.verdict for c in section.checks}
-    assert verdicts["gpu/*.cu match the specs (drift)"] == "PASS"
+    assert verdicts["kernels/cuda/*.cu match the specs (drift)"] == "PASS"
     assert verdicts["CPU-run kernels vs mpmath, float64"] == "PASS"
     assert verdicts["CPU-run kernels vs mpmath, float32"] == "PASS"
     assert verdicts["nvcc -ptx -arch=sm_90"] == ("PASS" if shutil.which("nvcc") else "SKIP")
-    from verified_lora import gpu
+    from verified_lora import kernels as gpu
 
     assert verdicts[next(n for n in verdicts if n.startswith("GPU kernels"))] == ("PASS" if gpu.available() else "SKIP")

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tests.strategies import problems
+from verified_lora.testing.strategies import problems
 from verified_lora import Adapter, LoraAttention, exact, reference
 from verified_lora.examples import default_problem, random_problem
 from verified_lora.tolerances import (EXACT_VS_REFERENCE, max_relative_error, reference_relative_error,

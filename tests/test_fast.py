@@ -11,8 +11,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from tests.strategies import problems
+from verified_lora.testing.strategies import problems
 from verified_lora import Adapter, LoraAttention, exact, fast
+from verified_lora.examples import rescaled_to
 from verified_lora.bounds import score_bound
 from verified_lora.errors import InputError, RegimeError
 from verified_lora.examples import random_problem
@@ -304,7 +305,7 @@ def test_bad_inputs_are_named():
 def test_float32_problem_bound_covers_output_rounding():
     """Float64 internals rounded to float32 outputs: the certified bound includes that rounding and
     holds against the float64 exact gradients of the same (exactly widened) inputs."""
-    problem = fast._rescaled_to(random_problem(6, dtype="float32", L=5), 1.0)
+    problem = rescaled_to(random_problem(6, dtype="float32", L=5), 1.0)
     res = fast.loss_and_grads(problem, 1e-6, force="fast")
     ref = exact.loss_and_grads(problem.astype("float64"))
     assert res.path == "fast" and all(g.dtype == np.float32 for g in res.grads.values())

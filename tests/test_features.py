@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from verified_lora.approx import features as F
+from verified_lora import features as F
 from verified_lora.errors import InputError
 from verified_lora.tolerances import FINITE_DIFFERENCE, gamma
 

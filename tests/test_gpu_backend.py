@@ -1,5 +1,5 @@
-"""verified_lora.gpu without a GPU: laziness, argument preparation, kernel selection, and the
-exact/fast dispatch exercised end to end through the CPU-compiled kernels. Tests marked ``gpu``
+"""verified_lora.kernels without a GPU: laziness, argument preparation, steps selection, and the
+exact/fast kernel steps exercised end to end through the CPU-compiled kernels. Tests marked ``gpu``
 run the same kernels through CuPy and are skipped (with the reason) when no GPU is usable."""
 
 from __future__ import annotations
@@ -10,15 +10,18 @@ import sys
 import numpy as np
 import pytest
 
-from verified_lora import exact, gpu
-from verified_lora.approx import features as F
+from verified_lora import exact
+from verified_lora import features as F
+from verified_lora import steps as steps_module
+from verified_lora.kernels import backend as gpu
+from verified_lora.kernels.steps import KernelSteps
 from verified_lora.errors import InputError
 from verified_lora.examples import random_problem
 from verified_lora.tolerances import EXACT_VS_REFERENCE, gamma, max_relative_error, unit_roundoff
 
 
 def test_importing_the_backend_imports_neither_cupy_nor_sympy():
-    code = ("import sys, verified_lora, verified_lora.gpu, verified_lora.exact; "
+    code = ("import sys, verified_lora, verified_lora.kernels, verified_lora.kernels.steps, verified_lora.exact; "
             "print('cupy' in sys.modules, 'sympy' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
@@ -30,12 +33,18 @@ def test_available_is_false_when_cupy_cannot_be_imported(monkeypatch):
     assert gpu.device_name() is None
 
 
-def test_wants_kernels_only_for_cupy():
+def test_kernel_steps_only_for_cupy():
     class FakeCupy:
         __name__ = "cupy"
 
-    assert gpu.wants_kernels(np) is False
-    assert gpu.wants_kernels(FakeCupy()) is True
+    assert steps_module.steps_for(np).uses_kernels is False
+    assert isinstance(steps_module.steps_for(FakeCupy()), KernelSteps)
+
+
+def _force_kernel_steps(monkeypatch, on=True):
+    """What CuPy arrays select, forced on NumPy arrays (the kernels then run through the CPU shim)."""
+    monkeypatch.setattr(steps_module, "steps_for",
+                        (lambda xp: KernelSteps(xp)) if on else (lambda xp: steps_module.ArraySteps(xp)))
 
 
 def test_prepare_call_selects_the_dtype_variant_and_types_every_scalar():
@@ -77,49 +86,53 @@ def _within_bound(name, dtype, inputs, outputs):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_step_functions_map_their_arguments_to_the_kernel_semantics(dtype):
-    """Each step function, called positionally as exact/fast call it, against the mpmath reference of
+    """Each kernel step, called positionally as exact/fast call it, against the mpmath reference of
     the kernel it names (a swapped argument or wrong table would fail the per-entry bound)."""
-    from verified_lora.codegen.launch import derivative_tables, monomial_tables
+    from verified_lora.features.layout import derivative_tables, feature_layout, monomial_tables
 
+    K = KernelSteps(np)
     rng = np.random.default_rng(5)
     dt = np.dtype(dtype)
     N = lambda *shape: rng.standard_normal(shape).astype(dt)  # noqa: E731
     s = N(4, 6)
-    _within_bound("softmax_rows", dtype, {"s": s, "beta": 0.5}, {"f": gpu.softmax_rows(s, 0.5)})
+    _within_bound("softmax_rows", dtype, {"s": s, "beta": 0.5}, {"f": K.softmax_rows(s, 0.5)[0]})
     fv, y = N(4, 3), N(4, 3)
-    _within_bound("residual", dtype, {"fv": fv, "y": y}, {"c": gpu.residual(fv, y)})
+    _within_bound("residual", dtype, {"fv": fv, "y": y}, {"c": K.residual(fv, y)})
     e = np.exp(N(4, 6).astype(np.float64))
     f, q = (e / e.sum(1, keepdims=True)).astype(dt), N(4, 6)
-    p, r = gpu.softmax_grad_rows(f, q)
+    p, r = K.softmax_grad_rows(f, q.copy()), gpu.launch("softmax_grad_rows", {"f": f, "q": q})["rvec"]
     _within_bound("softmax_grad_rows", dtype, {"f": f, "q": q}, {"p": p, "rvec": r})
-    _within_bound("row_dot", dtype, {"a": fv, "b": y}, {"rvec": gpu.row_dot(fv, y)})
+    _within_bound("row_dot", dtype, {"a": fv, "b": y}, {"rvec": K.row_dot(fv, y)[:, 0]})
     t, d = N(5, 3), rng.uniform(1, 2, 5).astype(dt)
     y5 = N(5, 3)
-    c, yp, r, rneg = gpu.normalised_residual_rows(t, d, y5)
+    c, Yp = K.normalised_residual(t, d[:, None], y5)
+    yp, rneg = Yp[:, :3], Yp[:, 3]
+    r = gpu.launch("normalised_residual_rows", {"t": t, "d": d, "y": y5})["rvec"]
     _within_bound("normalised_residual_rows", dtype, {"t": t, "d": d, "y": y5},
                   {"c": c, "yp": yp, "rvec": r, "rneg": rneg})
     a, w, dd = N(3, 4), N(3), rng.uniform(1, 2, 4).astype(dt)
-    _within_bound("scaled_divide", dtype, {"a": a, "w": w, "d": dd}, {"o": gpu.scaled_divide(a, w, dd)})
+    _within_bound("scaled_divide", dtype, {"a": a, "w": w, "d": dd}, {"o": K.scaled_divide(a, None, w[:, None], dd[:, None])})
     b = N(2, 4)
-    _within_bound("kron_rows_t", dtype, {"a": a, "b": b}, {"o": gpu.kron_rows_t(a, b)})
+    _within_bound("kron_rows_t", dtype, {"a": a, "b": b}, {"o": K.face_split_t(a, b)})
     rr = N(3)
     _within_bound("paper_grad_rows", dtype, {"a": a, "b": 2 * a, "r": rr, "beta": 0.5},
-                  {"o": gpu.paper_grad_rows(a, 2 * a, rr, 0.5)})
+                  {"o": K.paper_grad_rows(a, 2 * a, rr[:, None], 0.5)})
     xT = rng.uniform(-1, 1, (3, 7)).astype(dt)
     parent, var = monomial_tables(3, 3)
-    _within_bound("monomials_t", dtype, {"x": xT, "parent": parent, "var": var}, {"mono": gpu.monomials_t(xT, 3)})
+    _within_bound("monomials_t", dtype, {"x": xT, "parent": parent, "var": var}, {"mono": K.monomials_t(xT, feature_layout(3, 3), None)})
     mono = np.ascontiguousarray(F.monomials(np.ascontiguousarray(xT.T), 3))
     grad = N(*mono.shape)
     succ, mult = derivative_tables(3, 3, dtype)
     _within_bound("monomials_backward", dtype, {"g": grad, "mono": mono, "succ": succ, "mult": mult},
-                  {"dx": gpu.monomials_backward(grad, mono, 3, 3)})
+                  {"dx": K.monomials_vjp(np.ascontiguousarray(xT.T), mono, grad, feature_layout(3, 3))})
     Z, Y = N(7, 6), N(7, 2)
-    _within_bound("contract_rows", dtype, {"z": Z, "y": Y}, {"out": gpu.contract_rows(Z, Y)})
+    _within_bound("contract_rows", dtype, {"z": Z, "y": Y}, {"out": K.contract_rows(Z, Y)})
 
 
 def test_degree_zero_backward_is_zero():
     mono = np.ones((4, 1))
-    assert np.array_equal(gpu.monomials_backward(np.ones((4, 1)), mono, 2, 0), np.zeros((4, 2)))
+    assert np.array_equal(KernelSteps(np).monomials_vjp(np.ones((4, 2)), mono, np.ones((4, 1)), F.feature_layout(2, 0)),
+                          np.zeros((4, 2)))
 
 
 # ---------------------------------------------------------------------------- dispatch end to end
@@ -130,7 +143,7 @@ def test_exact_dispatches_to_kernels_and_agrees(monkeypatch, dtype):
     plain = exact.loss_and_grads(problem, block_size=3)
     calls = []
     real_launch = gpu.launch
-    monkeypatch.setattr(gpu, "wants_kernels", lambda xp: True)
+    _force_kernel_steps(monkeypatch)
     monkeypatch.setattr(gpu, "launch", lambda name, *a, **k: calls.append(name) or real_launch(name, *a, **k))
     kern = exact.loss_and_grads(problem, block_size=3)
     assert calls.count("softmax_rows") == 3 and calls.count("residual") == 3 and calls.count("softmax_grad_rows") == 3
@@ -164,7 +177,7 @@ def test_gpu_exact_matches_numpy(dtype):
                              dtype=dtype)
     ref = exact.loss_and_grads(problem)
     dev = exact.loss_and_grads(gpu.to_cupy(problem), block_size=5)
-    assert dev.method == "exact" and gpu.wants_kernels(cupy)
+    assert dev.method == "exact" and isinstance(steps_module.steps_for(cupy), KernelSteps)
     tol = 2 * EXACT_VS_REFERENCE[dtype]  # both within EXACT_VS_REFERENCE of the reference (test-suite sizes)
     for key in ref.grads:
         assert max_relative_error(cupy.asnumpy(dev.grads[key]), ref.grads[key]) < tol, key
@@ -172,7 +185,7 @@ def test_gpu_exact_matches_numpy(dtype):
 
 
 def test_feature_helpers_dispatch_to_kernels(monkeypatch):
-    """approx.features.monomials_t / lowrank_vjp_t take the kernel branch for CuPy; forced here on NumPy."""
+    """features.monomials_t / lowrank_vjp_t run the kernel steps for CuPy; forced here on NumPy."""
     rng = np.random.default_rng(11)
     KT = rng.uniform(-1, 1, (3, 20))
     buf = np.empty((F.rank(3, 3), 32))
@@ -182,7 +195,7 @@ def test_feature_helpers_dispatch_to_kernels(monkeypatch):
     vjp_plain = F.lowrank_vjp_t(plain, Dc, Y)
     calls = []
     real_launch = gpu.launch
-    monkeypatch.setattr(gpu, "wants_kernels", lambda xp: True)
+    _force_kernel_steps(monkeypatch)
     monkeypatch.setattr(gpu, "launch", lambda name, *a, **k: calls.append(name) or real_launch(name, *a, **k))
     out = F.monomials_t(KT[:, 2:15], 3, out=buf[:, :13])        # strided input and output, as fast's cores pass
     assert out.base is buf and np.array_equal(out, plain)        # same products in the same order: bitwise
@@ -193,7 +206,7 @@ def test_feature_helpers_dispatch_to_kernels(monkeypatch):
     grad = rng.standard_normal((13, plain.shape[0]))
     x = np.ascontiguousarray(KT[:, 2:15].T)
     vjp = F.monomials_vjp(x, out.T, grad)                       # transposed (strided) monomials, as phi_*_vjp pass
-    monkeypatch.setattr(gpu, "wants_kernels", lambda xp: False)
+    _force_kernel_steps(monkeypatch, on=False)
     # both compute sum_m g_m d(x^m)/dx_j, each within gamma_{2k} of sum_m |g_m| |d(x^m)/dx_j| (chains of at
     # most k additions and 2g <= k multiplications); the magnitude is the reference path on |g|, |x|
     k = plain.shape[0]
@@ -212,7 +225,7 @@ def test_gpu_fast_matches_numpy(method):
     import cupy
 
     from verified_lora import fast
-    from verified_lora.approx.features import rank
+    from verified_lora.features import rank
     from verified_lora.tolerances import fast_path_rounding
 
     problem = random_problem(6, L=500, d_model=8, d_head=3, d_v=3, r=2, adapters=("Q", "K", "V"), beta=0.3, scale=0.3)
@@ -232,11 +245,11 @@ def test_gpu_fast_matches_numpy(method):
 # ---------------------------------------------------------------------------- the CuPy branch, simulated
 def _fake_cupy():
     """A stand-in 'cupy' module: arrays are ndarray subclasses living in module 'cupy', RawModule
-    functions run the CPU-compiled kernel library with exactly the arguments gpu.launch passes."""
+    functions run the CPU-compiled kernel library with exactly the arguments backend.launch passes."""
     import ctypes
     import types
 
-    from verified_lora.codegen import cpu
+    from verified_lora.kernels import cpu
 
     class ndarray(np.ndarray):
         @property
@@ -299,7 +312,7 @@ def test_cupy_branch_of_launch_with_a_simulated_cupy(monkeypatch):
     try:
         rng = np.random.default_rng(2)
         s = rng.standard_normal((300, 7)).astype(np.float32)
-        f = gpu.softmax_rows(fake.asarray(s), 0.5)
+        f = gpu.launch("softmax_rows", {"s": fake.asarray(s), "beta": 0.5})["f"]
         assert type(f).__module__ == "cupy" and f.dtype == np.float32
         e = np.exp(0.5 * s.astype(np.float64))
         assert max_relative_error(np.asarray(f), e / e.sum(1, keepdims=True)) < 64 * unit_roundoff("float32")
@@ -307,7 +320,7 @@ def test_cupy_branch_of_launch_with_a_simulated_cupy(monkeypatch):
         assert (name, grid, block) == ("vl_softmax_rows_f32", (2,), (256,))
         assert types_[1:] == (np.float32, fake.ndarray, np.int64, np.int64)
         xT = fake.asarray(rng.uniform(-1, 1, (2, 9)))
-        mono = gpu.monomials_t(xT, 3)
+        mono = KernelSteps(fake).monomials_t(xT, F.feature_layout(2, 3), None)
         assert np.allclose(np.asarray(mono), F.monomials_t(np.asarray(xT), 3), rtol=1e-15, atol=0)
         assert launches[-1][0] == "vl_monomials_t_f64" and launches[-1][3][1:3] == (fake.ndarray, fake.ndarray)
         from verified_lora.codegen.emit import module_source
@@ -324,7 +337,7 @@ def test_cupy_branch_of_launch_with_a_simulated_cupy(monkeypatch):
     ("paper", {"monomials_t", "kron_rows_t", "scaled_divide", "residual", "row_dot", "paper_grad_rows"}),
 ])
 def test_fast_dispatches_to_kernels_and_agrees(monkeypatch, method, kernels):
-    """fast's cores take their kernel branches for CuPy; forced here on NumPy (CPU-compiled kernels)."""
+    """fast's cores run the kernel steps for CuPy; forced here on NumPy (CPU-compiled kernels)."""
     import math
     from fractions import Fraction
 
@@ -335,11 +348,11 @@ def test_fast_dispatches_to_kernels_and_agrees(monkeypatch, method, kernels):
     host = fast.run_with_polynomial(problem, coeffs, method, block_size=32)
     calls = []
     real_launch = gpu.launch
-    monkeypatch.setattr(gpu, "wants_kernels", lambda xp: True)
+    _force_kernel_steps(monkeypatch)
     monkeypatch.setattr(gpu, "launch", lambda name, *a, **k: calls.append(name) or real_launch(name, *a, **k))
     dev = fast.run_with_polynomial(problem, coeffs, method, block_size=32)
     assert set(calls) == kernels
-    from verified_lora.approx.features import rank
+    from verified_lora.features import rank
     from verified_lora.tolerances import fast_path_rounding
 
     P, K = problem.x_q @ problem.weight("Q"), problem.x_q @ problem.weight("K")

@@ -12,8 +12,9 @@ import pytest
 
 HEAVY = ("torch", "cupy", "matplotlib", "flint")
 MODULES = ["verified_lora", "verified_lora.exact", "verified_lora.reference", "verified_lora.fast",
-           "verified_lora.bounds", "verified_lora.approx", "verified_lora.approx.features",
-           "verified_lora.audit", "verified_lora.gpu", "verified_lora.verify", "verified_lora.cli"]
+           "verified_lora.bounds", "verified_lora.approx", "verified_lora.features",
+           "verified_lora.audit", "verified_lora.kernels", "verified_lora.verify", "verified_lora.cli",
+           "verified_lora.numerics.rounding", "verified_lora.numerics.intervals"]
 
 
 @pytest.mark.parametrize("module", MODULES)

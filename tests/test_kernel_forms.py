@@ -12,7 +12,7 @@ from verified_lora.symbolic.certificates import ProofFailure
 
 
 def test_every_kernel_form_is_proved_and_the_certificate_reproduces():
-    """Re-runs proofs/kernel_forms.py (every form, whole scope) and compares the certificate bytes."""
+    """Re-runs verified_lora/proofs/kernel_forms.py (every form, whole scope) and compares the certificate bytes."""
     import json
 
     from verified_lora.symbolic.certificates import certificate_path, check_certificate, discover

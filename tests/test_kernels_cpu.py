@@ -14,9 +14,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from verified_lora.codegen.accuracy import error_bounds, measure, reference, sample_inputs
-from verified_lora.codegen.cpu import CpuKernel, run_kernel
-from verified_lora.codegen.emit import default_gpu_dir
-from verified_lora.codegen.launch import derivative_tables, launch_geometry, monomial_tables
+from verified_lora.codegen.emit import default_kernel_dir
+from verified_lora.features.layout import derivative_tables, monomial_tables
+from verified_lora.kernels.cpu import CpuKernel, run_kernel
+from verified_lora.kernels.launch import launch_geometry
 from verified_lora.codegen.specs import all_specs, get_spec
 from verified_lora.errors import InputError
 from verified_lora.tolerances import gamma, unit_roundoff
@@ -25,7 +26,7 @@ NAMES = [s.name for s in all_specs()]
 
 
 def committed(name: str) -> str:
-    return (default_gpu_dir() / f"{name}.cu").read_text()
+    return (default_kernel_dir() / f"{name}.cu").read_text()
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -38,7 +39,7 @@ def committed(name: str) -> str:
 def test_kernel_matches_reference_within_derived_bound(name, dtype, rows, cols, d, g, seed, beta, block, grid,
                                                        reverse):
     inputs = sample_inputs(name, dtype, seed, rows=rows, cols=cols, d=d, g=g, beta=beta)
-    result = measure(name, dtype, inputs, grid=grid, block=block, reverse=reverse)  # committed gpu/ text
+    result = measure(name, dtype, inputs, grid=grid, block=block, reverse=reverse)  # committed kernels/cuda/ text
     for output, (ulp, rel, ratio) in result.items():
         assert ratio <= 1.0, f"{name}.{output} ({dtype}): error {ratio:.3g} x tolerance (max ulp {ulp:.3g})"
 
@@ -150,7 +151,7 @@ def test_launch_geometry():
 
 
 def test_tables_follow_the_feature_layout():
-    from verified_lora.approx.features import feature_layout
+    from verified_lora.features import feature_layout
 
     for d, g in [(1, 0), (2, 3), (3, 4)]:
         parent, var = monomial_tables(d, g)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 
-from tests.strategies import problems
+from verified_lora.testing.strategies import problems
 from verified_lora import Adapter, InputError, LoraAttention, exact, reference
 from verified_lora.examples import default_problem, random_problem
 from verified_lora.tolerances import (EXACT_VS_REFERENCE, FINITE_DIFFERENCE, enclosure_relative_width,

@@ -14,6 +14,7 @@ when a feature needs them).
 
 from __future__ import annotations
 
+from ._lazy import lazy_exports
 from .errors import (AuditError, CertificationError, CodegenError, InputError, RegimeError,
                      VerifiedLoraError)
 from .problem import ADAPTER_KEYS, GRAD_KEYS, Adapter, LoraAttention, lora_scale
@@ -38,11 +39,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    # Submodules load lazily: ``verified_lora.exact`` works without an explicit import.
-    import importlib
-
-    if name in {"exact", "reference", "fast", "bounds", "approx", "symbolic", "codegen", "gpu", "audit",
-                "examples"}:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'verified_lora' has no attribute {name!r}")
+# Submodules load lazily: ``verified_lora.exact`` works without an explicit import.
+__getattr__ = lazy_exports(__name__, submodules=("exact", "reference", "fast", "bounds", "approx", "symbolic",
+                                                 "codegen", "kernels", "audit", "examples"))

@@ -1,6 +1,6 @@
 """Exact loss and gradients in the problem's floating dtype, blocked over query rows.
 
-For one problem (DESIGN.md section 3, corrected forms; see ERRATA.md):
+For one problem (docs/design.md section 3, corrected forms; see ERRATA.md):
 
 * ``P = X_Q W_Q``, ``K = X_K W_K``, ``V = X_V W_V``, ``S = beta P K^T``, ``f = softmax_rows(S)``;
 * ``c = f V - Y``, ``q = c V^T``, ``p1 = f * q``, ``rvec = p1 1``, ``p2 = diag(rvec) f``,
@@ -10,18 +10,18 @@ For one problem (DESIGN.md section 3, corrected forms; see ERRATA.md):
 
 Query rows are processed in blocks, so only two ``(block x L_k)`` matrices are alive at a time:
 memory is ``O(block * L_k + (L + L_k) d)`` and time ``O(L L_k d)``. Softmax subtracts the row max
-before exponentiating. The code uses only operations NumPy and CuPy share, so CuPy problems run
-on the GPU unchanged.
+before exponentiating. GEMMs use ``@`` (cuBLAS for CuPy); the other steps run on a steps object
+(:func:`verified_lora.steps.steps_for`): array expressions for NumPy, the generated kernels for CuPy.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from . import gpu
 from .errors import InputError
 from .problem import LoraAttention
 from .result import GradientResult, adapter_grads
+from . import steps as _steps
 
 __all__ = ["loss_and_grads", "default_block_size", "DEFAULT_MEMORY_BUDGET"]
 
@@ -35,8 +35,8 @@ def default_block_size(L: int, L_k: int, itemsize: int, memory_budget: int = DEF
 
 
 def _single(x_q: Any, x_k: Any, x_v: Any, y: Any, w_q: Any, w_k: Any, w_v: Any, beta: float,
-            block: int, xp: Any) -> tuple[float, Any, Any, Any]:
-    """Loss and ``dL/dW_{Q,K,V}`` of one (unbatched) problem."""
+            block: int, xp: Any, steps: Any) -> tuple[float, Any, Any, Any]:
+    """Loss and ``dL/dW_{Q,K,V}`` of one (unbatched) problem; ``steps`` runs the non-GEMM steps."""
     P = x_q @ w_q
     K = x_k @ w_k
     V = x_v @ w_v
@@ -45,7 +45,6 @@ def _single(x_q: Any, x_k: Any, x_v: Any, y: Any, w_q: Any, w_k: Any, w_v: Any, 
     dV = xp.zeros_like(V)
     loss = 0.0
     L = P.shape[0]
-    kernels = gpu.wants_kernels(xp)              # CuPy: non-GEMM steps run the generated kernels
     # Two (block x L_k) work buffers, reused by every block (fresh allocations per block cost
     # page faults comparable to the arithmetic on large L_k).
     f_buf = xp.empty((min(block, L), K.shape[0]), dtype=P.dtype)
@@ -54,17 +53,8 @@ def _single(x_q: Any, x_k: Any, x_v: Any, y: Any, w_q: Any, w_k: Any, w_v: Any, 
         i1 = min(L, i0 + block)
         f = f_buf[: i1 - i0]
         xp.matmul(P[i0:i1], K.T, out=f)          # S / beta
-        if kernels:
-            f = gpu.softmax_rows(f, beta)        # same max-stabilised softmax, one kernel
-            top = xp.argmax(f, axis=1)[:, None]
-            c = gpu.residual(f @ V, y[i0:i1])
-        else:
-            f *= beta
-            top = xp.argmax(f, axis=1)[:, None]      # column of each row's largest score
-            f -= xp.take_along_axis(f, top, axis=1)  # stabilised softmax
-            xp.exp(f, out=f)
-            f /= f.sum(axis=1, keepdims=True)        # f
-            c = f @ V - y[i0:i1]                     # residual
+        f, top = steps.softmax_rows(f, beta)     # max-stabilised softmax; top = each row's arg max
+        c = steps.residual(f @ V, y[i0:i1])      # residual
         loss += 0.5 * float((c * c).sum())
         dV += f.T @ c
         q = q_buf[: i1 - i0]
@@ -73,11 +63,7 @@ def _single(x_q: Any, x_k: Any, x_v: Any, y: Any, w_q: Any, w_k: Any, w_v: Any, 
         # Equal in exact arithmetic (rows of f sum to 1); when the softmax saturates (f_top ~ 1) the
         # plain form cancels catastrophically (relative error ~ u / (1 - f_top), seen at 4e-10).
         q -= xp.take_along_axis(q, top, axis=1)
-        if kernels:
-            q = gpu.softmax_grad_rows(f, q)[0]   # p = f*(q - rvec), one kernel
-        else:
-            q -= xp.einsum("ij,ij->i", f, q)[:, None]  # q - rvec (no (block x L_k) temporary)
-            q *= f                                   # p = f*q - diag(rvec) f
+        q = steps.softmax_grad_rows(f, q)        # p = f*(q - rvec) = f*q - diag(rvec) f
         dP[i0:i1] = q @ K
         dK += q.T @ P[i0:i1]
     dP *= beta
@@ -108,8 +94,10 @@ def loss_and_grads(problem: LoraAttention, *, block_size: int | None = None,
     n = problem.n_batch
     loss = 0.0
     totals: list[Any] = []
+    steps = _steps.steps_for(problem.xp)         # NumPy steps, or the generated kernels for CuPy
     for x_q, x_k, x_v, y in problem.items():
-        item_loss, *item_grads = _single(x_q, x_k, x_v, y, w_q, w_k, w_v, problem.beta, block_size, problem.xp)
+        item_loss, *item_grads = _single(x_q, x_k, x_v, y, w_q, w_k, w_v, problem.beta, block_size, problem.xp,
+                                      steps)
         loss += item_loss
         totals = item_grads if not totals else [t + g for t, g in zip(totals, item_grads)]
     if n > 1:

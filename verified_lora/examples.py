@@ -1,7 +1,7 @@
 """Reproducible example problems: the built-in default of ``verified-lora verify`` and random ones.
 
 Fixtures deliberately avoid the degenerate choices that hid real bugs in LoRA libraries
-(DESIGN.md section 7): ``alpha != r``, ``B != 0``, non-square weights, ``r >= 2``.
+(docs/design.md section 7): ``alpha != r``, ``B != 0``, non-square weights, ``r >= 2``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 
 from .problem import ADAPTER_KEYS, Adapter, LoraAttention
 
-__all__ = ["random_problem", "default_problem"]
+__all__ = ["random_problem", "default_problem", "rescaled_to"]
 
 
 def random_problem(seed: int | np.random.Generator = 0, *, L: int = 8, L_k: int | None = None,
@@ -51,3 +51,13 @@ def default_problem() -> LoraAttention:
     """
     return random_problem(2025, L=10, L_k=7, d_model=6, d_head=4, d_v=3, r=2, alpha=3.0, beta=0.5,
                           scale=0.6)
+
+
+def rescaled_to(problem: LoraAttention, R: float) -> LoraAttention:
+    """``problem`` with ``x_q`` scaled so the certified score bound is ``R`` (scores are linear in ``x_q``)."""
+    from .bounds import score_bound
+
+    r0 = score_bound(problem).R
+    if not r0 > 0 or r0 <= R:
+        return problem
+    return problem.replace(x_q=problem.x_q * (R / r0), x_k=problem.x_k, x_v=problem.x_v)

@@ -1,6 +1,6 @@
 """The problem model: single-head attention with LoRA adapters on any subset of {Q, K, V}.
 
-Conventions (the paper's orientation, DESIGN.md section 2):
+Conventions (the paper's orientation, docs/design.md section 2):
 
 * ``Q = X_Q W_Q``, ``K = X_K W_K``, ``V = X_V W_V``; every ``X`` is ``(L x d_model)`` (``L_k`` rows
   for ``X_K`` and ``X_V``) and every ``W`` is ``(d_model x d_out)``.

@@ -2,20 +2,18 @@
 
 A tolerance here is ``unit roundoff x a stated condition factor``; nothing is guessed ad hoc in a
 test. Relative errors are measured as ``max |computed - reference| / max |reference|`` over a
-gradient (the max-entry relative form of DESIGN.md section 2).
+gradient (the max-entry relative form of docs/design.md section 2). ``unit_roundoff`` and ``gamma``
+(Higham's ``gamma_n``, rounded up) are those of :mod:`verified_lora.numerics.rounding`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .numerics.rounding import gamma, unit_roundoff  # re-exported: u per dtype, gamma_n rounded up
+
 __all__ = ["APPROX_VS_EXACT_ROUNDING", "KERNEL_BOUND_FACTOR", "LIBM_EXP_ULP", "unit_roundoff", "gamma", "fast_path_rounding", "EXACT_VS_REFERENCE", "max_relative_error", "reference_relative_error",
            "enclosure_relative_width", "FINITE_DIFFERENCE", "underflow_floor"]
-
-
-def unit_roundoff(dtype) -> float:
-    """``u = eps/2`` of a floating dtype (2**-53 for float64, 2**-24 for float32)."""
-    return float(np.finfo(np.dtype(dtype)).eps) / 2
 
 
 # Exact blocked code vs the mpmath reference, for the small bounded problems of the test-suite
@@ -75,15 +73,6 @@ def enclosure_relative_width(dps: int) -> float:
 # margin while remaining 10^17 times tighter than any float64 effect. (|L| must be in the scale:
 # the error terms do not shrink with the gradient, e.g. on a saturated softmax row.)
 FINITE_DIFFERENCE = {"dps": 60, "step": 1e-20, "rtol": 1e-30}
-
-
-def gamma(n: int, dtype="float64") -> float:
-    """Higham's ``gamma_n = n u / (1 - n u)``: a sum or product chain of ``n`` rounded operations has
-    relative error at most ``gamma_n`` times the same computation done on absolute values."""
-    u = unit_roundoff(dtype)
-    if n * u >= 1:
-        return float("inf")
-    return n * u / (1 - n * u)
 
 
 def fast_path_rounding(k: int, L_k: int, g: int, R: float, dtype="float64") -> float:

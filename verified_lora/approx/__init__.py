@@ -1,4 +1,4 @@
-"""Polynomial approximation of ``exp`` with certified relative error (DESIGN.md section 4.2).
+"""Polynomial approximation of ``exp`` with certified relative error (docs/design.md section 4.2).
 
 Submodules (each imported on first use, so ``import verified_lora.approx`` stays light):
 
@@ -6,15 +6,19 @@ Submodules (each imported on first use, so ``import verified_lora.approx`` stays
   with exact rational coefficients, and the :class:`~.polynomials.Polynomial` type;
 * :mod:`.certify` -- interval branch-and-bound certificates of
   ``eps(P, R) = max_{|x| <= R} |P(x) e^{-x} - 1|`` (python-flint arb or mpmath.iv);
+* :mod:`.lower_bounds` -- rigorous lower bounds on that error (one polynomial, or every
+  polynomial of a degree);
+* :mod:`.remez` -- the Remez exchange behind the ``minimax`` family;
 * :mod:`.degree` -- ``min_degree``, ``best_polynomial``, ``certified_on_grid`` (cached);
 * :mod:`.remainder` -- the Taylor Lagrange-remainder bound, derived in SymPy;
-* :mod:`.aggarwal_alman` -- the Aggarwal-Alman degree form and its fitted constants;
-* :mod:`.features` -- the feature maps phi_U, phi_V (low-rank factorisation of P(<u, v>)).
+* :mod:`.aggarwal_alman` -- the Aggarwal-Alman degree form and its fitted constants.
+
+The feature maps phi_U, phi_V (low-rank factorisation of P(<u, v>)) are in :mod:`verified_lora.features`.
 """
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "Polynomial": "polynomials",
@@ -22,8 +26,8 @@ _EXPORTS = {
     "make_polynomial": "polynomials",
     "Certificate": "certify",
     "certify_relative_error": "certify",
-    "certified_relative_error": "certify",
-    "certified_derivative_error": "certify",
+    "relative_error_lower_bound": "lower_bounds",
+    "any_polynomial_lower_bound": "lower_bounds",
     "min_degree": "degree",
     "best_polynomial": "degree",
     "certified_on_grid": "degree",
@@ -35,9 +39,5 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    if name in {"polynomials", "certify", "degree", "remainder", "aggarwal_alman", "features"}:
-        return importlib.import_module(f".{name}", __name__)
-    raise AttributeError(f"module 'verified_lora.approx' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS, submodules=("polynomials", "certify", "lower_bounds", "remez",
+                                                            "degree", "remainder", "aggarwal_alman"))

@@ -1,6 +1,6 @@
 """The Aggarwal-Alman degree form, with its hidden constants fitted to certified minimal degrees.
 
-paper_math.md section 7.1 (Aggarwal-Alman, CCC 2022): the least degree of a polynomial within
+docs/math.md section 5 (Aggarwal-Alman, CCC 2022): the least degree of a polynomial within
 *additive* error ``delta`` of ``e^y`` on ``[0, B]`` is
 
     Theta( max( B, log(1/delta) / log(log(1/delta) / B) ) ).

@@ -1,4 +1,4 @@
-"""Least certified degree for a target relative error, with caches (DESIGN.md section 4.2).
+"""Least certified degree for a target relative error, with caches (docs/design.md section 4.2).
 
 ``min_degree(R, eps, family)`` is the least degree ``g`` whose family member ``P_g`` has
 *certified* error ``eps(P_g, R) <= eps`` (:mod:`.certify`). Minimality is proved, not assumed:
@@ -26,8 +26,8 @@ from fractions import Fraction
 from functools import lru_cache
 
 from ..errors import CertificationError
-from .certify import (Certificate, alternation_lower_bound, certify_relative_error,
-                      relative_error_lower_bound)
+from .certify import Certificate, certify_relative_error
+from .lower_bounds import alternation_lower_bound, relative_error_lower_bound
 from .polynomials import (MAX_DEGREE, Polynomial, as_eps, as_family, as_radius, make_polynomial,
                           minimax_reference)
 
@@ -247,7 +247,7 @@ def min_degree(R, eps, family: str = "minimax", *, derivative: bool = False) -> 
     """Least degree whose certified relative error on ``[-R, R]`` is ``<= eps`` (module docstring).
 
     With ``derivative=True`` the derivative must also satisfy
-    ``max |P'(x) e^{-x} - 1| <= eps`` (the factored gradient path, DESIGN.md 4.4).
+    ``max |P'(x) e^{-x} - 1| <= eps`` (the factored gradient path, docs/design.md section 4.4).
     """
     return _choose(as_family(family), as_radius(R), as_eps(eps), bool(derivative)).degree
 

@@ -1,8 +1,8 @@
 """Polynomials ``P`` approximating ``e^x`` on ``[-R, R]``, with exact rational coefficients.
 
-DESIGN.md section 4.2; paper_math.md section 5 step 1 (the paper's polynomial P of Lemma 3.3,
+docs/design.md section 4.2; docs/math.md section 3 step 1 (the paper's polynomial P of Lemma 3.3,
 taken from Alman-Song 2023 / Aggarwal-Alman 2022, is an existence statement; these are concrete
-substitutes, paper_math.md section 8 item 2).
+substitutes, docs/math.md section 6 item 2).
 
 Families (``FAMILIES``), all in the ascending power basis ``P(x) = sum_t a_t x^t``:
 
@@ -158,7 +158,7 @@ class Polynomial:
     """``P(x) = sum_t coeffs[t] x^t`` (exact rationals, ascending powers) built for ``[-R, R]``.
 
     ``family`` and ``degree`` say how it was made; ``derivative_order`` counts applications of
-    :meth:`derivative` (the factored gradient needs ``P'`` against ``exp``, DESIGN.md 4.4).
+    :meth:`derivative` (the factored gradient needs ``P'`` against ``exp``, docs/design.md section 4.4).
     """
 
     family: str
@@ -329,7 +329,7 @@ def minimax(degree: int, R: Any = 1) -> Polynomial:
 def minimax_reference(degree: int, R: Any = 1) -> tuple[Fraction, ...]:
     """The final Remez reference (``g + 2`` alternation points, exact rationals) of :func:`minimax`.
 
-    Used for the de la Vallee Poussin lower bound (:func:`.certify.alternation_lower_bound`).
+    Used for the de la Vallee Poussin lower bound (:func:`.lower_bounds.alternation_lower_bound`).
     """
     r = as_radius(R)
     g = as_degree(degree, "minimax")
@@ -340,7 +340,7 @@ def minimax_reference(degree: int, R: Any = 1) -> tuple[Fraction, ...]:
 def _minimax_cached(g: int, r: Fraction):
     from .remez import remez_relative_exp
 
-    cheb, ref, frac_bits = remez_relative_exp(r, g)
+    cheb, ref, frac_bits = remez_relative_exp(r, g, working_precision(r, g))
     coeffs = chebyshev_to_power([(c, -frac_bits) for c in cheb], r)
     return Polynomial("minimax", g, r, coeffs), ref
 

@@ -24,9 +24,10 @@ to 1.25 on the min-degree table, ``benchmarks/results/min_degree_table.md``).
 from __future__ import annotations
 
 import math
-from fractions import Fraction
 from functools import lru_cache
 
+from ..numerics.intervals import EnclosureTooWide, mpf_to_fraction, scoped_precision
+from ..numerics.rounding import fraction_to_float_up
 from .polynomials import as_degree, as_radius
 
 __all__ = ["derive_taylor_relative_bound", "taylor_remainder_bound"]
@@ -87,17 +88,10 @@ def taylor_remainder_bound(R, degree: int) -> float:
     bound, (R_sym, g_sym), _ = derive_taylor_relative_bound()
     expr = bound.subs(g_sym, g)  # R stays symbolic: it is passed as an exact interval below
     fn = sp.lambdify(R_sym, expr, modules=[{"exp": mpmath.iv.exp, "mpf": mpmath.iv.mpf}, "mpmath"])
-    iv = mpmath.iv
-    old = iv.prec
+    with scoped_precision(prec=128):
+        val = fn(mpmath.iv.mpf(r.numerator) / r.denominator)
+        upper_end = mpmath.iv.mpf(val)._mpi_[1]
     try:
-        iv.prec = 128
-        val = fn(iv.mpf(r.numerator) / r.denominator)
-        man_sign, man, exp, _bc = iv.mpf(val)._mpi_[1]
-    finally:
-        iv.prec = old
-    q = Fraction(int(man) << int(exp)) if exp >= 0 else Fraction(int(man), 1 << -int(exp))
-    q = -q if man_sign else q
-    f = float(q)
-    if Fraction(f) < q:
-        f = math.nextafter(f, math.inf)
-    return f
+        return fraction_to_float_up(mpf_to_fraction(upper_end))
+    except EnclosureTooWide:  # the interval overflowed: no finite bound
+        return math.inf

@@ -117,8 +117,11 @@ def _cheb_derivative(c):
     return d[:g]
 
 
-def remez_relative_exp(R: Fraction, g: int, tol: float = 1e-7, maxiter: int = 60):
+def remez_relative_exp(R: Fraction, g: int, prec: int, tol: float = 1e-7, maxiter: int = 60):
     """Chebyshev coefficients (in ``s = x/R``) of the relative-error minimax approximant.
+
+    ``prec`` is the caller's working precision in bits (the polynomial layer passes
+    :func:`.polynomials.working_precision`); the fixed-point arithmetic carries 64 bits more.
 
     Returns ``(cheb, reference, frac_bits)``: integer coefficients ``cheb[k]`` with
     ``c_k = cheb[k] / 2^frac_bits``, the final reference as exact rational ``x`` values, and the
@@ -126,10 +129,7 @@ def remez_relative_exp(R: Fraction, g: int, tol: float = 1e-7, maxiter: int = 60
     """
     import mpmath
 
-    from .polynomials import working_precision
-
     mp = mpmath.mp
-    prec = working_precision(R, g)
     fx = _Fixed(prec + 64)
     tol_q = Fraction(tol)
     F = fx.F

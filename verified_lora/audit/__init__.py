@@ -1,6 +1,6 @@
 """Audit third-party LoRA code (PEFT, loralib, torchtune-style, your own) against the verified reference.
 
-``audit(target)`` runs the named checks of :data:`verified_lora.audit.checks.CHECKS` on every case of
+``audit(target)`` runs the registered checks (:func:`check_names`; see :mod:`.registry`) on every case of
 a target (``"peft"``, ``"loralib"`` or ``"module.path:factory"``) and returns an :class:`AuditReport`;
 ``assert_lora_module_ok(factory)`` does the same for a factory and raises ``AssertionError`` listing
 the failed checks (one line in a test suite). Importing this package does not import torch;
@@ -21,9 +21,9 @@ __all__ = ["audit", "audit_cases", "assert_lora_module_ok", "AuditReport", "Audi
 
 def check_names() -> list[str]:
     """Names of every check (imports torch)."""
-    from .checks import CHECKS
+    from .runner import check_names as names
 
-    return list(CHECKS)
+    return names()
 
 
 def _environment() -> dict[str, str]:
@@ -42,15 +42,17 @@ def _environment() -> dict[str, str]:
 
 def audit_cases(cases: Sequence[Any], *, target: str = "custom", seed: int = 0, examples: int = 3,
                 checks: Sequence[str] | None = None, progress: Callable[[str], None] | None = None) -> AuditReport:
-    """Run every check on every case (see :mod:`.checks`) and collect an :class:`AuditReport`."""
-    from .checks import CHECKS, run_case
+    """Run every check on every case (see :mod:`.runner`) and collect an :class:`AuditReport`."""
+    from .runner import check_names as names
+    from .runner import run_case
 
     if examples < 1:
         raise AuditError(f"examples must be >= 1, got {examples}")
     if checks is not None:
-        unknown = [c for c in checks if c not in CHECKS]
+        known = names()
+        unknown = [c for c in checks if c not in known]
         if unknown:
-            raise AuditError(f"unknown check(s) {unknown}; known: {list(CHECKS)}")
+            raise AuditError(f"unknown check(s) {unknown}; known: {known}")
     report = AuditReport(target=target, seed=seed, examples=examples, environment=_environment())
     t_all = time.perf_counter()
     import warnings
@@ -110,41 +112,3 @@ def assert_lora_module_ok(factory: Callable[..., Any] | str, *, seed: int = 0, e
                  for r in report.failures]
         raise AssertionError("LoRA audit failed:\n" + "\n".join(lines))
     return report
-
-
-def verify_section(problem, progress):
-    """``verified-lora verify`` section: audit the installed PEFT and loralib (one example per case).
-
-    Each check is reported once per library with its worst case; a library that is not installed
-    gives one SKIP line with the reason. ``problem`` is unused (the audit draws its own layers).
-    """
-    from .. import verify
-    from .targets import builtin_available, resolve
-
-    section = verify.Section("LoRA audit of installed PEFT and loralib")
-    for target in ("peft", "loralib"):
-        ok, why = builtin_available(target)
-        if not ok:
-            section.checks.append(verify.Check(f"audit {target}", None, None, None, f"SKIP: {why}"))
-            continue
-        progress(f"auditing {target} (1 example per case)")
-        cases = resolve(target)
-        if target == "peft":  # the Linear layer and the full q,k,v attention: the rest is covered by the tests
-            cases = [c for c in cases if c.name in ("peft Linear", "peft attention LoRA on q,k,v")]
-        report = audit_cases(cases, target=target, seed=0, examples=1)
-        for name, by_case in report.matrix().items():
-            results = [r for r in by_case.values() if r.passed is not None]
-            if not results:
-                continue
-            worst = max(results, key=lambda r: (r.passed is False, _ratio(r)))
-            passed = all(r.passed for r in results)
-            section.checks.append(verify.Check(
-                f"{target} {name}", passed, worst.max_error, worst.bound,
-                f"{len(results)} case(s), worst: {worst.case}" + (f": {worst.detail}" if not passed else "")))
-    return section
-
-
-def _ratio(r) -> float:
-    if r.max_error is None or not r.bound:
-        return 0.0
-    return float(r.max_error) / float(r.bound)

@@ -5,7 +5,7 @@
 (r x d_in), ``B_g`` (m_g x r), and ``P_g`` placing block ``g``'s ``m_g`` outputs into the output
 columns ``rows_g`` (one block with every column, except for loralib's fused ``MergedLinear``).
 
-**The paper's orientation** (DESIGN.md section 2) is ``Q = X W_paper`` with ``W_paper`` (d_in x d_out)
+**The paper's orientation** (docs/design.md section 2) is ``Q = X W_paper`` with ``W_paper`` (d_in x d_out)
 and ``W_paper + s B_paper A_paper``, ``B_paper`` (d_in x r), ``A_paper`` (r x d_out). Transposing
 ``X W^T + s X A^T B^T = X (W^T + s A^T B^T)`` and matching term by term gives::
 

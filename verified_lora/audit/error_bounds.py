@@ -7,7 +7,7 @@ operation returns ``(exact result)(1 + delta)`` with ``|delta| <= u``, plus, for
 whose result falls in the subnormal range, an absolute error at most ``eta`` (half the smallest
 subnormal; additions of floats are exact in that range).
 
-**Linear layer (torch orientation, section 0 of lora_implementations.md).** With ``X`` (N x d_in),
+**Linear layer (torch orientation, docs/design.md section 2.2).** With ``X`` (N x d_in),
 ``W`` (d_out x d_in), bias ``b``, blocks ``g`` placing ``X A_g^T B_g^T + 1 bB_g^T`` into the output
 columns ``rows_g`` (one block with every column for an ordinary layer), and the implementation's
 scale ``s``::
@@ -46,7 +46,7 @@ each at most ``m = max(1, max|operand|)``), and the additions it passes through 
 mpmath) satisfies ``|s_eff - s_impl| <= sum E |Z| / sum Z^2``.
 
 **Attention.** :func:`attention_error_bounds` runs the same model through the single-head attention
-forward and backward pass (DESIGN.md section 3) as a running error analysis: every intermediate
+forward and backward pass (docs/design.md section 3) as a running error analysis: every intermediate
 carries ``(value, magnitude, error bound)``; matrix products use ``gamma_{n+2}`` times the product of
 magnitudes (covering a scalar folded into either factor), elementwise operations one rounding
 each, the softmax ``exp`` an assumed library error of at most 1 ulp (``2u`` relative; Sleef's
@@ -61,6 +61,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..numerics.rounding import DTYPES, gamma, underflow_unit, unit_roundoff
 
 __all__ = [
     "EXTRA_ROUNDINGS",
@@ -78,38 +80,10 @@ __all__ = [
 EXTRA_ROUNDINGS = 6
 """Single roundings outside the inner products (listed in the module docstring)."""
 
-# unit roundoff u and half the smallest subnormal (eta) per dtype name; bfloat16 is not a NumPy dtype
-_DTYPE_CONSTANTS = {
-    "float64": (2.0**-53, 2.0**-1075),
-    "float32": (2.0**-24, 2.0**-150),
-    "bfloat16": (2.0**-8, 2.0**-134),
-    "float16": (2.0**-11, 2.0**-25),
-}
-
-AUDIT_DTYPES = tuple(_DTYPE_CONSTANTS)
-
-
-def unit_roundoff_of(dtype: str) -> float:
-    """``u``: 2^-53 (float64), 2^-24 (float32), 2^-8 (bfloat16, 8 significand bits), 2^-11 (float16)."""
-    return _DTYPE_CONSTANTS[_name(dtype)][0]
-
-
-def underflow_unit(dtype: str) -> float:
-    """``eta``: half the smallest positive subnormal of the dtype."""
-    return _DTYPE_CONSTANTS[_name(dtype)][1]
-
-
-def _name(dtype) -> str:
-    name = str(dtype).replace("torch.", "")
-    if name not in _DTYPE_CONSTANTS:
-        raise ValueError(f"unsupported dtype {dtype!r}; expected one of {AUDIT_DTYPES}")
-    return name
-
-
-def gamma(k: int, u: float) -> float:
-    """``gamma_k = k u / (1 - k u)`` (Higham, Lemma 3.1); infinite when ``k u >= 1``."""
-    ku = k * u
-    return math.inf if ku >= 1 else ku / (1 - ku)
+# unit roundoff u, eta (half the smallest subnormal) and gamma_k (rounded up) per dtype, bfloat16
+# included: one implementation, in the numerics base
+AUDIT_DTYPES = DTYPES
+unit_roundoff_of = unit_roundoff
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 Every input is a float64 array, i.e. an exact binary rational. At ``dps = 40`` (133 bits) each
 product of two doubles is exact and each ``mpmath.fdot`` of at most a few hundred such products is
 correct to about 10^-38 relative, so after rounding to float64 the reference is the correctly
-rounded exact value up to one float64 ulp. Formulas (section 0 of lora_implementations.md, with
+rounded exact value up to one float64 ulp. Formulas (docs/design.md section 2.2, with
 blocks as in :class:`~verified_lora.audit.error_bounds.LayerArrays`)::
 
     Y    = X W^T + b + s sum_g P_g (X A_g^T B_g^T + 1 bB_g^T)

@@ -15,7 +15,7 @@ HEADERS = ("check", "verdict", "max error", "allowed bound", "explanation")
 
 @dataclass
 class AuditReport:
-    """Results of one audit: one :class:`~.checks.CheckResult` per (case, check)."""
+    """Results of one audit: one :class:`~.outcome.CheckResult` per (case, check)."""
 
     target: str
     results: list = field(default_factory=list)

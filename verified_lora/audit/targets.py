@@ -1,6 +1,6 @@
 """Audit targets: the installed PEFT, the installed loralib, and ``module.path:factory`` user code.
 
-A target resolves to a list of cases (:class:`~.checks.LayerCase`, :class:`~.checks.AttentionCase`).
+A target resolves to a list of cases (:class:`~.cases.LayerCase`, :class:`~.cases.AttentionCase`).
 
 * ``peft``: PEFT ``Linear`` (bias on/off, rsLoRA on alternate draws, LoRA bias on some draws),
   PEFT on a transformers ``Conv1D`` (``fan_in_fan_out=True``) when transformers is importable, and a
@@ -49,7 +49,7 @@ def _peft_cases() -> list:
     from peft import LoraConfig, inject_adapter_in_model
     from torch import nn
 
-    from .checks import AttentionCase, LayerCase, draw_attention_spec, draw_layer_spec
+    from .cases import AttentionCase, LayerCase, draw_attention_spec, draw_layer_spec
     from .torch_models import Holder, TinyAttention
 
     def linear(spec):
@@ -94,7 +94,7 @@ def _peft_cases() -> list:
 def _loralib_cases() -> list:
     import loralib
 
-    from .checks import LayerCase, draw_layer_spec
+    from .cases import LayerCase, draw_layer_spec
 
     def linear(spec):
         return loralib.Linear(spec.d_in, spec.d_out, r=spec.r, lora_alpha=spec.alpha, bias=spec.bias,
@@ -164,7 +164,7 @@ def factory_cases(factory: Callable[..., Any], label: str) -> list:
     from torch import nn
 
     from .adapters import detect_layer, find_lora_layers
-    from .checks import AttentionCase, LayerCase, draw_attention_spec, draw_layer_spec
+    from .cases import AttentionCase, LayerCase, draw_attention_spec, draw_layer_spec
 
     attention_kw = _accepted(factory, ATTENTION_KWARGS)
     is_attention_spec = "d_model" in attention_kw

@@ -1,9 +1,9 @@
 """Certified bounds for the fast path: score interval, error propagation, planning, phase sweep.
 
-* :func:`score_bound` -- certified ``R >= max |S_ij|`` in ``O(L d)`` (DESIGN.md 4.1);
+* :func:`score_bound` -- certified ``R >= max |S_ij|`` in ``O(L d)`` (docs/design.md section 4.1);
 * :func:`gradient_bounds` / :func:`sensitivity` -- closed-form a-priori bounds from the
   polynomial's relative errors ``eps_A`` (and ``eps_D`` for ``P'``) to every weight and adapter
-  gradient, for the "paper" chain and the "factored" path (:mod:`.propagation`, DESIGN.md 4.5);
+  gradient, for the "paper" chain and the "factored" path (:mod:`.propagation`, docs/design.md section 4.5);
 * :func:`plan` -- family and degree so that every certified gradient bound is ``<= tol``, or an
   explicit "outside the efficient regime" verdict (:mod:`.planner`);
 * :func:`phase_sweep` -- the norm-based phase transition (Theorem 4.1) made measurable (:mod:`.phase`).
@@ -13,7 +13,7 @@ Submodules load on first use; ``import verified_lora`` never imports this packag
 
 from __future__ import annotations
 
-import importlib
+from .._lazy import lazy_exports
 
 _EXPORTS = {
     "ScoreBound": "score",
@@ -39,13 +39,9 @@ _EXPORTS = {
     "phase_table": "phase",
     "plot_phase": "phase",
     "aggarwal_alman_fit": "phase",
-    "verify_section": "phase",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
-    raise AttributeError(f"module 'verified_lora.bounds' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

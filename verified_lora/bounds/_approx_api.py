@@ -14,27 +14,25 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
+from ..approx import polynomials  # module attribute: make_polynomial is looked up at call time
+from ..approx.certify import certify_relative_error
+from ..approx.degree import grid_radius
+from ..approx.lower_bounds import any_polynomial_lower_bound, relative_error_lower_bound
 from ..errors import CertificationError
+from ..numerics.rounding import fraction_to_float_down
 
 __all__ = ["families", "Cert", "certify", "lower_errors", "any_polynomial_lower", "next_degree", "grid_R"]
 
 
 def families() -> tuple[str, ...]:
-    from ..approx.polynomials import FAMILIES
-
-    return tuple(FAMILIES)
+    """The polynomial families the approx layer builds."""
+    return tuple(polynomials.FAMILIES)
 
 
 def grid_R(R: float) -> Fraction:
-    """``R`` rounded up to the approx layer's grid (``R`` itself when no grid is defined)."""
-    from .. import approx
-
+    """``R`` rounded up to the approx layer's grid (:func:`verified_lora.approx.grid_radius`)."""
     r = Fraction(R)
-    try:
-        g = approx.grid_radius(r)
-    except (AttributeError, ImportError):
-        return r
-    g = Fraction(g)
+    g = Fraction(grid_radius(r))
     if g < r:  # defensive: the grid must round up
         raise CertificationError(f"grid_radius({R}) = {g} < R")
     return g
@@ -54,14 +52,11 @@ class Cert:
 
 @lru_cache(maxsize=4096)
 def _cert(family: str, degree: int, R: Fraction, need_derivative: bool) -> Cert:
-    from ..approx.certify import certified_relative_error
-    from ..approx.polynomials import make_polynomial
-
-    poly = make_polynomial(family, degree, R)
+    poly = polynomials.make_polynomial(family, degree, R)
 
     def cert(p) -> float:
         try:
-            return certified_relative_error(p, R)
+            return certify_relative_error(p, R).value
         except (OverflowError, CertificationError):  # an error beyond float range: certifies nothing
             return math.inf
 
@@ -77,16 +72,12 @@ def certify(family: str, degree: int, R: float, need_derivative: bool = False) -
 
 @lru_cache(maxsize=4096)
 def _lower(family: str, degree: int, R: Fraction, need_derivative: bool) -> tuple[float, float | None] | None:
-    from ..approx.certify import relative_error_lower_bound
-    from ..approx.polynomials import make_polynomial
-
-    poly = make_polynomial(family, degree, R)
-    # Only "below 1 or not" and small values matter: clamp at 2 (a smaller lower bound stays valid).
-    lo_A = float(min(Fraction(2), relative_error_lower_bound(poly, R)))
-    lo_D = float(min(Fraction(2), relative_error_lower_bound(poly.derivative(), R))) if need_derivative else None
-    # float() rounds to nearest: step one float down so these stay lower bounds.
-    lo_A = math.nextafter(lo_A, 0.0)
-    lo_D = None if lo_D is None else math.nextafter(lo_D, 0.0)
+    poly = polynomials.make_polynomial(family, degree, R)
+    # Only "below 1 or not" and small values matter: clamp at 2 (a smaller lower bound stays valid),
+    # and round down so these stay lower bounds.
+    lo_A = fraction_to_float_down(min(Fraction(2), relative_error_lower_bound(poly, R)))
+    lo_D = fraction_to_float_down(min(Fraction(2), relative_error_lower_bound(poly.derivative(), R))) \
+        if need_derivative else None
     return lo_A, lo_D
 
 
@@ -94,21 +85,19 @@ def lower_errors(family: str, degree: int, R: float, need_derivative: bool = Fal
     """Rigorous *lower* bounds of ``eps_A`` (and ``eps_D``) from point enclosures (cheap), or ``None``."""
     try:
         return _lower(family, int(degree), grid_R(R), bool(need_derivative))
-    except (ImportError, AttributeError, CertificationError, OverflowError):
+    except (CertificationError, OverflowError):  # no rigorous lower bound at this size
         return None
 
 
 @lru_cache(maxsize=4096)
 def _any_lower(degree: int, R: Fraction) -> float:
-    from ..approx.certify import any_polynomial_lower_bound
-
     lo = min(Fraction(2), any_polynomial_lower_bound(degree, R))  # exact; <= 2 fits a float
-    return max(0.0, math.nextafter(float(lo), 0.0))  # float() rounds to nearest: step down
+    return max(0.0, fraction_to_float_down(lo))
 
 
 def any_polynomial_lower(degree: int, R: float) -> float:
     """Lower bound (float, rounded down, clamped at 2) on the relative error on ``[-R, R]`` of
-    *every* polynomial of degree ``<= degree`` (:func:`verified_lora.approx.certify.any_polynomial_lower_bound`).
+    *every* polynomial of degree ``<= degree`` (:func:`verified_lora.approx.lower_bounds.any_polynomial_lower_bound`).
 
     It bounds ``eps_A`` of every degree-``<= degree`` candidate and ``eps_D`` too (``P'`` is a
     polynomial of lower degree), on ``[-R, R]`` and on any larger grid interval. Exact arithmetic,

@@ -27,15 +27,14 @@ quantities unless stated otherwise.
 
 from __future__ import annotations
 
-import math
-from fractions import Fraction
-
 import numpy as np
 
-__all__ = ["U", "up", "down", "inflate", "inflation_factor", "gamma", "sum_up", "matmul_up", "mul_up",
-           "add_up", "div_up", "sqrt_up", "scalar_up"]
+from ..numerics.rounding import U64, gamma  # gamma: Higham's gamma_n rounded up (re-exported)
 
-U = 2.0**-53
+__all__ = ["U", "up", "down", "inflate", "inflation_factor", "gamma", "sum_up", "matmul_up", "mul_up",
+           "add_up", "div_up", "sqrt_up"]
+
+U = U64
 """Unit roundoff of float64."""
 
 _TINY = 2.0**-1074  # smallest positive subnormal: bounds the absolute underflow error of one product
@@ -68,15 +67,6 @@ def inflate(x, m: int, n_terms: int | None = None):
     """
     n = m if n_terms is None else n_terms
     return up(np.asarray(x, dtype=np.float64) * inflation_factor(m) + (n + 1) * _TINY)
-
-
-def gamma(n: int, unit_roundoff: float = U) -> float:
-    """An upper float bound of ``gamma_n = n u / (1 - n u)`` (Higham, Lemma 3.1), rounded up."""
-    u = Fraction(unit_roundoff)
-    if n * u >= 1:
-        return math.inf
-    g = Fraction(n) * u / (1 - n * u)
-    return math.nextafter(float(g), math.inf)
 
 
 def sum_up(x, axis=None):
@@ -112,10 +102,3 @@ def div_up(a, b):
 def sqrt_up(a):
     """Upper bound of ``sqrt(a)`` for ``a >= 0``."""
     return up(np.sqrt(np.asarray(a, dtype=np.float64)))
-
-
-def scalar_up(q: Fraction | int | float) -> float:
-    """The smallest float ``>=`` an exact rational (``float(Fraction)`` rounds to nearest)."""
-    q = Fraction(q)
-    f = float(q)
-    return f if Fraction(f) >= q else math.nextafter(f, math.inf)

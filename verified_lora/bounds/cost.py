@@ -1,4 +1,4 @@
-"""Ranks and the FLOP models that decide whether the fast path pays (performance_anchors.md 0, 5).
+"""Ranks and the FLOP models that decide whether the fast path pays (docs/design.md section 8).
 
 Model (per batch item and head; the ``O(L d_model d)`` projections, common to every path, and the
 ``O((L + L_k) k)`` feature construction are left out):
@@ -18,7 +18,7 @@ Model (per batch item and head; the ``O(L d_model d)`` projections, common to ev
 (6.5 ns per ``np.exp`` at 35 GFLOP/s DGEMM), see :data:`EXP_COST_CPU`.
 
 Ranks: symmetric monomials of degree ``<= g`` in ``d_head`` variables, ``k = C(d_head + g, g)``
-(DESIGN.md 4.3); the paper's bound ``C(2 (g + d), 2 g)`` (Lemma 3.3) is reported, never used.
+(docs/design.md section 4.3); the paper's bound ``C(2 (g + d), 2 g)`` (Lemma 3.3) is reported, never used.
 """
 
 from __future__ import annotations
@@ -27,16 +27,13 @@ import math
 from dataclasses import dataclass
 
 from ..errors import InputError
+from ..features.layout import rank
 
-__all__ = ["rank", "paper_rank", "CostModel", "EXP_COST_CPU", "exact_flops", "fast_flops", "cost_ratio"]
+__all__ = ["rank", "paper_rank", "CostModel", "EXP_COST_CPU", "exact_flops", "exact_gemm_flops", "fast_flops",
+           "cost_ratio"]
 
 EXP_COST_CPU = 227.0
 """FLOP-equivalents of one float64 exp on the anchors' 2-core CPU: 6.5 ns x 35 GFLOP/s."""
-
-
-def rank(d: int, g: int) -> int:
-    """``k = C(d + g, g)``: monomials of degree ``<= g`` in ``d`` variables."""
-    return math.comb(int(d) + int(g), int(g))
 
 
 def paper_rank(d: int, g: int) -> int:
@@ -59,6 +56,16 @@ class CostModel:
 def exact_flops(L: int, L_k: int, d_head: int, d_v: int, model: CostModel = CostModel()) -> float:
     """``7 L L_k (d_head + d_v) + exp_cost L L_k``."""
     return 7.0 * L * L_k * (d_head + d_v) + model.exp_cost * L * L_k
+
+
+def exact_gemm_flops(L: int, L_k: int, d_head: int, d_v: int) -> float:
+    """GEMM FLOPs that ``verified_lora.exact`` actually executes (not the cost model above): the five
+    products ``S``, ``f V``, ``c V^T``, ``p K``, ``p^T P`` give ``2 L L_k (3 d_head + 2 d_v)``.
+
+    The benchmark divides measured times by this count (achieved FLOP/s); the planner uses
+    :func:`exact_flops`, whose flash-attention convention is what the fast-path costs are compared with.
+    """
+    return 2.0 * L * L_k * (3 * d_head + 2 * d_v)
 
 
 def fast_flops(method: str, L: int, L_k: int, d_head: int, d_v: int, k: int) -> float:

@@ -3,7 +3,7 @@
 For sequence length ``L``, head dimension ``d``, an entry bound ``Gamma`` on ``Q`` and ``K`` and
 a target relative error ``eps`` of the polynomial, a *phase point* records
 
-* the score interval ``R``. **Decision (paper_math.md section 8, item 1):** we follow
+* the score interval ``R``. **Decision (docs/math.md section 6, item 1):** we follow
   Alman-Song 2023/2024a and take ``beta = 1/d`` by default, so ``|S_ij| <= beta d Gamma^2 = Gamma^2``
   and ``R = Gamma^2``; ``beta = 1`` (the paper's S4) gives ``R = d Gamma^2`` instead. ``Gamma`` is
   swept as multiples of ``sqrt(ln L)`` (natural log), ``eps = L^(-c)``;
@@ -14,7 +14,7 @@ a target relative error ``eps`` of the polynomial, a *phase point* records
 
 Degrees are searched only up to ``g_pay``, the last degree whose rank still pays at this ``L``
 (factored path). Above it the point is *proved* not to pay for **any** polynomial: the cheap bound
-:func:`verified_lora.approx.certify.any_polynomial_lower_bound` or, failing that, the de la Vallee
+:func:`verified_lora.approx.lower_bounds.any_polynomial_lower_bound` or, failing that, the de la Vallee
 Poussin bound on the degree-``g_pay`` Remez reference shows every polynomial of degree
 ``<= g_pay`` has relative error ``> eps`` on ``[-R, R]`` (column ``degree`` then reads ``>g_pay``
 and the ratio is the lower bound at degree ``g_pay + 1``).
@@ -35,7 +35,7 @@ from ..errors import CertificationError, InputError
 from .cost import CostModel, cost_ratio, paper_rank, rank
 
 __all__ = ["PhasePoint", "phase_point", "phase_sweep", "phase_table", "plot_phase", "aggarwal_alman_fit",
-           "verify_section", "DEFAULT_L_EXPONENTS", "DEFAULT_GAMMA_MULTIPLES", "DEFAULT_EPS_EXPONENTS",
+           "DEFAULT_L_EXPONENTS", "DEFAULT_GAMMA_MULTIPLES", "DEFAULT_EPS_EXPONENTS",
            "pay_degree"]
 
 DEFAULT_L_EXPONENTS: tuple[int, ...] = tuple(range(8, 21))
@@ -120,7 +120,7 @@ def phase_point(L: int, d: int, R: float, eps: float, *, families: Sequence[str]
     refuted = False
     how = "de la Vallee Poussin"
     if g_pay >= 1:
-        from ..approx.certify import any_polynomial_lower_bound
+        from ..approx.lower_bounds import any_polynomial_lower_bound
 
         if any_polynomial_lower_bound(g_pay, Rg) > eps_q:
             refuted, how = True, "divided-difference / Chebyshev growth lower bound"
@@ -280,69 +280,3 @@ def plot_phase(points: Sequence[PhasePoint], path: str, *, title: str | None = N
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
-
-
-# ---------------------------------------------------------------------------- verify section
-VERIFY_TOL = 1e-6
-"""Absolute gradient tolerance the verify section plans for (the default problem)."""
-
-
-def verify_section(problem, progress):
-    """``verified-lora verify`` section: score bound, the default problem's plan, a small phase table."""
-    import numpy as np
-
-    from .._xp import to_numpy
-    from ..verify import Check, Section
-    from .planner import plan
-    from .propagation import gradient_bounds
-    from .score import score_bound
-
-    section = Section("bounds: score interval, plan, phase transition")
-    progress("certified score bound")
-    sb = score_bound(problem)
-    smax = 0.0
-    for x_q, x_k, _x_v, _y in problem.items():
-        q = np.asarray(to_numpy(x_q), dtype=np.float64) @ np.asarray(to_numpy(problem.weight("Q")), dtype=np.float64)
-        k = np.asarray(to_numpy(x_k), dtype=np.float64) @ np.asarray(to_numpy(problem.weight("K")), dtype=np.float64)
-        smax = max(smax, float(np.max(np.abs(problem.beta * (q @ k.T)))))
-    section.checks.append(Check("score bound R >= max|S_ij|", smax <= sb.R, smax, sb.R,
-                                "Cauchy-Schwarz with rigorous rounding, O(L d)"))
-    section.checks.append(Check("R <= paper form |beta| d Gamma^2", sb.R <= sb.R_paper, sb.R, sb.R_paper, ""))
-    progress(f"plan at tol = {VERIFY_TOL:g}")
-    pl = plan(problem, VERIFY_TOL, "factored")
-    # A verdict, not a pass/fail figure: a refusal is correct when the problem is outside the regime.
-    consistent = pl.max_bound <= VERIFY_TOL if pl.degree is not None else not pl.efficient
-    section.checks.append(Check("plan (factored): " + ("efficient" if pl.efficient else "refused"), consistent,
-                                pl.cost_ratio, 1.0, pl.reason[:160]))
-    if pl.degree is not None:
-        section.checks.append(Check("certified bound <= tol", pl.max_bound <= VERIFY_TOL, pl.max_bound, VERIFY_TOL,
-                                    f"{pl.family} degree {pl.degree}, rank {pl.rank}"))
-    # The same layer in its efficient regime: the default problem's weights at small scale, longer L.
-    from ..examples import random_problem
-
-    small = random_problem(2025, L=120, L_k=100, d_model=3, d_head=2, d_v=2, r=2, alpha=3.0, beta=0.5, scale=0.3)
-    progress("plan for an efficient-regime problem (L=120, d_head=2, scale 0.3)")
-    pe = plan(small, VERIFY_TOL, "factored")
-    section.checks.append(Check("efficient-regime problem: plan certifies tol", pe.efficient and
-                                pe.max_bound <= VERIFY_TOL, pe.max_bound, VERIFY_TOL,
-                                f"{pe.family} degree {pe.degree}, rank {pe.rank}, predicted cost "
-                                f"{pe.cost_ratio if pe.cost_ratio is not None else math.nan:.3g} x exact"))
-    progress("certified bound at eps_A = eps_D = 1e-6")
-    gb = gradient_bounds(problem, 1e-6, 1e-6, "factored")
-    section.checks.append(Check("bound per unit eps (factored, max over gradients)", math.isfinite(gb.max_bound),
-                                gb.max_bound / 1e-6, None,
-                                "certified max-entry bound at eps_A = eps_D = 1e-6, divided by 1e-6"))
-    progress("small phase table")
-    pts = phase_sweep(L_exponents=(10, 16), gamma_multiples=(0.25, 1.0), eps_exponents=(1.0,), d=8)
-    for p in pts:
-        deg = p.degree if p.degree is not None else f">{p.g_pay}"
-        settled = p.degree is not None or "every polynomial" in p.proof  # certified, or refuted for every polynomial
-        section.checks.append(Check(f"phase L=2^{int(math.log2(p.L))}, Gamma={p.gamma_multiple:g} sqrt(ln L)", settled,
-                                    p.ratio_factored, 1.0,
-                                    f"degree {deg}, k={p.rank}, {'pays' if p.pays else 'does not pay'}"))
-    low = [p for p in pts if p.gamma_multiple == 0.25]
-    high = [p for p in pts if p.gamma_multiple == 1.0]
-    monotone = all(a.ratio_factored <= b.ratio_factored for a, b in zip(low, high))
-    section.checks.append(Check("larger Gamma never cheaper", monotone, None, None,
-                                "predicted ratio at Gamma = 1.0 sqrt(ln L) >= at 0.25 sqrt(ln L), same L"))
-    return section

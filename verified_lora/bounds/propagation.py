@@ -38,7 +38,7 @@ negative deviations balance, so the numerator is ``2 min(m+ x, m- y) <= 2 x y / 
 ``x = 1 + e - abar``, ``y = abar - (1 - e)``, ``m+ + m- <= 1``. With ``x + y = 2e`` this gives
 ``||pi~ - pi||_1 <= (e^2 - t^2) / (e (1 + t))`` for ``abar = 1 + t``, maximal at
 ``1 + t = sqrt(1 - e^2)``: ``tau = 2e / (1 + sqrt(1 - e^2)) <= e / (1 - e^2/2) =: tau``
-(the SymPy check is in ``proofs/bounds_propagation.py``).
+(the SymPy check is in ``verified_lora/proofs/bounds_propagation.py``).
 
 **(C) residual.** ``c~ - c = (pi~ - pi) V`` and ``sum_l (pi~_l - pi_l) = 0``, so
 ``|c~_ij - c_ij| = |sum_l (pi~_l - pi_l)(V_lj - m_j)| <= tau rho_j``: no factor ``L``.
@@ -78,7 +78,7 @@ The paper's ``p~`` has zero row sums (``sum_l pi~_l h~_l = 0``), like ``p``.
   ``f~^T c~ - f^T c = (f~ - f)^T c~ + f^T (c~ - c)`` (both methods);
 * ``|d(dA)| <= |s| |B|^T |dG|``, ``|d(dB)| <= |s| |dG| |A|^T``; a batch averages the item bounds.
 
-Compared with paper_math.md 4.6 (``dL^2 ||B|| ||C1|| ||C2|| ||dp||_max``), no factor ``L_k`` or
+Compared with docs/math.md section 4 (``dL^2 ||B|| ||C1|| ||C2|| ||dp||_max``), no factor ``L_k`` or
 ``d L`` survives: the only length factor is the sum over query rows that the gradient itself has.
 
 Everything is computed in ``O((L + L_k) d)`` from enclosures of ``Q, K, V`` (:mod:`.score`) and
@@ -97,6 +97,7 @@ import numpy as np
 
 from .._xp import to_numpy
 from ..errors import InputError
+from ..numerics.rounding import fraction_to_float_up
 from ..problem import LoraAttention
 from . import _rigorous as rg
 from .score import Projection, projections
@@ -139,9 +140,9 @@ def eps_scalars(eps_A: float, eps_D: float | None = None) -> EpsScalars:
     if ed is None:
         dfac = math.nan
     else:
-        dfac = rg.scalar_up((e + ed) / (1 - e) * (1 + tau * tau / 2))
+        dfac = fraction_to_float_up((e + ed) / (1 - e) * (1 + tau * tau / 2))
     return EpsScalars(eps_A=float(eps_A), eps_D=None if eps_D is None else float(eps_D),
-                      delta=rg.scalar_up(delta), tau=rg.scalar_up(tau), delta_fac=dfac)
+                      delta=fraction_to_float_up(delta), tau=fraction_to_float_up(tau), delta_fac=dfac)
 
 
 def column_stats(proj_or_array: Projection | np.ndarray) -> dict[str, np.ndarray]:
@@ -339,7 +340,7 @@ class Sensitivity:
             raise InputError("method", f"one of {METHODS}", repr(method))
         if method == "factored" and eps_D is None:
             raise InputError("eps_D", "the certified relative error of P' (the factored path needs it)", "None",
-                             "pass certified_relative_error(poly.derivative(), R)")
+                             "pass certify_relative_error(poly.derivative(), R).value")
         sc = eps_scalars(eps_A, eps_D if method == "factored" else None)
         c = self._coef
         t, b = sc.tau, self.beta_abs

@@ -1,7 +1,7 @@
-"""Certified score interval ``R >= max |S_ij|`` in ``O(L d)`` (DESIGN.md 4.1; Lemma 3.3's premise).
+"""Certified score interval ``R >= max |S_ij|`` in ``O(L d)`` (docs/design.md section 4.1; Lemma 3.3's premise).
 
 ``S = beta Q K^T`` with ``Q = X_Q W_Q`` and ``K = X_K W_K`` built from the *effective* weights
-``W = W* + s B A`` (paper_math.md section 8, item 6). By Cauchy-Schwarz
+``W = W* + s B A`` (docs/math.md section 6, item 4). By Cauchy-Schwarz
 
     |S_ij| = |beta| |<Q_i, K_j>| <= |beta| ||Q_i||_2 ||K_j||_2 <= |beta| max_i ||Q_i||_2 max_j ||K_j||_2 = R.
 
@@ -29,6 +29,7 @@ import numpy as np
 
 from .._xp import to_numpy
 from ..errors import InputError
+from ..numerics.rounding import unit_roundoff
 from ..problem import LoraAttention
 from . import _rigorous as rg
 
@@ -100,7 +101,7 @@ def enclose_projection(problem: LoraAttention, x: Any, key: str) -> Projection:
     ax = np.abs(x)
     err = rg.add_up(rg.matmul_up(ax, e_w), rg.mul_up(rg.gamma(n), rg.matmul_up(ax, np.abs(w_hat))))
     r = problem.adapters[key].r if key in problem.adapters else 0
-    u_dtype = float(np.finfo(problem.dtype).eps) / 2
+    u_dtype = unit_roundoff(problem.dtype)
     err_dtype = rg.mul_up(rg.gamma(n + r + 6, u_dtype), rg.matmul_up(ax, mag))
     return Projection(value=value, error=rg.add_up(err, err_dtype))
 

@@ -14,7 +14,7 @@ For every kernel this module provides
   a row sum adds ``|partial sum|`` per addition. The tolerance is
   ``tolerances.KERNEL_BOUND_FACTOR * u * e`` entrywise (see tolerances.py for the factor).
 
-:func:`measure` runs one kernel on the CPU (through :mod:`verified_lora.codegen.cpu`) and
+:func:`measure` runs one kernel on the CPU (through :mod:`verified_lora.kernels.cpu`) and
 returns the max ulp error, the max relative error and the max ratio error / bound per output.
 """
 
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..tolerances import KERNEL_BOUND_FACTOR, LIBM_EXP_ULP, unit_roundoff
-from .launch import derivative_tables, monomial_tables
+from ..features.layout import derivative_tables, feature_layout, monomial_tables
 from .specs import KernelSpec, all_specs, get_spec
 from .templates import stage_program
 
@@ -70,7 +70,7 @@ def sample_inputs(name: str, dtype: str, seed: int, rows: int = 5, cols: int = 4
         parent, var = monomial_tables(d, g)
         return {"x": rng.uniform(-1.5, 1.5, (d, cols)).astype(dt), "parent": parent, "var": var}
     if name == "monomials_backward":
-        from ..approx.features import monomials
+        from ..features.maps import monomials
 
         succ, mult = derivative_tables(d, g, dtype)
         x = rng.uniform(-1.5, 1.5, (rows, d))
@@ -125,8 +125,6 @@ def _reference(name, X, raw, mpmath):
     if name == "paper_grad_rows":
         return {"o": X["beta"] * (X["a"] - X["r"][:, None] * X["b"])}
     if name == "monomials_t":
-        from ..approx.features import feature_layout
-
         d, n = raw["x"].shape
         k = raw["parent"].shape[0]
         g = _degree(d, k)
@@ -137,8 +135,6 @@ def _reference(name, X, raw, mpmath):
                 out[m, i] = mpmath.fprod(X["x"][j, i] ** int(E[m, j]) for j in range(d))
         return {"mono": out}
     if name == "monomials_backward":
-        from ..approx.features import feature_layout
-
         n, k = raw["g"].shape
         d = raw["succ"].shape[1]
         g = _degree(d, k)
@@ -405,7 +401,7 @@ def measure(name: str, dtype: str, inputs: dict[str, Any], *, source: str | None
     """Run kernel ``name``; per output ``(max ulp, max rel error, max error / tolerance)``.
 
     ``runner="cpu"`` compiles the kernel text with g++ (``source``: the text to run, default the
-    generated text); ``runner="gpu"`` launches it through CuPy (:mod:`verified_lora.gpu`) and uses
+    generated text); ``runner="gpu"`` launches it through CuPy (:mod:`verified_lora.kernels`) and uses
     the CUDA libm figures in the bound. The tolerance of an entry is
     ``KERNEL_BOUND_FACTOR * u * e`` with ``e`` from :func:`error_bounds`; an entry whose bound is 0
     (an exact operation) must match exactly.
@@ -415,13 +411,13 @@ def measure(name: str, dtype: str, inputs: dict[str, Any], *, source: str | None
     if runner == "gpu":
         import cupy
 
-        from .. import gpu
+        from .. import kernels as gpu
 
         dev = {k: cupy.asarray(v) if isinstance(v, np.ndarray) else v for k, v in inputs.items()}
         outs = {k: cupy.asnumpy(v) for k, v in gpu.launch(name, dev).items()}
         platform = "cuda"
     else:
-        from .cpu import run_kernel
+        from ..kernels.cpu import run_kernel
 
         outs = run_kernel(name, dtype, inputs, source=source, grid=grid, block=block, reverse=reverse)
         platform = "cpu"

@@ -1,4 +1,8 @@
-"""Render kernel files, write them under ``gpu/`` and detect drift against the committed copies.
+"""Render kernel files and their manifest, write them into the runtime package and detect drift.
+
+Build time only: the files land in ``verified_lora/kernels/cuda/`` (package data), where
+:mod:`verified_lora.kernels` loads them without SymPy. ``manifest.json`` beside them holds each
+kernel's template, arguments (name, role) and size parameters, generated from the same specs.
 
 A kernel file holds the float32 and float64 variants of one :class:`KernelSpec` behind a
 do-not-edit header that names the spec, the sha256 of the SymPy expressions it prints
@@ -9,24 +13,27 @@ specs and the SymPy version's printer, so regenerating gives the same bytes.
 from __future__ import annotations
 
 import difflib
+import json
 import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from ..errors import CodegenError
+from ..kernels.manifest import kernel_dir
 from .specs import KernelSpec, all_specs, get_spec
 from .templates import render_kernel
 
-__all__ = ["DTYPES", "default_gpu_dir", "render_file", "kernel_source", "module_source", "Drift", "check_dir",
-           "write_dir", "op_counts"]
+__all__ = ["DTYPES", "MANIFEST", "default_kernel_dir", "render_file", "kernel_source", "module_source",
+           "manifest_text", "Drift", "check_dir", "write_dir", "op_counts"]
 
 DTYPES = ("float32", "float64")
+MANIFEST = "manifest.json"
 
 
-def default_gpu_dir() -> Path:
-    """``gpu/`` at the repository root (next to the ``verified_lora`` package)."""
-    return Path(__file__).resolve().parents[2] / "gpu"
+def default_kernel_dir() -> Path:
+    """``verified_lora/kernels/cuda/``: the shipped kernel files (package data)."""
+    return kernel_dir()
 
 
 @lru_cache(maxsize=None)
@@ -62,7 +69,7 @@ def _header(spec: KernelSpec, ops: dict[str, int]) -> str:
 
 
 def render_file(spec: KernelSpec) -> str:
-    """The complete text of ``gpu/<name>.cu``."""
+    """The complete text of ``kernels/cuda/<name>.cu``."""
     body, ops = _rendered(spec.name)
     return _header(spec, ops) + "\n" + body
 
@@ -77,6 +84,21 @@ def module_source() -> str:
     return "\n".join(render_file(s) for s in all_specs())
 
 
+def manifest_text() -> str:
+    """``manifest.json``: per kernel (in file order) its template, arguments and size parameters."""
+    kernels = [{"name": s.name, "template": s.template,
+                "args": [{"name": a.name, "role": a.role} for a in s.args], "sizes": list(s.sizes),
+                "functions": {d: f"vl_{s.name}_{'f32' if d == 'float32' else 'f64'}" for d in DTYPES}}
+               for s in all_specs()]
+    return json.dumps({"generated_by": "verified-lora kernels --update", "kernels": kernels}, indent=1) + "\n"
+
+
+def _expected_files() -> dict[str, str]:
+    out = {f"{spec.name}.cu": render_file(spec) for spec in all_specs()}
+    out[MANIFEST] = manifest_text()
+    return out
+
+
 @dataclass(frozen=True)
 class Drift:
     """One file whose committed text differs from the generated text (or is missing / extra)."""
@@ -87,17 +109,15 @@ class Drift:
 
 
 def check_dir(directory: Path | None = None) -> list[Drift]:
-    """Compare every generated kernel with ``directory/<name>.cu``; return the differences."""
-    directory = Path(directory) if directory is not None else default_gpu_dir()
+    """Compare every generated kernel (and the manifest) with ``directory``; return the differences."""
+    directory = Path(directory) if directory is not None else default_kernel_dir()
     if not directory.is_dir():
         raise CodegenError(f"kernel directory {directory} does not exist; run `verified-lora kernels --update` "
                            f"from a source checkout, or pass --dir")
     drifts = []
-    expected = {}
-    for spec in all_specs():
-        path = directory / f"{spec.name}.cu"
-        text = render_file(spec)
-        expected[path.name] = text
+    expected = _expected_files()
+    for name, text in expected.items():
+        path = directory / name
         if not path.exists():
             drifts.append(Drift(path, "missing"))
             continue
@@ -113,13 +133,12 @@ def check_dir(directory: Path | None = None) -> list[Drift]:
 
 
 def write_dir(directory: Path | None = None) -> list[Path]:
-    """(Re)write every kernel file; return the paths whose content changed."""
-    directory = Path(directory) if directory is not None else default_gpu_dir()
+    """(Re)write every kernel file and the manifest; return the paths whose content changed."""
+    directory = Path(directory) if directory is not None else default_kernel_dir()
     directory.mkdir(parents=True, exist_ok=True)
     changed = []
-    for spec in all_specs():
-        path = directory / f"{spec.name}.cu"
-        text = render_file(spec)
+    for name, text in _expected_files().items():
+        path = directory / name
         if not path.exists() or path.read_text() != text:
             path.write_text(text)
             changed.append(path)

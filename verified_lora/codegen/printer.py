@@ -1,6 +1,6 @@
 """CUDA C printer: SymPy's C99 printer with CUDA types, expanded small powers and canonical CSE.
 
-Only what differs from C99 is changed (DESIGN.md section 6):
+Only what differs from C99 is changed (docs/design.md section 6):
 
 * the floating type is chosen through ``type_aliases`` (``real -> float32 | float64``), so
   literals get the ``F`` suffix and math functions the ``f`` suffix (``expf``) in float32;

@@ -137,7 +137,7 @@ def _a(name: str, role: str, doc: str = "") -> Arg:
 
 @lru_cache(maxsize=None)
 def all_specs() -> tuple[KernelSpec, ...]:
-    """Every kernel, in a fixed order (the order of files under ``gpu/``)."""
+    """Every kernel, in a fixed order (the order of the files under ``kernels/cuda/`` and of the manifest)."""
     return (
         KernelSpec("softmax_rows", "rows", "softmax_rows",
                    (_a("s", "entry", "unscaled scores P K^T (n_rows x n_cols)"), _a("beta", "scalar", "inverse temperature")),
@@ -187,19 +187,19 @@ def all_specs() -> tuple[KernelSpec, ...]:
                     _a("var", "int_table", "the variable multiplied in (k entries, 0 <= var[m] < d)")),
                    (_a("mono", "out_entry", "x^m, transposed (k x n)"),),
                    "Symmetric monomials of degree <= g (DESIGN 4.3), transposed: mono[0, i] = 1, mono[m, i] = "
-                   "mono[parent[m], i] x[var[m], i] in the approx.features column order; phi_V = mono, phi_U = w * mono.",
+                   "mono[parent[m], i] x[var[m], i] in the features.layout column order; phi_V = mono, phi_U = w * mono.",
                    "fast"),
         KernelSpec("monomials_backward", "monomials_backward", "monomial_backward_term",
                    (_a("g", "entry", "dL/d(monomials) (n x k)"), _a("mono", "entry", "monomials (n x k)"),
                     _a("succ", "int_table", "column of m' + e_j, (kp x d)"), _a("mult", "real_table", "m'_j + 1, (kp x d)")),
                    (_a("dx", "out_entry", "dL/dx (n x d)"),),
                    "Backward of the monomial map: dx_j = sum_m' g[succ[m', j]] mult[m', j] x^m' "
-                   "(= sum_m g_m d(x^m)/dx_j; approx.features.derivative_table).", "fast(phi VJPs)"),
+                   "(= sum_m g_m d(x^m)/dx_j; features.layout.derivative_table).", "fast(phi VJPs)"),
         KernelSpec("contract_rows", "row_contract", "contract_term",
                    (_a("z", "entry", "Z = M'^T Dc (n x n_out n_inner)"), _a("y", "entry", "Y (n x n_inner)")),
                    (_a("out", "out_entry", "dL/dx (n x n_out)"),),
                    "Feature backward contraction out[i, j] = sum_a z[i, j n_inner + a] y[i, a] "
-                   "(approx.features.lowrank_vjp_t after its GEMM).", "fast(factored)"),
+                   "(features.maps.lowrank_vjp_t after its GEMM).", "fast(factored)"),
     )
 
 

@@ -1,10 +1,10 @@
 """Almost-linear LoRA gradients with certified error, or exact gradients with a visible flag.
 
 :func:`loss_and_grads` computes the loss and every adapter gradient (Q, K, V; partial or full;
-self- or cross-attention; batches) through the polynomial method (DESIGN.md section 4):
+self- or cross-attention; batches) through the polynomial method (docs/design.md section 4):
 
 * ``A~ = P(S)`` entrywise with ``S = beta Q K^T``, evaluated through the feature maps
-  ``P(beta <u, v>) = <phi_U(u), phi_V(v)>`` (:mod:`verified_lora.approx.features`);
+  ``P(beta <u, v>) = <phi_U(u), phi_V(v)>`` (:mod:`verified_lora.features`);
   ``D~ = A~ 1`` computed as ``Phi_U (Phi_V^T 1)`` in ``O(L k)``; ``f~ = D~^{-1} A~``.
 * ``method="paper"``: ``c~ = f~ V - Y``; ``q~ = c~ V^T`` (rank ``d_v``); ``p1~`` through the row-wise
   Kronecker (face-splitting) factors ``U3 = U1 (x) U2``, ``V3 = V1 (x) V2``; ``rvec~ = p1~ 1``;
@@ -57,7 +57,7 @@ from ..result import GradientResult, adapter_grads
 from ..tolerances import unit_roundoff
 
 __all__ = ["FastGradientResult", "loss_and_grads", "METHODS", "TOL_MODES", "FORCE", "default_block_size",
-           "run_with_polynomial", "verify_section"]
+           "run_with_polynomial"]
 
 METHODS: tuple[str, ...] = ("factored", "paper")
 TOL_MODES: tuple[str, ...] = ("relative", "absolute")
@@ -177,7 +177,7 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     Returns ``(loss~, adapter grads, weight grads, info)``. This is the engine under
     :func:`loss_and_grads`; call it directly only to study uncertified degrees (benchmarks, tests).
     """
-    from ..approx import features as F
+    from .. import features as F
     from ._cores import factored_core, paper_core
 
     if method not in METHODS:
@@ -386,53 +386,3 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         path="fast", fallback=False, reason=pl.reason, bounds=bounds, weight_bounds=wbounds, relative_bounds=rel,
         family=pl.family, degree=pl.degree, rank=pl.rank, paper_rank=pl.paper_rank, R=float(pl.R), eps_A=pl.eps_A,
         eps_D=pl.eps_D, tol=tol, tol_mode=tol_mode, plan=pl, attempts=attempts)
-
-
-def _rescaled_to(problem: LoraAttention, R: float) -> LoraAttention:
-    """``problem`` with ``x_q`` scaled so the certified score bound is ``R`` (scores are linear in ``x_q``)."""
-    from ..bounds import score_bound
-
-    r0 = score_bound(problem).R
-    if not r0 > 0 or r0 <= R:
-        return problem
-    return problem.replace(x_q=problem.x_q * (R / r0), x_k=problem.x_k, x_v=problem.x_v)
-
-
-def verify_section(problem: LoraAttention, progress):
-    """``verified-lora verify``: fast vs exact, the certified bound beside the observed error.
-
-    The comparison runs on the problem with ``x_q`` scaled so that ``R <= 1`` (at the default
-    problem's own ``R`` the certified degree, about 37, makes a forced fast run slow); the planner's
-    own decision (and the fallback flag) is shown for the problem as given.
-    """
-    from .. import exact
-    from ..verify import Check, Section
-
-    section = Section("fast path (certified) vs exact")
-    small = _rescaled_to(problem, 1.0)
-    # The reference is the float64 exact gradient of the same input values (widening float32 is
-    # exact); an exact run in float32 would carry its own ~1e-7 rounding error.
-    ex = exact.loss_and_grads(small.astype("float64"))
-    keys = small.grad_keys or ("Q", "K", "V")
-    for method in METHODS:
-        progress(f"fast path, method {method}, tol 1e-6 relative (forced fast, R <= 1)")
-        res = loss_and_grads(small, 1e-6, method=method, force="fast")
-        for key in keys:
-            got = res.grads[key] if small.grad_keys else res.weight_grads[key]
-            ref = ex.grads[key] if small.grad_keys else ex.weight_grads[key]
-            b = (res.bounds or res.weight_bounds)[key]
-            err = _max_abs(got - ref)
-            section.checks.append(Check(f"{method} {key}: observed error <= certified bound", err <= b, err, b,
-                                        f"{res.family} g={res.degree}, k={res.rank}, R={res.R:.3g}; certified "
-                                        f"relative {res.relative_bounds.get(key, math.nan):.2g}"))
-    progress("planner decision on the problem as given (fallback flag)")
-    auto = loss_and_grads(problem, 1e-6, max_degree=20)
-    ex_full = exact.loss_and_grads(problem)
-    if auto.fallback:
-        same = auto.path == "exact" and all(_max_abs(auto.grads[k] - ex_full.grads[k]) == 0 for k in problem.grad_keys)
-        section.checks.append(Check("planner: outside the efficient regime -> exact, fallback flag set", same,
-                                    "fallback", "exact gradients", auto.reason[:110]))
-    else:
-        section.checks.append(Check("planner: fast path taken and certified", auto.certified, auto.path, "fast",
-                                    auto.reason[:110]))
-    return section

@@ -1,8 +1,8 @@
 """The two almost-linear gradient algorithms for one (unbatched) problem, in float64.
 
-Notation (DESIGN.md sections 3 and 4): ``P = X_Q W_Q`` (``L x d``), ``Kmat = X_K W_K`` (``L_k x d``),
+Notation (docs/design.md sections 3 and 4): ``P = X_Q W_Q`` (``L x d``), ``Kmat = X_K W_K`` (``L_k x d``),
 ``Vmat = X_V W_V`` (``L_k x d_v``), ``S = beta P Kmat^T``; ``poly(x) = sum_{t<=g} a_t x^t`` approximates
-``exp`` on ``[-R, R]``. Features (:mod:`verified_lora.approx.features`):
+``exp`` on ``[-R, R]``. Features (:mod:`verified_lora.features`):
 ``poly(beta <u, v>) = <phi_U(u), phi_V(v)>``, ``phi_U(u) = w * u^m``, ``phi_V(v) = v^m``, rank ``k``.
 
 * ``A~ = poly(S) = Phi_U Phi_V^T`` (never formed), ``D~ = A~ 1 = Phi_U (Phi_V^T 1)`` (``O(L k)``),
@@ -19,13 +19,14 @@ Notation (DESIGN.md sections 3 and 4): ``P = X_Q W_Q`` (``L x d``), ``Kmat = X_K
   ``H = Phi_V^T [Vmat, 1]`` (``k x (d_v+1)``) and ``Yp = [c~, -rvec~] / D~`` (``L x (d_v+1)``):
   ``dL~/dPhi_U = Yp H^T``, ``dL~/dPhi_V = [Vmat, 1] (Phi_U^T Yp)^T``, ``dL~/dVmat = Phi_V (Phi_U^T c~/D~)``;
   the feature VJPs are GEMMs against derivative-coefficient matrices
-  (:func:`~verified_lora.approx.features.lowrank_vjp_t`). Cost ``O(L k d)``; no ``L x L_k`` matrix and
+  (:func:`~verified_lora.features.maps.lowrank_vjp_t`). Cost ``O(L k d)``; no ``L x L_k`` matrix and
   no ``L x k d`` Hadamard factor is formed.
 
 Both run over row blocks (three passes: keys, queries, keys), so memory is
 ``O((L + L_k) d + block * k)`` for "factored" and ``O((L + L_k) d + block * k * d_v)`` for "paper".
 Everything is float64; the ``k``-dimensional sums and the normalisers ``D~`` accumulate in float64.
-The code uses only operations NumPy and CuPy share.
+GEMMs use ``@`` (cuBLAS for CuPy); the other steps run on the steps object chosen once per call
+(:func:`verified_lora.steps.steps_for`: array expressions for NumPy, the generated kernels for CuPy).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .. import gpu as _gpu
-from ..approx import features as F
 from ..errors import CertificationError
+from ..features import maps as F
+from .. import steps as _steps
 
 __all__ = ["CoreResult", "factored_core", "paper_core"]
 
@@ -77,6 +78,7 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     Lk, dv = Vmat.shape
     a = dv + 1
     dt = P.dtype
+    steps = _steps.steps_for(xp)
     w = xp.asarray(weights, dtype=dt)[:, None]
     k = int(w.shape[0])
     KT = xp.ascontiguousarray(Kmat.T)
@@ -86,7 +88,7 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     # pass 1 (keys): H = Phi_V^T [Vmat, 1]
     H = xp.zeros((k, a), dtype=dt)
     for j0, j1 in _blocks(Lk, block):
-        M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :j1 - j0])
+        M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :j1 - j0], steps=steps)
         H[:, :dv] += M @ Vmat[j0:j1]
         H[:, dv] += M.sum(axis=1)
     Hw = w * H                                   # Phi_U H = M_U^T (w * H)
@@ -103,25 +105,15 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     right_q = xp.concatenate([Hw[:kp], Dq], axis=1)
     for i0, i1 in _blocks(L, block):
         n = i1 - i0
-        M = F.monomials_t(PT[:, i0:i1], g, out=buf[:, :n])
+        M = F.monomials_t(PT[:, i0:i1], g, out=buf[:, :n], steps=steps)
         OZ = M[:kp].T @ right_q
         O = OZ[:, :a] + M[kp:].T @ Hw[kp:]       # [A~ Vmat, D~] for these rows
         D = O[:, dv:]
         low = min(low, _check_normaliser(D, xp))
-        if _gpu.wants_kernels(xp):               # CuPy: gpu/normalised_residual_rows.cu
-            c, yp, r, rneg = _gpu.normalised_residual_rows(xp.ascontiguousarray(O[:, :dv]),
-                                                           xp.ascontiguousarray(D[:, 0]), Y[i0:i1])
-        else:
-            fV = O[:, :dv] / D
-            c = fV - Y[i0:i1]
+        c, Yp = steps.normalised_residual(O[:, :dv], D, Y[i0:i1])  # c~ and [c~, -rvec~] / D~
         loss += 0.5 * float((c * c).sum())
-        if _gpu.wants_kernels(xp):
-            Yp = xp.concatenate([yp, rneg[:, None]], axis=1)
-        else:
-            r = (c * fV).sum(axis=1, keepdims=True)  # rvec~_i = <f~_i, q~_i> = <c~_i, (f~ Vmat)_i>
-            Yp = xp.concatenate([c, -r], axis=1) / D
         E += M @ Yp
-        dP[i0:i1] = F.contract_derivative(OZ[:, a:], Yp)
+        dP[i0:i1] = F.contract_derivative(OZ[:, a:], Yp, steps=steps)
     Ew = w * E                                   # Phi_U^T Yp
     Dk = F.derivative_coefficients(Ew, d, g)
 
@@ -132,25 +124,12 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     right_k = xp.concatenate([Ew[:kp, :dv], Dk], axis=1)
     for j0, j1 in _blocks(Lk, block):
         n = j1 - j0
-        M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :n])
+        M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :n], steps=steps)
         VZ = M[:kp].T @ right_k
         dV[j0:j1] = VZ[:, :dv] + M[kp:].T @ Ew[kp:, :dv]
         Va = xp.concatenate([Vmat[j0:j1], ones[:n]], axis=1)
-        dK[j0:j1] = F.contract_derivative(VZ[:, dv:], Va)
+        dK[j0:j1] = F.contract_derivative(VZ[:, dv:], Va, steps=steps)
     return CoreResult(loss=loss, dP=dP, dK=dK, dV=dV, min_normaliser=low)
-
-
-def _face_split_t(AT: Any, BT: Any, xp: Any) -> Any:
-    """Transposed row-wise Kronecker product: rows ``(l, m)`` of the result are ``AT[l] * BT[m]``.
-
-    ``AT`` is ``(k x n)``, ``BT`` is ``(e x n)``; returns ``(k e x n)``, i.e. ``(A (x) B)^T`` with
-    ``(A (x) B)_{i, (l, m)} = A_{il} B_{im}`` (the face-splitting product of Lemma 3.6).
-    """
-    if _gpu.wants_kernels(xp):                   # CuPy: gpu/kron_rows_t.cu
-        return _gpu.kron_rows_t(xp.ascontiguousarray(AT), xp.ascontiguousarray(BT))
-    k, n = AT.shape
-    e = BT.shape[0]
-    return (AT[:, None, :] * BT[None, :, :]).reshape(k * e, n)
 
 
 def paper_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, beta: float, *, block: int,
@@ -163,6 +142,7 @@ def paper_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, beta:
     L, d = P.shape
     Lk, dv = Vmat.shape
     dt = P.dtype
+    steps = _steps.steps_for(xp)
     w = xp.asarray(weights, dtype=dt)[:, None]
     k = int(w.shape[0])
     KT = xp.ascontiguousarray(Kmat.T)
@@ -176,11 +156,11 @@ def paper_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, beta:
     V1tK = xp.zeros((k, d), dtype=dt)            # V1^T Kmat (the p2~ term)
     V3tK = xp.zeros((k * dv, d), dtype=dt)       # V3^T Kmat (the p1~ term)
     for j0, j1 in _blocks(Lk, block):
-        V1T = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :j1 - j0])
+        V1T = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :j1 - j0], steps=steps)
         V1tV += V1T @ Vmat[j0:j1]
         V1t1[:, 0] += V1T.sum(axis=1)
         V1tK += V1T @ Kmat[j0:j1]
-        V3T = _face_split_t(V1T, VT[:, j0:j1], xp)
+        V3T = steps.face_split_t(V1T, VT[:, j0:j1])  # V3 = V1 (x) V2 (Lemma 3.6)
         V3tK += V3T @ Kmat[j0:j1]
 
     # pass 2 (queries)
@@ -191,28 +171,17 @@ def paper_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, beta:
     loss = 0.0
     low = float("inf")
     for i0, i1 in _blocks(L, block):
-        kernels = _gpu.wants_kernels(xp)         # CuPy: gpu/scaled_divide, residual, row_dot, paper_grad_rows
-        MT = F.monomials_t(PT[:, i0:i1], g, out=buf[:, :i1 - i0])
+        MT = F.monomials_t(PT[:, i0:i1], g, out=buf[:, :i1 - i0], steps=steps)
         PhiUT = w * MT
         D = PhiUT.T @ V1t1                       # D~ = Phi_U (Phi_V^T 1)
         low = min(low, _check_normaliser(D, xp))
-        if kernels:
-            U1T = _gpu.scaled_divide(xp.ascontiguousarray(MT), xp.ascontiguousarray(w[:, 0]),
-                                     xp.ascontiguousarray(D[:, 0]))
-        else:
-            U1T = PhiUT / D.T                        # U1 = D~^{-1} Phi_U (Lemma 3.3)
+        U1T = steps.scaled_divide(MT, PhiUT, w, D)   # U1 = D~^{-1} Phi_U (Lemma 3.3)
         fV = U1T.T @ V1tV                        # f~ Vmat
-        c = _gpu.residual(fV, Y[i0:i1]) if kernels else fV - Y[i0:i1]   # c~ (Lemma 3.4); U2 = c~, V2 = Vmat
+        c = steps.residual(fV, Y[i0:i1])         # c~ (Lemma 3.4); U2 = c~, V2 = Vmat
         loss += 0.5 * float((c * c).sum())
-        if kernels:
-            r = _gpu.row_dot(fV, c)[:, None]
-        else:
-            r = (fV * c).sum(axis=1, keepdims=True)  # rvec~_j = U1[j] (V1^T V2) U2[j]^T (Lemma 3.7)
-        U3T = _face_split_t(U1T, xp.ascontiguousarray(c.T), xp)   # U3 = U1 (x) U2 (Lemma 3.6)
-        if kernels:
-            dP[i0:i1] = _gpu.paper_grad_rows(U3T.T @ V3tK, U1T.T @ V1tK, xp.ascontiguousarray(r[:, 0]), beta)
-        else:
-            dP[i0:i1] = beta * (U3T.T @ V3tK - r * (U1T.T @ V1tK))
+        r = steps.row_dot(fV, c)                 # rvec~_j = U1[j] (V1^T V2) U2[j]^T (Lemma 3.7)
+        U3T = steps.face_split_t(U1T, xp.ascontiguousarray(c.T))   # U3 = U1 (x) U2 (Lemma 3.6)
+        dP[i0:i1] = steps.paper_grad_rows(U3T.T @ V3tK, U1T.T @ V1tK, r, beta)
         Pb = P[i0:i1]
         U3tP += U3T @ Pb
         U1trP += U1T @ (r * Pb)
@@ -222,8 +191,8 @@ def paper_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, beta:
     dK = xp.empty((Lk, d), dtype=dt)
     dV = xp.empty((Lk, dv), dtype=dt)
     for j0, j1 in _blocks(Lk, block):
-        V1T = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :j1 - j0])
-        V3T = _face_split_t(V1T, VT[:, j0:j1], xp)
+        V1T = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :j1 - j0], steps=steps)
+        V3T = steps.face_split_t(V1T, VT[:, j0:j1])  # V3 = V1 (x) V2 (Lemma 3.6)
         dK[j0:j1] = beta * (V3T.T @ U3tP - V1T.T @ U1trP)
         dV[j0:j1] = V1T.T @ U1tc
     return CoreResult(loss=loss, dP=dP, dK=dK, dV=dV, min_normaliser=low)

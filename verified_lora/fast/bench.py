@@ -23,8 +23,9 @@ import numpy as np
 
 from .. import exact
 from .._table import fmt_num, format_markdown
-from ..approx import features as F
+from .. import features as F
 from ..bounds import score_bound
+from ..bounds.cost import exact_gemm_flops
 from ..examples import random_problem
 from . import loss_and_grads as _fast_loss_and_grads, run_with_polynomial
 
@@ -127,11 +128,6 @@ def paper_flops(L: int, Lk: int, d: int, dv: int, k: int) -> float:
         + (2.0 * Lk * k * dv * d + 2.0 * Lk * k * (d + dv))
 
 
-def exact_flops(L: int, Lk: int, d: int, dv: int) -> float:
-    """GEMM FLOPs of exact.py: S, f V, c V^T, p K, p^T P -> 2 L L_k (3 d + 2 d_v)."""
-    return 2.0 * L * Lk * (3 * d + 2 * dv)
-
-
 def rel_err(got: dict, ref: dict) -> float:
     return max(float(np.abs(got[k] - ref[k]).max() / np.abs(ref[k]).max()) for k in ref)
 
@@ -194,7 +190,7 @@ def run_sweep(ds, Ls, *, R: float, tol: float, repeats: int, long_s: float, max_
                 else:
                     med, times, mem, res = timed(lambda: exact.loss_and_grads(problem), repeats, long_s)
                     ref = res.grads
-                    results["exact"] = dict(time=med, times=times, mem=mem, flops=exact_flops(L, L, d, d),
+                    results["exact"] = dict(time=med, times=times, mem=mem, flops=exact_gemm_flops(L, L, d, d),
                                             err=0.0)
                     last["exact"] = (L, med, 0)
                     log(f"  exact: {med:.3f} s (runs {['%.2f' % t for t in times]}), +{mem / 2**20:.0f} MiB")
@@ -207,7 +203,7 @@ def run_sweep(ds, Ls, *, R: float, tol: float, repeats: int, long_s: float, max_
                     import torch  # noqa: F401  (import cost outside the timing)
 
                     med, times, mem, tg = timed(lambda: torch_grads(problem), repeats, long_s)
-                    results["torch"] = dict(time=med, times=times, mem=mem, flops=exact_flops(L, L, d, d),
+                    results["torch"] = dict(time=med, times=times, mem=mem, flops=exact_gemm_flops(L, L, d, d),
                                             err=rel_err(tg, ref) if ref else None)
                     last["torch"] = (L, med, 0)
                     log(f"  torch: {med:.3f} s, +{mem / 2**20:.0f} MiB")

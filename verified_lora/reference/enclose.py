@@ -13,49 +13,23 @@ the :class:`Enclosure` looks the same whichever backend produced it.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
+from ..numerics.intervals import BACKENDS, available_backends, resolve_backend, scoped_precision
 from ..problem import LoraAttention
 from ..result import GradientResult
 from .mp import check_dps, evaluate
 
 __all__ = ["Enclosure", "enclose", "BACKENDS", "available_backends"]
 
-BACKENDS = ("auto", "iv", "arb")
-"""``"iv"``: mpmath.iv; ``"arb"``: python-flint arb (needs the ``rigorous`` extra); ``"auto"``:
-arb when python-flint is installed, else iv."""
-
 _WEIGHT_NAMES = {"Q": "W_Q", "K": "W_K", "V": "W_V"}
 
 
-def available_backends() -> tuple[str, ...]:
-    """The interval backends usable here ("iv" always; "arb" when python-flint imports)."""
-    try:
-        import flint  # noqa: F401
-    except ImportError:
-        return ("iv",)
-    return ("iv", "arb")
-
-
 # ---------------------------------------------------------------------------- contexts
-@contextmanager
-def _iv_workdps(dps: int) -> Iterator[Any]:
-    """``mpmath.iv`` at ``dps`` digits for the duration of the block (iv has no ``workdps``)."""
-    import mpmath
-
-    old = mpmath.iv.prec
-    mpmath.iv.dps = dps
-    try:
-        yield mpmath.iv
-    finally:
-        mpmath.iv.prec = old
-
-
 class _ArbContext:
     """The few context operations :func:`evaluate` uses, on python-flint ``arb`` balls.
 
@@ -271,26 +245,20 @@ def enclose(problem: LoraAttention, dps: int = 30, *, backend: str = "auto") -> 
     """Rigorous enclosures of the loss, the adapter gradients and ``dL/dW_mu`` of ``problem``.
 
     Runs the reference body in interval arithmetic at ``dps`` digits with outward rounding
-    (``backend``: "iv" = mpmath.iv, "arb" = python-flint, "auto" = arb when installed). Float
+    (``backend``: "iv" = mpmath.iv, "arb" = python-flint, "auto" = arb when installed; see
+    :mod:`verified_lora.numerics.intervals`). Float
     inputs are taken as their exact binary values. Every true value lies in its interval.
     """
     if not isinstance(problem, LoraAttention):
         raise InputError("problem", "a verified_lora.LoraAttention", type(problem).__name__)
     dps = check_dps(dps)
-    if backend not in BACKENDS:
-        raise InputError("backend", f"one of {BACKENDS}", repr(backend))
-    if backend == "auto":
-        backend = available_backends()[-1]
+    backend = resolve_backend(backend)  # InputError naming "backend" for an unknown or missing one
     if backend == "arb":
-        if "arb" not in available_backends():
-            raise InputError("backend", "an installed interval backend", "'arb' without python-flint",
-                             "pip install 'verified-lora[rigorous]' or use backend='iv'")
-        import flint
-
-        with flint.ctx.workdps(dps):  # arb's lower()/upper() round at the context precision
+        # arb's lower()/upper() round at the context precision
+        with scoped_precision(dps=dps, backend="arb"):
             loss, grads, weight_grads = evaluate(_ArbContext(), problem)
             return _enclosure(loss, grads, weight_grads, _arb_to_iv, "flint.arb", dps)
-    with _iv_workdps(dps) as iv:
+    with scoped_precision(dps=dps, backend="iv") as iv:
         loss, grads, weight_grads = evaluate(iv, problem)
     return _enclosure(loss, grads, weight_grads, lambda x: x, "mpmath.iv", dps)
 

@@ -2,12 +2,12 @@
 
 A *proof* is a function ``() -> Certificate`` that checks one claim of the paper (or refutes
 one printed error) and describes what it checked. A *certificate* is its JSON record, written
-under ``proofs/certificates/`` with deterministic bytes (sorted keys, no timestamps, no
+under ``verified_lora/proofs/certificates/`` with deterministic bytes (sorted keys, no timestamps, no
 timings), so re-running a proof must reproduce the committed file byte for byte.
 
 Writing a proof (other modules do the same)::
 
-    # proofs/feature_map_identity.py   (any file in proofs/ not starting with "_")
+    # verified_lora/proofs/feature_map_identity.py   (any file there not starting with "_")
     from verified_lora.symbolic.certificates import Certificate, register_proof, run_main
 
     @register_proof("feature-map-identity", title="P(beta<u,v>) = <phi_U(u), phi_V(v)>",
@@ -18,10 +18,10 @@ Writing a proof (other modules do the same)::
                            level="generic", method="...", scope="...", result="proved",
                            expressions={"lhs": lhs, "rhs": rhs})
 
-    if __name__ == "__main__":                  # python proofs/feature_map_identity.py
+    if __name__ == "__main__":      # python -m verified_lora.proofs.feature_map_identity
         raise SystemExit(run_main(__name__))
 
-``verified-lora prove`` imports every ``proofs/*.py`` script and every module listed in
+``verified-lora prove`` imports every ``verified_lora/proofs/*.py`` script and every module listed in
 :data:`PROOF_MODULES` (append yours there if the proof lives inside the package); importing runs
 the ``@register_proof`` decorators. Then it runs the selected proofs and writes or re-checks
 their certificates.
@@ -87,7 +87,7 @@ __all__ = [
 ]
 
 LEVELS: tuple[str, ...] = ("generic", "small-scope", "counterexample", "certified-numeric")
-"""Levels of assurance a certificate can carry (DESIGN.md section 5)."""
+"""Levels of assurance a certificate can carry (docs/design.md section 5)."""
 
 RESULTS: tuple[str, ...] = ("proved", "refuted")
 
@@ -205,14 +205,19 @@ def certificate_bytes(cert: Certificate) -> bytes:
 
 
 def proofs_dir() -> Path:
-    """The ``proofs/`` directory: ``$VERIFIED_LORA_PROOFS`` or ``<repository>/proofs``."""
+    """The proof scripts' directory: ``$VERIFIED_LORA_PROOFS``, else the package's own ``verified_lora/proofs``.
+
+    The scripts and their ``certificates/*.json`` ship inside the package (package data), so an
+    installed wheel finds them without the source repository.
+    """
     env = os.environ.get("VERIFIED_LORA_PROOFS")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "proofs"
+    return Path(__file__).resolve().parents[1] / "proofs"
 
 
 def certificates_dir() -> Path:
+    """The committed certificates: ``certificates/`` under :func:`proofs_dir`."""
     return proofs_dir() / "certificates"
 
 
@@ -223,7 +228,7 @@ def certificate_path(claim: str, directory: str | Path | None = None) -> Path:
 
 
 def write_certificate(cert: Certificate, directory: str | Path | None = None) -> Path:
-    """Write ``cert`` under ``directory`` (default ``proofs/certificates``); returns the path."""
+    """Write ``cert`` under ``directory`` (default :func:`certificates_dir`); returns the path."""
     path = certificate_path(cert.claim, directory)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = certificate_bytes(cert)
@@ -294,7 +299,7 @@ def _load_script(path: Path) -> None:
 
 
 def discover(directory: str | Path | None = None, modules: Iterable[str] | None = None) -> dict[str, Proof]:
-    """Import every ``proofs/*.py`` script (not ``_*``) and every module in :data:`PROOF_MODULES`."""
+    """Import every script in :func:`proofs_dir` (``*.py``, not ``_*``) and every module in :data:`PROOF_MODULES`."""
     directory = proofs_dir() if directory is None else Path(directory)
     for mod in list(PROOF_MODULES if modules is None else modules):
         importlib.import_module(mod)

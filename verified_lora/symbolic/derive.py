@@ -1,7 +1,7 @@
 """The SymPy derivation of every term of the LoRA attention gradient: the single source of truth.
 
 Everything starts from the loss (Definition 2.5 / (3.3) of the ICLR 2025 paper, in the
-orientation of DESIGN.md section 2)::
+orientation of docs/design.md section 2)::
 
     W_mu = W*_mu + s B_mu A_mu          s = alpha/r ("lora") or alpha/sqrt(r) ("rslora")
     P = X_Q W_Q,  K = X_K W_K,  V = X_V W_V,   S = beta P K^T

@@ -9,7 +9,7 @@ does not state as element forms (the stabilising row max, the algebraic rearrang
 path uses, the feature recurrences) are written here and proved, like every lowered form, by
 exact SymPy algebra for all shapes in a small scope in
 :mod:`verified_lora.symbolic.elementwise_proofs` against the ``derive.py`` matrices and
-:mod:`verified_lora.approx.features`. Kernels print only the forms of :func:`forms`.
+:mod:`verified_lora.features`. Kernels print only the forms of :func:`forms`.
 
 Symbols are real and named after kernel arguments; reductions are named after the row value
 they produce.
@@ -144,13 +144,13 @@ def forms() -> dict[str, EntryForm | RowForm]:
                   doc="o_ij = beta (a_ij - r_i b_ij) with a = p1~ K, b = f~ K: dL/dP = beta (p1 - diag(rvec) f) K",
                   source="derive.element_forms: p = p1 - p2 contracted with K; proved against derive.backward"),
         EntryForm("monomial_step", (("mono", S_["prev"] * S_["x"]),),
-                  doc="x^m = x^(m - e_i) x_i (degree t from degree t-1; approx.features layout)",
-                  source="stated here; proved against approx.features.feature_layout exponents"),
+                  doc="x^m = x^(m - e_i) x_i (degree t from degree t-1; features.layout)",
+                  source="stated here; proved against features.layout.feature_layout exponents"),
         EntryForm("monomial_backward_term", (("term", S_["g"] * S_["mult"] * S_["mono"]),),
                   doc="summand g[m'+e_j] (m'_j + 1) x^m' of dx_j = sum_m g_m d(x^m)/dx_j",
-                  source="stated here; proved by sympy.diff against approx.features.derivative_table"),
+                  source="stated here; proved by sympy.diff against features.layout.derivative_table"),
         EntryForm("contract_term", (("term", S_["z"] * S_["y"]),),
                   doc="summand z[n, j, a] y[n, a] of dx[n, j] = sum_a Y[n, a] d/dx_j <C[:, a], x^m>",
-                  source="stated here; proved against approx.features.lowrank_vjp_t / derivative_coefficients"),
+                  source="stated here; proved against features.maps.lowrank_vjp_t / derivative_coefficients"),
     ]
     return {f.name: f for f in out}

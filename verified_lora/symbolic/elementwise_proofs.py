@@ -3,9 +3,9 @@
 Each ``prove_*`` function assembles a kernel form entry by entry (row reductions as explicit
 sums, in the template's order) on matrices of fully symbolic entries and checks, by exact SymPy
 algebra, that the result equals the corresponding ``derive.py`` matrix (or, for the feature
-kernels, the ``approx.features`` layout). It returns the number of shapes checked and raises
+kernels, the ``features`` layout). It returns the number of shapes checked and raises
 :class:`~verified_lora.symbolic.certificates.ProofFailure` otherwise. Scope: every shape listed
-in :data:`SCOPE` (level "small-scope" of DESIGN.md section 5). Exponentials are handled as
+in :data:`SCOPE` (level "small-scope" of docs/design.md section 5). Exponentials are handled as
 atoms: ``exp(a - m)`` is expanded to ``exp(a) exp(-m)`` and each distinct ``exp`` becomes a
 positive symbol, so identities are decided as rational functions.
 """
@@ -196,9 +196,8 @@ def prove_paper_grad_rows() -> int:
 
 
 def prove_monomial_step() -> int:
-    """The kernel's recurrence with :func:`codegen.launch.monomial_tables` yields column m = x^E[m]."""
-    from ..approx.features import feature_layout
-    from ..codegen.launch import monomial_tables
+    """The kernel's recurrence with :func:`features.layout.monomial_tables` yields column m = x^E[m]."""
+    from ..features.layout import feature_layout, monomial_tables
 
     (name, step), = forms()["monomial_step"].outputs
     for d, g in FEATURE_SCOPE:
@@ -216,8 +215,7 @@ def prove_monomial_step() -> int:
 
 def prove_monomial_backward() -> int:
     """sum_{m'} g[succ[m', j]] mult[m', j] x^m' = sum_m g_m d(x^m)/dx_j (derivative_tables)."""
-    from ..approx.features import feature_layout
-    from ..codegen.launch import derivative_tables
+    from ..features.layout import derivative_tables, feature_layout
 
     (_, term), = forms()["monomial_backward_term"].outputs
     for d, g in FEATURE_SCOPE:
@@ -239,7 +237,8 @@ def prove_contract_rows() -> int:
     """sum_a z[j n_inner + a] y_a with z = x^{m'} Dc = sum_a y_a d/dx_j sum_m C[m, a] x^m."""
     import numpy as np
 
-    from ..approx.features import derivative_coefficients, feature_layout
+    from ..features.layout import feature_layout
+    from ..features.maps import derivative_coefficients
 
     (_, term), = forms()["contract_term"].outputs
     count = 0

@@ -1,4 +1,4 @@
-"""Decision procedures and helpers shared by the proof scripts under ``proofs/``.
+"""Decision procedures and helpers shared by the proof scripts under ``verified_lora/proofs/``.
 
 * :func:`polynomial_identity` decides ``lhs == rhs`` for expressions built from the leaves, the
   formal exponential :class:`~verified_lora.symbolic.derive.FormalExp` and reciprocals of

@@ -1,0 +1,91 @@
+"""Layer checks of merging the adapter into the base weight: same output, reversible, idempotent."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from ..cases import Example, flat_out, tensor
+from ..error_bounds import layer_bounds, roundtrip_bound
+from ..outcome import Outcome, compare, worst
+from ..registry import check
+
+__all__: list[str] = []
+
+
+def _merge_pair(ex: Example, dtype: str) -> Outcome:
+    view = ex.fresh(dtype)
+    if view.merge_skip_reason:
+        return Outcome(None, detail=view.merge_skip_reason)
+    arrays = view.read()
+    x = tensor(ex.values.x, dtype)
+    xr = x.to(torch.float64).numpy()
+    with torch.no_grad():
+        y0 = flat_out(view.module(x.clone()), view.d_out)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            view.merge()
+        y1 = flat_out(view.module(x.clone()), view.d_out)
+    bound = 2 * layer_bounds(arrays, xr, np.ones((*ex.lead, view.d_out)), dtype)["Y"]
+    o = compare(y1, y0, bound)
+    o.detail = f"merged vs unmerged output ({dtype})"
+    return o
+
+
+@check("merge_forward", doc="merged forward = unmerged forward (float64 and bfloat16)",
+       bug_classes="merge differs from the adapter it merges: a term merged without the scale (LoRA bias), a "
+                   "missing transpose (fan_in_fan_out, embeddings), fused slices padded wrongly, a merge done "
+                   "in a lower precision or onto a different base weight")
+def check_merge_forward(ex: Example) -> Outcome:
+    return worst([_merge_pair(ex, "float64"), _merge_pair(ex, "bfloat16")])
+
+
+def _roundtrip(ex: Example, dtype: str) -> Outcome:
+    view = ex.fresh(dtype)
+    if view.merge_skip_reason:
+        return Outcome(None, detail=view.merge_skip_reason)
+    before = view.read()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        view.merge()
+        view.unmerge()
+    after = view.read()
+    gw, gb = roundtrip_bound(before, dtype)
+    outs = [compare(after.W, before.W, gw)]
+    outs[0].detail = f"weight ({dtype})"
+    if gb is not None:
+        ob = compare(after.bias, before.bias, gb)
+        ob.detail = f"bias ({dtype})"
+        outs.append(ob)
+    return worst(outs)
+
+
+@check("merge_roundtrip", doc="merge then unmerge restores weight and bias (float64 and bfloat16)",
+       bug_classes="irreversible merge: unmerge is not the inverse of merge (a transpose or factor applied on "
+                   "one side only), so the base weight is silently corrupted")
+def check_roundtrip(ex: Example) -> Outcome:
+    return worst([_roundtrip(ex, "float64"), _roundtrip(ex, "bfloat16")])
+
+
+@check("double_merge", doc="a second merge is rejected or a no-op",
+       bug_classes="non-idempotent merge: merging twice (e.g. implicitly, through merge-and-unload) adds the "
+                   "update twice")
+def check_double_merge(ex: Example) -> Outcome:
+    view = ex.fresh()
+    if view.merge_skip_reason:
+        return Outcome(None, detail=view.merge_skip_reason)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        view.merge()
+        once = view.read()
+        try:
+            view.merge()
+        except Exception as exc:  # rejecting a second merge is acceptable
+            return Outcome(True, 0.0, 0.0, f"second merge rejected: {type(exc).__name__}")
+    twice = view.read()
+    diff = float(np.max(np.abs(twice.W - once.W)))
+    if once.bias is not None:
+        diff = max(diff, float(np.max(np.abs(twice.bias - once.bias))))
+    return Outcome(diff == 0.0, diff, 0.0, "second merge is a no-op" if diff == 0 else "second merge changed W")

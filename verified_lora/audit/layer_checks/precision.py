@@ -1,0 +1,121 @@
+"""Layer checks of low-precision gradients: as accurate as the dtype warrants, and no more lossy.
+
+``precision_<dtype>`` compares the module's gradients in ``dtype`` with the same module's float64
+gradients on the same (rounded) values, under the sum of both derived bounds. ``precision_mixed``
+holds float32 adapters on a bfloat16 base to the float32 bound against the mpmath reference.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..cases import Example, LayerValues, tensor
+from ..error_bounds import layer_bounds, unit_roundoff_of
+from ..layer_reference import layer_reference
+from ..outcome import Outcome, compare, worst
+from ..registry import check
+
+__all__: list[str] = []
+
+LOW_PRECISION_BUGS = ("gradients less accurate than the dtype allows: a cast to a lower precision, or an "
+                      "accumulation in one, inside the forward or a hand-written backward")
+
+
+def _check_precision(ex: Example, dtype: str) -> Outcome:
+    view = ex.fresh(dtype)
+    arrays = view.read()  # the values as rounded to dtype: exact in float64
+    x0 = tensor(ex.values.x, dtype, requires_grad=True)
+    g = tensor(ex.values.g, dtype)
+    xr, gr = x0.detach().to(torch.float64).numpy(), g.to(torch.float64).numpy()
+    y = view.module(x0.clone())
+    (y * g).sum().backward()
+    low = view.grads()
+    dx_low = x0.grad
+    # the same module in float64 on the same (rounded) values
+    vals = LayerValues(W=arrays.W, bias=arrays.bias, blocks=[(a, b, bb) for _, a, b, bb in arrays.blocks],
+                       x=xr, g=gr)
+    v64 = ex.fresh("float64", values=vals)
+    x64 = tensor(xr, requires_grad=True)
+    y64 = v64.module(x64.clone())
+    (y64 * tensor(gr)).sum().backward()
+    high = v64.grads()
+    b_low = layer_bounds(arrays, xr, gr, dtype)
+    b_64 = layer_bounds(arrays, xr, gr, "float64")
+    outs = []
+    u = unit_roundoff_of(dtype)
+    for gi, (lo, hi, bl, bh) in enumerate(zip(low, high, b_low["blocks"], b_64["blocks"])):
+        for n in ("dA", "dB", "dbB"):
+            if bl[n] is None or hi[n] is None:
+                continue
+            if lo[n] is None:
+                outs.append(Outcome(False, math.inf, None, f"no {dtype} gradient for {n}"))
+                continue
+            o = compare(lo[n], hi[n], bl[n] + bh[n])
+            o.detail = f"{n}: worst error = {o.error / u:.3g} u_{dtype} (allowed {o.bound / u:.3g} u)" if o.error else ""
+            outs.append(o)
+    if dx_low is not None and x64.grad is not None:
+        o = compare(dx_low.to(torch.float64).numpy().reshape(-1, view.d_in), x64.grad.numpy().reshape(-1, view.d_in),
+                    b_low["dX"] + b_64["dX"])
+        o.detail = f"dX: worst error = {o.error / u:.3g} u_{dtype}" if o.error else ""
+        outs.append(o)
+    return worst(outs)
+
+
+@check("precision_float32", doc="float32 gradients as accurate as float32 warrants vs the module's float64 gradients",
+       bug_classes=LOW_PRECISION_BUGS)
+def check_precision_float32(ex: Example) -> Outcome:
+    return _check_precision(ex, "float32")
+
+
+@check("precision_bfloat16", doc="bfloat16 gradients as accurate as bfloat16 warrants", bug_classes=LOW_PRECISION_BUGS)
+def check_precision_bfloat16(ex: Example) -> Outcome:
+    return _check_precision(ex, "bfloat16")
+
+
+@check("precision_float16", doc="float16 gradients as accurate as float16 warrants", bug_classes=LOW_PRECISION_BUGS)
+def check_precision_float16(ex: Example) -> Outcome:
+    return _check_precision(ex, "float16")
+
+
+@check("precision_mixed", doc="float32 adapters on a bfloat16 base: adapter gradients float32-accurate, not 16-bit",
+       bug_classes="adapter gradients in the activation dtype: float32 adapters on a 16-bit base receive "
+                   "gradients computed in 16 bit (as fused LoRA kernels that compute dA, dB in the activation "
+                   "dtype do)")
+def check_precision_mixed(ex: Example) -> Outcome:
+    """bfloat16 base weight, bias and input; float32 adapters (PEFT's default autocast_adapter_dtype).
+
+    The adapter gradients depend only on float32 arithmetic on values that are exact in float32
+    (bfloat16 inputs and upstream gradients), so they are held to the float32 bound against the
+    mpmath reference on the stored values. A layer that rejects the mixed dtypes is not applicable.
+    """
+    view = ex.fresh("bfloat16")
+    for t in view.lora_parameters().values():
+        t.data = t.data.to(torch.float32)
+    v = ex.values
+    view.write(v.W, v.bias, v.blocks)  # W, b rounded to bfloat16; A, B (and bB) to float32
+    arrays = view.read()
+    x0 = tensor(v.x, "bfloat16", requires_grad=True)
+    g = tensor(v.g, "bfloat16")
+    xr, gr = x0.detach().to(torch.float64).numpy(), g.to(torch.float64).numpy()
+    try:
+        y = view.module(x0.clone())
+        (y * g.to(y.dtype)).sum().backward()
+    except RuntimeError as exc:
+        return Outcome(None, detail=f"float32 adapters on a bfloat16 base not supported: {str(exc).splitlines()[0][:100]}")
+    ref = layer_reference(arrays, xr, gr)
+    bnd = layer_bounds(arrays, xr, gr, "float32")
+    outs = []
+    for gi, (got, rb, bb) in enumerate(zip(view.grads(), ref.blocks, bnd["blocks"])):
+        for n in ("dA", "dB", "dbB"):
+            if rb[n] is None:
+                continue
+            if got[n] is None:
+                outs.append(Outcome(False, math.inf, None, f"no gradient for {n}"))
+                continue
+            o = compare(got[n], rb[n], bb[n])
+            u = unit_roundoff_of("float32")
+            o.detail = f"{n}: worst error = {o.error / u:.3g} u_float32 (allowed {o.bound / u:.3g} u)" if o.error else n
+            outs.append(o)
+    return worst(outs)

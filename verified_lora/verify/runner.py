@@ -1,0 +1,50 @@
+"""Run the verify sections in order: :data:`SECTION_PROVIDERS` names each one as ``"module:function"``.
+
+Providers are imported only when their section runs, so a layer's heavy dependencies load only
+when ``verify`` reaches it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+from collections.abc import Callable
+
+from ..problem import LoraAttention
+from .core import Progress, Section
+
+__all__ = ["SECTION_PROVIDERS", "run"]
+
+SECTION_PROVIDERS: list[tuple[str, str]] = [
+    ("exact float64 vs mpmath reference and enclosures", "verified_lora.verify.foundation:foundation_section"),
+    ("symbolic proofs and certificates", "verified_lora.verify.proofs:proofs_section"),
+    ("bounds: score interval, plan, phase transition", "verified_lora.verify.bounds:bounds_section"),
+    ("fast path (certified) vs exact", "verified_lora.verify.fast:fast_section"),
+    ("LoRA audit of installed PEFT and loralib", "verified_lora.verify.audit:audit_section"),
+    ("generated CUDA kernels", "verified_lora.verify.kernels:kernels_section"),
+]
+"""(title, "module:function") of every verify section, in the order they run."""
+
+
+def _load(spec: str) -> Callable[[LoraAttention, Progress], Section]:
+    module, func = spec.split(":")
+    return getattr(importlib.import_module(module), func)
+
+
+def run(problem: LoraAttention | None = None, *, progress: Progress | None = None,
+        only: list[str] | None = None) -> list[Section]:
+    """Run every section (or those whose title contains one of ``only``) on ``problem``."""
+    from ..examples import default_problem
+
+    problem = default_problem() if problem is None else problem
+    progress = progress or (lambda msg: None)
+    sections = []
+    for title, spec in SECTION_PROVIDERS:
+        if only and not any(o.lower() in title.lower() for o in only):
+            continue
+        progress(f"[{title}]")
+        t0 = time.perf_counter()
+        section = _load(spec)(problem, progress)
+        section.seconds = time.perf_counter() - t0
+        sections.append(section)
+    return sections
