@@ -103,7 +103,10 @@ def any_polynomial_lower(degree: int, R: float) -> float:
     polynomial of lower degree), on ``[-R, R]`` and on any larger grid interval. Exact arithmetic,
     no polynomial is built: a few milliseconds even for ``R = 10^4``.
     """
-    return _any_lower(int(degree), Fraction(R))
+    from .degenerate import lower_bound_radius
+
+    # the bound is monotone in R: evaluate it at a capped radius (no e^{10^6} is ever formed)
+    return _any_lower(int(degree), lower_bound_radius(R))
 
 
 def next_degree(family: str, g: int) -> int:

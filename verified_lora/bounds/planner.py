@@ -28,6 +28,7 @@ from typing import Any
 from ..errors import CertificationError, InputError
 from ..problem import LoraAttention
 from . import _approx_api as api
+from .degenerate import TINY_R, tiny_radius_cert
 from .cost import CostModel, cost_ratio, exact_flops, fast_flops, paper_rank, rank
 from .propagation import METHODS, GradientBounds, Sensitivity
 from .score import ScoreBound, score_bound
@@ -164,6 +165,15 @@ def _search_family(fam: str, R: float, tol: float, method: str, sens: Sensitivit
     errors would fail too.
     """
     need_d = method == "factored"
+    if R <= TINY_R:  # closed-form Taylor certificates only (bounds/degenerate.py): no branch-and-bound
+        if fam != "taylor":
+            return None
+        for g in range(max(1, start), cap + 1):
+            cert = tiny_radius_cert(g, R)
+            b = sens.bounds(cert.eps_A, cert.eps_D if need_d else None, method)
+            if _judged(b) <= tol:
+                return dict(family=fam, degree=g, cert=cert, bounds=b)
+        return None
     g = 2 if fam == "taylor_even" else 1
     while g < start:
         g = api.next_degree(fam, g)
@@ -243,7 +253,7 @@ def plan(problem: LoraAttention, tol: float, method: str = "factored", *, famili
                     bounds={}, weight_bounds={}, cost_ratio=None, cost_fast=None, **common)
 
     # Degrees that no polynomial at all can make work on [-R, R] (exact arithmetic, no certificate).
-    start = _least_possible_degree(R, tol, method, sens, cap)
+    start = 1 if R <= TINY_R else _least_possible_degree(R, tol, method, sens, cap)
     if start > cap:
         lo = api.any_polynomial_lower(cap, R)
         return Plan(efficient=False,

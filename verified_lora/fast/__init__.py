@@ -32,14 +32,17 @@ Tolerance modes:
   now-certified lower bound ``max|G~| - b`` and the fast path re-run (at most ``max_attempts``
   times).
 
-What is certified: the approximation error in exact arithmetic (interval-certified ``eps_A`` and
-``eps_D``, propagated by :mod:`verified_lora.bounds.propagation`). The float64 rounding of the fast
-algorithms themselves is *not* in the bound; it is tested against mpmath references
-(:func:`verified_lora.tolerances.fast_path_rounding` is the documented allowance, about 1e-11
-relative for the shapes of the benchmark).
+What is certified: ``|G~ - G| <= bounds[key]`` for the arrays returned, every rounding included:
+the approximation error (interval-certified ``eps_A`` and ``eps_D``, propagated by
+:mod:`verified_lora.bounds.propagation`) plus a rigorous running-error bound of the fast
+algorithms' own float64 evaluation, of the float64 projections and of the final dtype conversion
+(:mod:`verified_lora.fast.rounding_bound`, :mod:`verified_lora.fast.certificate`). Relative claims
+divide by ``max|G~| - b`` rounded down; a gradient at the rounding level gets no relative claim,
+and the call falls back to exact (or raises under ``force="fast"``).
 
 The same code runs on NumPy and CuPy arrays (namespace from :func:`verified_lora._xp.array_namespace`);
-all fast-path arithmetic is float64, and gradients are returned in the problem's dtype.
+all fast-path arithmetic is float64 (the effective weights ``W* + s B A`` too, for every input
+dtype), and gradients are returned in the problem's dtype.
 """
 
 from __future__ import annotations
@@ -81,11 +84,15 @@ class FastGradientResult(GradientResult):
     reason:
         The planner's verdict in words (always set).
     bounds, weight_bounds:
-        Certified max-entry absolute error bounds per adapter gradient / per ``dL/dW_mu``
-        (empty on the exact path, whose error is float64 rounding only).
+        Certified max-entry absolute error bounds ``max |G~ - G|`` of the returned arrays per adapter
+        gradient / per ``dL/dW_mu``, rounding included (empty on the exact path, whose error is
+        float64 rounding only). ``bounds = approx_bounds + rounding_bounds`` (rounded up).
+    approx_bounds, rounding_bounds:
+        The two parts of ``bounds`` (of ``weight_bounds`` without adapters): the approximation in
+        exact arithmetic, and every floating-point rounding (:mod:`verified_lora.fast.certificate`).
     relative_bounds:
-        Certified ``b / (max|G~| - b)`` per adapter gradient (a posteriori; ``inf`` when
-        ``max|G~| <= b``).
+        Certified ``b / (max|G~| - b)`` per adapter gradient (a posteriori, rounded safely; ``inf``
+        when ``max|G~| <= b``: no relative claim; 0 when ``b = 0``).
     family, degree, rank, paper_rank, R, eps_A, eps_D:
         The polynomial (family, degree), the feature rank ``k = C(d_head + g, g)`` and the paper's
         bound ``C(2(g + d), 2g)``, the certified score bound ``R``, the certified relative errors of
@@ -104,6 +111,8 @@ class FastGradientResult(GradientResult):
     bounds: dict[str, float] = field(default_factory=dict)
     weight_bounds: dict[str, float] = field(default_factory=dict)
     relative_bounds: dict[str, float] = field(default_factory=dict)
+    approx_bounds: dict[str, float] = field(default_factory=dict)
+    rounding_bounds: dict[str, float] = field(default_factory=dict)
     family: str | None = None
     degree: int | None = None
     rank: int | None = None
@@ -179,6 +188,7 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     """
     from .. import features as F
     from ._cores import factored_core, paper_core
+    from .rounding_bound import effective_weight_f64
 
     if method not in METHODS:
         raise InputError("method", f"one of {METHODS}", repr(method))
@@ -189,7 +199,7 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     w = F.query_weights(list(coeffs), problem.beta, d)
     k = int(w.shape[0])
     block = block_size or default_block_size(k, problem.d_v, method)
-    W = {key: xp.asarray(problem.weight(key), dtype=f64) for key in ("Q", "K", "V")}
+    W = {key: effective_weight_f64(problem, key, xp) for key in ("Q", "K", "V")}  # float64 for every dtype
     totals = None
     loss = 0.0
     low = math.inf
@@ -325,6 +335,7 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         return _exact_result(problem, fallback=False, reason='exact gradients requested (force="exact")', tol=tol,
                              tol_mode=tol_mode, method_asked=method)
     from ..bounds import Sensitivity, plan as make_plan, score_bound
+    from .certificate import relative_claims, run_bounds
 
     model = cost_model or _default_cost_model(problem)
     sb = score_bound(problem)
@@ -361,18 +372,18 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         attempts += 1
         coeffs = list(pl.polynomial.coeffs)
         loss, grads, wgrads, info = run_with_polynomial(problem, coeffs, method, block_size=block_size)
-        bounds = _output_rounding(problem, dict(pl.bounds) if keys else {}, grads)
-        wbounds = _output_rounding(problem, dict(pl.weight_bounds), wgrads)
+        rb = run_bounds(problem, pl, sens, method, coeffs, grads, wgrads)
+        bounds, wbounds = (rb.total if keys else {}), rb.weight_total
         judged = grads if keys else wgrads
         judged_b = bounds if keys else wbounds
-        rel = {}
-        for key, b in judged_b.items():
-            m = _max_abs(judged[key]) - b
-            rel[key] = b / m if m > 0 else math.inf
+        rel, why = relative_claims(judged, judged_b, rb.rounding if keys else rb.weight_rounding)
         ok = all(v <= tol for v in rel.values()) if tol_mode == "relative" else all(
             b <= tol for b in judged_b.values())
         if ok:
             break
+        noise = {k: w for k, w in why.items() if "rounding" in w}
+        if tol_mode == "relative" and noise:
+            return refuse("; ".join(f"{k}: {w}" for k, w in noise.items()), pl, attempts)
         if attempts >= max_attempts:
             return refuse(f"relative tolerance {tol:.3g} not certified after {attempts} fast runs "
                           f"(best relative bounds {', '.join(f'{k} {v:.3g}' for k, v in rel.items())})", pl, attempts)
@@ -384,5 +395,7 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
     return FastGradientResult(
         loss=loss, grads=grads, weight_grads=wgrads, method=method, info={**info, "cost_ratio": pl.cost_ratio},
         path="fast", fallback=False, reason=pl.reason, bounds=bounds, weight_bounds=wbounds, relative_bounds=rel,
+        approx_bounds=rb.approx if keys else rb.weight_approx,
+        rounding_bounds=rb.rounding if keys else rb.weight_rounding,
         family=pl.family, degree=pl.degree, rank=pl.rank, paper_rank=pl.paper_rank, R=float(pl.R), eps_A=pl.eps_A,
         eps_D=pl.eps_D, tol=tol, tol_mode=tol_mode, plan=pl, attempts=attempts)

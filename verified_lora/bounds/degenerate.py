@@ -1,0 +1,67 @@
+r"""Score ranges the interval certifier should never see: tiny ``R`` (``beta = 0``) and absurd ``R``.
+
+**Tiny R (closed-form certificate).** For the Taylor polynomial ``T_g(x) = sum_{t <= g} x^t / t!``
+and ``|x| <= R <= 1/2``, Taylor's theorem with the Lagrange remainder gives
+``e^x - T_g(x) = e^xi x^{g+1} / (g+1)!`` for some ``xi`` between 0 and ``x``, so
+
+    |T_g(x) e^{-x} - 1| = e^{xi - x} |x|^{g+1} / (g+1)! <= e^{2R} R^{g+1} / (g+1)! <= 3 R^{g+1} / (g+1)!
+
+(``e^{2R} <= e < 3`` for ``R <= 1/2``). ``T_g' = T_{g-1}``, so the derivative's relative error is
+the same bound at ``g - 1`` (``T_0' = 0`` has relative error 1). Both are evaluated in exact
+rational arithmetic and rounded up. :func:`tiny_radius_cert` uses this below
+:data:`TINY_R` (``beta = 0`` gives a score bound of a few subnormals, where interval
+branch-and-bound would split forever), so such inputs are decided at once.
+
+**Absurd R (monotone lower bound).** The best relative error of degree-``g`` polynomials on
+``[-R, R]`` is non-decreasing in ``R`` (a polynomial's error on a larger interval is at least its
+error on the smaller one). So a lower bound computed at ``min(R, LOWER_BOUND_R_CAP)`` is a lower
+bound at ``R``; :func:`lower_bound_radius` returns that radius (exact powers of ``e^{10^6}`` are
+never formed).
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+from . import _rigorous as rg
+
+__all__ = ["TINY_R", "LOWER_BOUND_R_CAP", "taylor_tiny_errors", "tiny_radius_cert", "lower_bound_radius"]
+
+TINY_R = 2.0**-10
+"""Below this score bound the closed-form Taylor certificate is used (no branch-and-bound)."""
+
+LOWER_BOUND_R_CAP = Fraction(1024)
+"""Radius at which the any-polynomial lower bound is evaluated for larger ``R`` (it is 1 there
+for every degree the planner tries)."""
+
+
+def taylor_tiny_errors(g: int, R: float) -> tuple[float, float]:
+    """``(eps_A, eps_D)`` upper bounds of ``T_g`` and ``T_g'`` on ``[-R, R]``, ``0 <= R <= 1/2`` (module docstring)."""
+    r = Fraction(R)
+    if not (0 <= r <= Fraction(1, 2)):
+        raise ValueError("the closed-form Taylor bound needs 0 <= R <= 1/2")
+    if g < 0:
+        raise ValueError("degree must be >= 0")
+
+    def eps(h: int) -> Fraction:
+        return Fraction(1) if h < 0 else 3 * r ** (h + 1) / math.factorial(h + 1)
+
+    return rg.scalar_up(min(Fraction(1), eps(g))), rg.scalar_up(min(Fraction(1), eps(g - 1)))
+
+
+def tiny_radius_cert(g: int, R: float):
+    """A :class:`~verified_lora.bounds._approx_api.Cert` for Taylor degree ``g`` on ``[-R, R]``, ``R <= TINY_R``."""
+    from ..approx.polynomials import make_polynomial
+    from ._approx_api import Cert
+
+    if not (0 <= R <= TINY_R):
+        raise ValueError(f"tiny_radius_cert needs 0 <= R <= {TINY_R}")
+    eps_A, eps_D = taylor_tiny_errors(g, R)
+    return Cert("taylor", g, Fraction(R), make_polynomial("taylor", g, Fraction(1, 2)), eps_A, eps_D)
+
+
+def lower_bound_radius(R: float | Fraction) -> Fraction:
+    """The radius at which to evaluate an any-polynomial lower bound valid on ``[-R, R]``."""
+    r = Fraction(R)
+    return min(r, LOWER_BOUND_R_CAP)

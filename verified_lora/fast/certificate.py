@@ -1,0 +1,127 @@
+r"""The fast path's certificate for the arrays actually returned: approximation + rounding, and sound relative claims.
+
+For every gradient ``key`` the result reports
+
+* ``approx_bounds[key]``: the a-priori approximation bound of :mod:`verified_lora.bounds.propagation`
+  at the plan's certified ``(eps_A, eps_D)`` (exact arithmetic, exact inputs);
+* ``rounding_bounds[key]``: everything floating point adds, rounded up: the score perturbation of
+  the float64 projections (``eps -> eps'``, :mod:`.rounding_bound`), the input perturbations, the
+  core's running-error bound, the adapter chain ``s B^T G`` / ``s G A^T`` (``gamma_{n+4}`` of
+  ``|s| |B|^T |G^|``), and the final conversion to the problem's dtype (``u |fl(G)| / (1 - u)``);
+* ``bounds[key] = approx + rounding`` rounded up, a bound of ``max |G^ - G|`` for the returned ``G^``.
+
+Entrywise: ``|G^ - G| <= s |B|^T (W_approx(eps') + W_round) + gamma s |B|^T |G^_W|`` (lemma (G) of
+the propagation module with the rounding matrices added), so ``bounds`` is the max entry of that
+matrix plus the output conversion; ``approx`` is the plan's value and ``rounding`` the (upward)
+difference.
+
+**Relative claims.** ``max |G| >= max |G^| - b`` where ``b = bounds[key]``; the difference is rounded
+down and the ratio ``b / (max|G^| - b)`` up. When ``max|G^| - b <= 0`` there is no relative claim
+(``inf``), and when the rounding part alone reaches ``max|G^|`` no degree can make one: the gradient
+is at the rounding level (:func:`relative_claims` says which). A bound of exactly 0 (e.g. ``beta = 0``
+makes the Q and K gradients exactly 0, computed as 0) certifies relative error 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .._xp import to_numpy
+from ..bounds import _rigorous as rg
+from ..tolerances import unit_roundoff
+from .rounding_bound import rounding_bound
+
+__all__ = ["RunBounds", "run_bounds", "relative_claims"]
+
+
+@dataclass(frozen=True)
+class RunBounds:
+    """Max-entry bounds per adapter gradient (``grads``) and per weight gradient (``weights``)."""
+
+    approx: dict[str, float]
+    rounding: dict[str, float]
+    total: dict[str, float]
+    weight_approx: dict[str, float]
+    weight_rounding: dict[str, float]
+    weight_total: dict[str, float]
+    sigma: float
+    delta_D: float
+
+
+def _max_abs(x: Any) -> float:
+    x = np.asarray(to_numpy(x), dtype=np.float64)
+    return float(np.max(np.abs(x))) if x.size else 0.0
+
+
+def _output(problem: Any, value: Any) -> float:
+    """Rounding of the float64 result to the problem's dtype: ``u |fl(x)| / (1 - u)``, up."""
+    if np.dtype(problem.dtype) == np.float64:
+        return 0.0
+    u = unit_roundoff(problem.dtype)
+    return float(rg.mul_up(u * (1 + 4 * u), _max_abs(value)))
+
+
+def _split(total: float, approx: float, out: float) -> tuple[float, float]:
+    """``(rounding, bound)`` with ``rounding >= total - approx + out`` and ``bound >= approx + rounding``."""
+    rnd = float(rg.add_up(max(0.0, float(rg.up(total - approx))), out)) if math.isfinite(total) else math.inf
+    return rnd, float(rg.add_up(approx, rnd))
+
+
+def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: dict[str, Any],
+               weight_grads: dict[str, Any]) -> RunBounds:
+    """Certified bounds for one fast run of ``plan`` whose returned arrays are ``grads``/``weight_grads``."""
+    rb = rounding_bound(problem, coeffs, method, plan.eps_A, plan.eps_D if method == "factored" else None,
+                        plan.R, plan.rank)
+    approx_g = dict(plan.bounds)
+    approx_w = dict(plan.weight_bounds)
+    if not rb.finite:
+        inf_g = {k: math.inf for k in approx_g}
+        inf_w = {k: math.inf for k in approx_w}
+        return RunBounds(approx_g, inf_g, inf_g, approx_w, inf_w, inf_w, rb.sigma, rb.delta_D)
+    w_in, _ = sens.weight_bounds(rb.eps_A_in, rb.eps_D_in, method)
+    total_w = {k: rg.add_up(w_in[k], rb.weight[k]) for k in w_in}
+    weight_rounding, weight_total = {}, {}
+    for key in approx_w:
+        weight_rounding[key], weight_total[key] = _split(float(np.max(total_w[key])), approx_w[key],
+                                                         _output(problem, weight_grads[key]))
+    rounding, total = {}, {}
+    for key in problem.adapted:
+        ad = problem.adapters[key]
+        s_up = float(rg.inflate(abs(problem.scale(key)), 3))
+        a = np.abs(np.asarray(to_numpy(ad.a), dtype=np.float64))
+        b = np.abs(np.asarray(to_numpy(ad.b), dtype=np.float64))
+        tw, mw = total_w[key], rb.weight_mag[key]
+        eA = rg.mul_up(s_up, rg.add_up(rg.matmul_up(b.T, tw), rg.mul_up(rg.gamma(b.shape[0] + 4), rg.matmul_up(b.T, mw))))
+        eB = rg.mul_up(s_up, rg.add_up(rg.matmul_up(tw, a.T), rg.mul_up(rg.gamma(a.shape[1] + 4), rg.matmul_up(mw, a.T))))
+        for name, e in ((f"A_{key}", eA), (f"B_{key}", eB)):
+            rounding[name], total[name] = _split(float(np.max(e)), approx_g[name], _output(problem, grads[name]))
+    return RunBounds(approx_g, rounding, total, approx_w, weight_rounding, weight_total, rb.sigma, rb.delta_D)
+
+
+def relative_claims(values: dict[str, Any], bounds: dict[str, float],
+                    rounding: dict[str, float]) -> tuple[dict[str, float], dict[str, str]]:
+    """Certified relative bounds ``b / (max|G^| - b)`` (rounded safely) and, per gradient without
+    a claim, why (module docstring)."""
+    rel, why = {}, {}
+    for key, b in bounds.items():
+        m = _max_abs(values[key])
+        if b == 0:
+            rel[key] = 0.0
+            continue
+        low = float(rg.down(m - b)) if math.isfinite(b) else -math.inf
+        if low > 0:
+            rel[key] = float(rg.div_up(b, low))
+            continue
+        rel[key] = math.inf
+        if not math.isfinite(b):
+            why[key] = "no finite bound (the rounding bound is infinite at this R and degree)"
+        elif rounding.get(key, 0.0) >= m:
+            why[key] = (f"max|G~| = {m:.3g} is at the rounding level (rounding bound {rounding[key]:.3g}): "
+                        "no relative claim can be certified")
+        else:
+            why[key] = f"max|G~| = {m:.3g} does not exceed the bound {b:.3g}: no relative claim"
+    return rel, why

@@ -1,0 +1,255 @@
+r"""Rigorous bound of the fast path's own floating-point error (both methods), a priori, ``O((L + L_k)(d + d_v))``.
+
+The certificate of :mod:`verified_lora.fast` compares the float arrays ``G^`` the fast path returns
+with the exact gradient ``G`` of the problem as given (exact reals: ``W = W* + s B A``). The chain is
+
+    G^  --(1) core rounding-->  G_fac(P^, K^, V^)  --(2) approximation, eps'-->  G_hyb  --(3) inputs-->  G
+
+* ``P^ = fl(X_Q W^)``, ``K^``, ``V^``: the float64 projections the core receives, with
+  ``W^ = fl(W* + s^ fl(B A))`` formed in float64 for every input dtype
+  (:func:`effective_weight_f64`); ``|P^ - P| <= E_P`` entrywise with
+  ``E = |X| e_W + gamma_{d_model} |X| |W^|`` (Higham (3.13); ``e_W`` as in
+  :mod:`verified_lora.bounds.score`). Magnitudes use ``|P^| <= |fl_numpy(X W^)| + 2 E`` (any
+  summation order, CPU or GPU).
+* ``G_fac(P^, K^, V^)``: the fast algorithm in exact arithmetic on those inputs (exact weights
+  ``w_m``). Its kernel ``P(S^)`` with ``S^ = beta P^ K^T`` has relative error
+  ``eps_A' = (1 + eps_A) e^sigma - 1 <= (1 + eps_A)(1 + 2 sigma) - 1`` against ``e^S``, where
+  ``|S^ - S| <= sigma = |beta| (max ||E_P,i|| max ||K^_l|| + max ||P_i|| max ||E_K,l||)``
+  (``sigma <= 1/2``); likewise ``eps_D'``. Step (2) is then the a-priori lemma of
+  :mod:`verified_lora.bounds.propagation` at ``(eps_A', eps_D')``, with ``V^`` in the residuals and
+  ``K^``, ``P^`` in the contractions (``G_hyb``); its column enclosures contain ``V^``, ``K^``.
+* **(3) inputs.** ``G_hyb - G``: same softmax ``f``; ``V^`` vs ``V`` changes ``c`` by
+  ``|f (V^ - V)| <= dV_j`` and ``h_l = <c, V_l - v>`` by at most ``2 sum_j dV_j (rho_j + Cb_ij)``
+  =: ``nV_i`` (row L1 of the change of ``p``, since ``sum_l f_il = 1``); ``||p_i||_1 <= max_l |h_l|
+  <= 2 s1_i``. Hence ``|dG_Q,ab| <= |beta| sum_i |X_Q,ia| (nV_i Kmag_b + 2 s1_i E_K,b)``,
+  ``|dG_K,ab| <= |beta| max_l |X_K,la| sum_i (nV_i Pmag_ib + 2 s1_i E_P,ib)``,
+  ``|dG_V,aj| <= L max_l |X_V,la| dV_j``.
+
+**(1) Core rounding (the running-error part).** Write ``a_il = P(S^_il) = sum_m w_m P^_i^m K^_l^m``
+and ``abar_il = sum_m |w_m| |P^_i|^m |K^_l|^m = Pabs(x_il)``, ``Pabs(x) = sum_t |a_t| x^t``,
+``x_il = |beta| <|P^_i|, |K^_l|> <= R`` (Cauchy-Schwarz), so ``abar_il <= A0 = Pabs(R)`` and the
+derivative magnitude ``sum_m |w_m| m_b |P^_i|^{m - e_b} |K^_l|^m = |beta| |K^_lb| Pabs'(x_il) <=
+|beta| |K^_lb| A1`` with ``A1 = Pabs'(R)``. The kernel is positive: ``a_il >= amin =
+(1 - eps_A) e^{-R} > 0``. Every computed sum of products carries at most ``n`` rounding factors
+``(1 + theta)`` per term (monomials ``g``, the key GEMM ``L_k``, the weight and its product,
+the query GEMM ``k`` (``k d_v`` for the paper's face-split GEMM), the divisions and the blocked
+row accumulations ``2 L`` and ``2 L_k``), so ``|fl - exact| <= gamma_n * (sum of |terms|)`` (Higham Lemma 3.1).
+
+* Normaliser: ``|D^_i - D_i| <= gamma_F sum_l abar_il <= gamma_F L_k A0`` and ``D_i >= L_k amin``,
+  so ``|D^_i - D_i| <= delta_D D_i`` with ``delta_D = gamma_F A0 / amin`` (required ``<= 1/2``);
+  ``Dlo = L_k amin (1 - delta_D) <= min(D_i, D^_i)`` is the certified positive margin.
+* ``fV^ - fV``: ``(N^ - N)/D^ - fV (D^ - D)/D^`` with ``|N^_ij - N_ij| <= gamma_F L_k A0 Vmag_j`` and
+  ``|fV_ij| <= Vmag_j`` (convex combination) gives ``e_fV,j = 2 delta_D / (1 - delta_D) Vmag_j``.
+* ``c^ = fl(fV^ - Y)``: ``e_c,ij = (1 + u) e_fV,j + u Cb_ij``; ``|c_ij| <= Cb_ij``.
+* ``r^ = fl(sum_j c^ fV^)``: ``e_r,i = sum_j [e_c,ij (Vmag_j + e_fV,j) + Cb_ij e_fV,j]
+  + gamma_{d_v} sum_j (Cb_ij + e_c,ij)(Vmag_j + e_fV,j)``; ``|r_i| <= Q_i = sum_j Cb_ij Vmag_j``.
+* ``y = [c, -r] / D`` (both methods divide by ``D^`` somewhere; that division is one of the
+  ``n`` factors): ``|y^ - y|_ij <= (e_c,ij + Cb_ij delta_D) / Dlo``,
+  ``|y^ - y|_ir <= (e_r,i + Q_i delta_D) / Dlo``; ``|y^| <= (Cb + e_c) / Dlo``, ``(Q + e_r) / Dlo``.
+* Every output is linear in ``y``: ``out = sum_terms t(y)``; the computed
+  ``out^ = sum t(y^)(1 + theta)``, so ``|out^ - out| <= sum |t(y^ - y)| + gamma_n sum |t(y^)|``:
+
+  - ``dP_ib = sum_l d_b a_il <[V^_l, 1], y_i>`` (factored; paper: ``beta a_il K^_lb`` in place of
+    ``d_b a_il``): ``sum |t(z)| <= |beta| Amag (KZ |z_i|)_b``, ``KZ = |K^|^T [|V^|, 1]``;
+  - ``dK_lb = sum_i d_b a_il <[V^_l, 1], y_i>`` (paper: ``beta a_il P^_ib``):
+    ``sum |t(z)| <= |beta| Amag sum_a |Z_la| (|P^|^T |z|)_ba``;
+  - ``dV_lj = sum_i a_il y_ij``: ``sum |t(z)| <= A0 sum_i |z_ij|``;
+
+  with ``Amag = A1`` (factored) or ``A0`` (paper).
+* ``G_Q = X_Q^T dP`` etc. (float64 GEMMs): ``|X|^T e + gamma_L |X|^T |out^|``; a batch adds
+  ``gamma_{N+1}`` of the summed magnitudes before the division by ``N``.
+
+All quantities are rounded upward (:mod:`verified_lora.bounds._rigorous`); when ``delta_D > 1/2``
+or ``sigma > 1/2`` the bound is ``inf`` (no certificate: at ``R`` near 18 the cancellation
+``A0 / amin ~ e^{2R}`` exceeds ``1/gamma``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Sequence
+
+import numpy as np
+
+from .._xp import to_numpy
+from ..bounds import _rigorous as rg
+from ..bounds.propagation import column_stats
+
+__all__ = ["RoundingBound", "rounding_bound", "effective_weight_f64", "poly_magnitudes"]
+
+U = rg.U
+
+
+def effective_weight_f64(problem: Any, key: str, xp: Any) -> Any:
+    """``fl(W* + s fl(B A))`` in float64 for every input dtype (the fast path's weights)."""
+    w = xp.asarray(problem.frozen_weight(key), dtype=np.float64)
+    if key not in problem.adapters:
+        return w
+    ad = problem.adapters[key]
+    return w + float(problem.scale(key)) * (xp.asarray(ad.b, dtype=np.float64) @ xp.asarray(ad.a, dtype=np.float64))
+
+
+def poly_magnitudes(coeffs: Sequence[Any], R: float) -> tuple[float, float]:
+    """``(A0, A1) = (sum_t |a_t| R^t, sum_t t |a_t| R^{t-1})`` rounded up (exact rationals)."""
+    r = Fraction(R)
+    a = [Fraction(c) for c in coeffs]
+    A0 = sum(abs(c) * r ** t for t, c in enumerate(a))
+    A1 = sum(t * abs(c) * r ** (t - 1) for t, c in enumerate(a) if t > 0)
+    return rg.scalar_up(A0), rg.scalar_up(A1)
+
+
+def _exp_neg_lower(R: float) -> float:
+    """A float ``<= e^{-R}`` (mpmath interval arithmetic, outward rounding)."""
+    import mpmath
+
+    with mpmath.workprec(80):
+        r = Fraction(R)
+        lo = mpmath.iv.exp(-mpmath.iv.mpf(r.numerator) / r.denominator).a
+        man, ex = mpmath.mpf(lo).man_exp
+        q = Fraction(int(man)) * Fraction(2) ** int(ex)
+    f = float(q)
+    return f if Fraction(f) <= q else math.nextafter(f, -math.inf)
+
+
+@dataclass(frozen=True)
+class RoundingBound:
+    """Entrywise bounds (float64 ``d_model x d_out`` arrays) per weight gradient ``"Q", "K", "V"``.
+
+    ``weight``: ``|G^ - G_fac|`` (core rounding, 1) plus ``|G_hyb - G|`` (inputs, 3);
+    ``weight_mag``: an upper bound of ``|G^|`` (for the adapter chain's own rounding);
+    ``eps_A_in``/``eps_D_in``: the relative errors ``eps'`` step (2) must use; ``sigma``,
+    ``delta_D``: the score perturbation and the normaliser's relative rounding bound;
+    ``finite``: False when the bound is infinite (no certificate possible).
+    """
+
+    weight: dict[str, np.ndarray]
+    weight_mag: dict[str, np.ndarray]
+    eps_A_in: float
+    eps_D_in: float | None
+    sigma: float
+    delta_D: float
+    finite: bool
+
+
+def _proj(problem: Any, x: np.ndarray, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(|P^| bound, E)``: magnitude of the core's projection and its distance to the exact one."""
+    from ..bounds.score import _effective_weight
+
+    w_hat, e_w, _mag = _effective_weight(problem, key)
+    ax = np.abs(x)
+    value = x @ w_hat
+    err = rg.add_up(rg.matmul_up(ax, e_w), rg.mul_up(rg.gamma(x.shape[-1]), rg.matmul_up(ax, np.abs(w_hat))))
+    return rg.add_up(np.abs(value), rg.mul_up(2.0, err)), err, value
+
+
+def _inflate_eps(eps: float | None, sigma: float) -> float | None:
+    if eps is None:
+        return None
+    return rg.scalar_up((1 + Fraction(eps)) * (1 + 2 * Fraction(sigma)) - 1)
+
+
+def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: float, eps_D: float | None,
+                   R: float, k: int) -> RoundingBound:
+    """The rounding and input-perturbation bound of the module docstring (per weight gradient)."""
+    g = len(coeffs) - 1
+    A0, A1 = poly_magnitudes(coeffs, R)
+    beta = abs(float(problem.beta))
+    amag = A1 if method == "factored" else A0
+    amin = float(rg.down(rg.down(1.0 - eps_A) * _exp_neg_lower(R)))
+    d_out = {"Q": problem.d_head, "K": problem.d_head, "V": problem.d_v}
+    dm = problem.d_model
+    inf = {key: np.full((dm, d_out[key]), math.inf) for key in "QKV"}
+    if not amin > 0:
+        return RoundingBound(inf, inf, math.inf, math.inf, math.inf, math.inf, False)
+    L, Lk, dv = problem.L, problem.L_k, problem.d_v
+    kw = k * (dv + 1)
+    n_F = 2 * g + 2 * Lk + kw + 16
+    gF = rg.gamma(n_F)
+    delta_D = float(rg.div_up(rg.mul_up(gF, A0), amin))
+    acc_w = {key: np.zeros((dm, d_out[key])) for key in "QKV"}
+    acc_m = {key: np.zeros((dm, d_out[key])) for key in "QKV"}
+    sigma = 0.0
+    per_item = []
+    for x_q, x_k, x_v, y in problem.items():
+        xq, xk, xv, yy = (np.asarray(to_numpy(a), dtype=np.float64) for a in (x_q, x_k, x_v, y))
+        Pm, EP, _ = _proj(problem, xq, "Q")
+        Km, EK, _ = _proj(problem, xk, "K")
+        Vm, EV, Vval = _proj(problem, xv, "V")
+        pn = float(np.max(rg.sqrt_up(rg.sum_up(Pm * Pm, axis=1))))    # >= ||P_i||, ||P^_i||
+        kn = float(np.max(rg.sqrt_up(rg.sum_up(Km * Km, axis=1))))
+        epn = float(np.max(rg.sqrt_up(rg.sum_up(EP * EP, axis=1))))
+        ekn = float(np.max(rg.sqrt_up(rg.sum_up(EK * EK, axis=1))))
+        sigma = max(sigma, float(rg.mul_up(beta, rg.add_up(rg.mul_up(epn, kn), rg.mul_up(pn, ekn)))))
+        per_item.append((xq, xk, xv, yy, Pm, EP, Km, EK, Vm, EV, Vval))
+    if not (sigma <= 0.5 and delta_D <= 0.5):
+        return RoundingBound(inf, inf, math.inf, math.inf, sigma, delta_D, False)
+    eps_A_in = _inflate_eps(eps_A, sigma)
+    eps_D_in = _inflate_eps(eps_D, sigma) if method == "factored" else None
+    one_m = float(rg.down(1.0 - delta_D))
+    dlo_n = float(rg.down(amin * one_m))                   # Dlo / L_k
+    e_fv_rel = float(rg.div_up(rg.mul_up(2.0, delta_D), one_m))
+    gB = rg.gamma(2 * g + 2 * Lk + kw + 16)
+    gK = rg.gamma(2 * g + 2 * L + kw + 16)
+    gL, gLk = rg.gamma(L + 2), rg.gamma(Lk + 2)
+    for (xq, xk, xv, yy, Pm, EP, Km, EK, Vm, EV, Vval) in per_item:
+        # column range of V^ (and of the exact V): value +- E covers both
+        vs = column_stats(np.concatenate([rg.add_up(Vval, EV), rg.down(Vval - EV)], axis=0))
+        vmag = np.max(Vm, axis=0)                                           # >= |V^_lj|, |V_lj|
+        cb = np.maximum(rg.up(np.abs(vs["hi"] - yy)), rg.up(np.abs(yy - vs["lo"])))    # |c|, |c_hyb| <= cb
+        e_fv = rg.mul_up(e_fv_rel, vmag)                                    # per column j
+        e_c = rg.add_up(rg.mul_up(1 + 2 * U, e_fv)[None, :], rg.mul_up(U, cb))
+        vplus = rg.add_up(vmag, e_fv)
+        Q = rg.matmul_up(cb, vmag)
+        e_r = rg.add_up(rg.add_up(rg.matmul_up(e_c, vplus), rg.matmul_up(cb, e_fv)),
+                        rg.mul_up(rg.gamma(dv), rg.matmul_up(rg.add_up(cb, e_c), vplus)))
+        # normalised by L_k: |y^| L_k and |y^ - y| L_k (module docstring)
+        ymag = rg.div_up(np.concatenate([rg.add_up(cb, e_c), rg.add_up(Q, e_r)[:, None]], axis=1), dlo_n)
+        dy = rg.div_up(np.concatenate([rg.add_up(e_c, rg.mul_up(cb, delta_D)),
+                                       rg.add_up(e_r, rg.mul_up(Q, delta_D))[:, None]], axis=1), dlo_n)
+        Z = np.concatenate([Vm, np.ones((Vm.shape[0], 1))], axis=1)        # |[V^_l, 1]|
+        KZ = rg.div_up(rg.matmul_up(Km.T, Z), float(Lk))                   # (d x dv+1), / L_k
+        # dP (rows i): |beta| amag (KZ |z_i|)
+        tP_d = rg.mul_up(beta * (1 + 2 * U), rg.mul_up(amag, rg.matmul_up(dy, KZ.T)))
+        tP_m = rg.mul_up(beta * (1 + 2 * U), rg.mul_up(amag, rg.matmul_up(ymag, KZ.T)))
+        e_dP = rg.add_up(tP_d, rg.mul_up(gB, tP_m))
+        m_dP = rg.mul_up(1 + gB, tP_m)
+        # dV (rows l): A0 sum_i |z_ij| / L_k (same for every l)
+        sd = rg.div_up(rg.sum_up(dy[:, :dv], axis=0), float(Lk))
+        sm = rg.div_up(rg.sum_up(ymag[:, :dv], axis=0), float(Lk))
+        e_dV = rg.mul_up(A0, rg.add_up(sd, rg.mul_up(gK, sm)))
+        m_dV = rg.mul_up(A0 * (1 + 2 * U), rg.mul_up(1 + gK, sm))
+        # dK (rows l): |beta| amag sum_a |Z_la| (|P^|^T |z|)_ba / L_k
+        PZd = rg.div_up(rg.matmul_up(Pm.T, dy), float(Lk))                 # (d x dv+1)
+        PZm = rg.div_up(rg.matmul_up(Pm.T, ymag), float(Lk))
+        tK_d = rg.mul_up(beta * (1 + 2 * U), rg.mul_up(amag, rg.matmul_up(Z, PZd.T)))
+        tK_m = rg.mul_up(beta * (1 + 2 * U), rg.mul_up(amag, rg.matmul_up(Z, PZm.T)))
+        e_dK = rg.add_up(tK_d, rg.mul_up(gK, tK_m))
+        m_dK = rg.mul_up(1 + gK, tK_m)
+        # the float64 GEMMs X^T out
+        axq, axk, axv = np.abs(xq), np.abs(xk), np.abs(xv)
+        for key, ax, e, m, g_n in (("Q", axq, e_dP, m_dP, gL), ("K", axk, e_dK, m_dK, gLk),
+                                   ("V", axv, np.broadcast_to(e_dV, (xv.shape[0], dv)),
+                                    np.broadcast_to(m_dV, (xv.shape[0], dv)), gLk)):
+            mag = rg.matmul_up(ax.T, m)
+            err = rg.add_up(rg.matmul_up(ax.T, e), rg.mul_up(g_n, mag))
+            acc_w[key] = rg.add_up(acc_w[key], err)
+            acc_m[key] = rg.add_up(acc_m[key], rg.mul_up(1 + g_n, mag))
+        # (3) inputs: G_hyb - G
+        dVj = np.max(EV, axis=0)
+        s1 = rg.matmul_up(cb, vs["rho"])
+        nV = rg.mul_up(2.0, rg.matmul_up(rg.add_up(cb, vs["rho"][None, :]), dVj))
+        kmag, ekmax = np.max(Km, axis=0), np.max(EK, axis=0)
+        rowQ = rg.add_up(np.outer(nV, kmag), np.outer(rg.mul_up(2.0, s1), ekmax))     # (L x d)
+        acc_w["Q"] = rg.add_up(acc_w["Q"], rg.mul_up(beta, rg.matmul_up(axq.T, rg.up(rowQ))))
+        rowK = rg.add_up(rg.matmul_up(nV[None, :], Pm), rg.matmul_up(rg.mul_up(2.0, s1)[None, :], EP))  # (1 x d)
+        acc_w["K"] = rg.add_up(acc_w["K"], rg.mul_up(beta, rg.up(np.outer(np.max(axk, axis=0), rowK[0]))))
+        acc_w["V"] = rg.add_up(acc_w["V"], rg.mul_up(float(L), rg.up(np.outer(np.max(axv, axis=0), dVj))))
+    n = problem.n_batch
+    if n > 1:
+        gN = rg.gamma(n + 1)
+        acc_w = {key: rg.div_up(rg.add_up(acc_w[key], rg.mul_up(gN, acc_m[key])), float(n)) for key in acc_w}
+        acc_m = {key: rg.div_up(rg.mul_up(1 + gN, acc_m[key]), float(n)) for key in acc_m}
+    finite = all(bool(np.all(np.isfinite(v))) for v in acc_w.values())
+    return RoundingBound(acc_w, acc_m, eps_A_in, eps_D_in, sigma, delta_D, finite)
