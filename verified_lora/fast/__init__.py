@@ -385,8 +385,9 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         if tol_mode == "relative" and noise:
             return refuse("; ".join(f"{k}: {w}" for k, w in noise.items()), pl, attempts)
         if attempts >= max_attempts:
-            return refuse(f"relative tolerance {tol:.3g} not certified after {attempts} fast runs "
-                          f"(best relative bounds {', '.join(f'{k} {v:.3g}' for k, v in rel.items())})", pl, attempts)
+            best = rel if tol_mode == "relative" else judged_b
+            return refuse(f"{tol_mode} tolerance {tol:.3g} not certified after {attempts} fast runs "
+                          f"(best {tol_mode} bounds {', '.join(f'{k} {v:.3g}' for k, v in best.items())})", pl, attempts)
         lows = [_max_abs(judged[k]) - b for k, b in judged_b.items()]
         if min(lows) > 0:
             target = min(target / 2, tol * min(lows) / (1 + 2 * tol))
