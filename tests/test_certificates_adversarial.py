@@ -238,3 +238,25 @@ def test_degenerate_inputs_are_decided_at_once(case):
         assert res.path == "fast" or res.fallback
     else:
         assert res.path == "exact" and res.fallback
+
+
+@pytest.mark.parametrize("family,degree", [("chebyshev", 5), ("minimax", 6), ("taylor", 7)])
+def test_min_degree_gap_is_decided_with_a_lower_bound(family, degree):
+    """eps inside degree g's certificate gap: ``below_lower`` is a rigorous *lower* bound, or g certifies."""
+    from fractions import Fraction
+
+    from verified_lora.approx.certify import certify_relative_error
+    from verified_lora.approx.degree import _choose
+    from verified_lora.approx.polynomials import make_polynomial
+
+    R = Fraction(1)
+    cert = certify_relative_error(make_polynomial(family, degree, R), R)
+    assert cert.lower < cert.upper
+    eps = (cert.lower + cert.upper) / 2
+    choice = _choose(family, R, eps, False)
+    if choice.degree == degree + 1:
+        assert choice.below_lower > eps
+        # a lower bound on degree's error can never exceed an upper bound of it
+        assert choice.below_lower <= cert.upper
+    else:
+        assert choice.degree == degree and choice.certificate.upper <= eps

@@ -41,7 +41,8 @@ class DegreeChoice:
 
     ``certificate`` proves ``eps(poly, R) <= certificate.upper <= eps``; ``below_lower`` is a
     rigorous lower bound (``> eps``) on the error of the family's degree just below (``None``
-    for degree 0); ``minimality`` says how all lower degrees were shown to fail.
+    for degree 0; when ``eps`` falls in that degree's certificate gap, its certificate is
+    tightened until the question is decided); ``minimality`` says how all lower degrees were shown to fail.
     """
 
     family: str
@@ -195,14 +196,45 @@ def _choose(family: str, R: Fraction, eps: Fraction, derivative: bool = False) -
     while g - step >= 0 and not fails_cheaply(g - step) and certifies(g - step):
         g -= step
     below = None
-    if g - step >= 0:
+    while g - step >= 0:
         h = g - step
         below = max(tbl.lower(h, w) for w in whiches)
-        if below <= eps:  # fails only by its certificate (eps lies in its [lower, upper] gap)
-            below = max(tbl.certificate(h, w).upper for w in whiches)
+        if below > eps:
+            break
+        # eps lies in the certificate gap [lower, upper] of degree h: tighten until decided
+        decided = _decide_gap(tbl, h, eps, whiches)
+        if decided is None:
+            raise CertificationError(
+                f"{family} degree {h} on [-{float(R):.6g}, {float(R):.6g}]: eps={float(eps):.6g} stays inside its "
+                "certificate gap at the tightest tolerance tried; minimality of degree "
+                f"{g} is not decided")
+        if decided > 0:
+            below = decided
+            break
+        g = h  # degree h certifies after all: it is the least so far; look below it too
     minimality = _prove_lower_degrees_fail(tbl, g, eps, whiches)
     return DegreeChoice(family, R, eps, g, tbl.poly(g), tbl.certificate(g), below, minimality,
                         tbl.certificate(g, 1) if derivative else None)
+
+
+def _decide_gap(tbl: _FamilyTable, h: int, eps: Fraction, whiches) -> Fraction | None:
+    """Tighten degree ``h``'s certificates until ``eps`` is decided: a rigorous lower bound ``> eps``
+    (returned), ``0`` when every certificate is ``<= eps`` (degree ``h`` certifies), ``None`` if undecided."""
+    certs = [tbl.certificate(h, w) for w in whiches]
+    for _ in range(6):
+        low = max(c.lower for c in certs)
+        if low > eps:
+            return low
+        if all(c.upper <= eps for c in certs):
+            for w, c in zip(whiches, certs):
+                tbl._cert[(h, w)] = c
+            return Fraction(0)
+        # a gap target below eps's distance to both ends decides it (unless eps is the exact error)
+        dist = min((min(abs(eps - c.lower) / c.lower, abs(c.upper - eps) / eps) for c in certs if c.lower > 0),
+                   default=Fraction(1, 10**4))
+        rel_tol = max(1e-15, min(float(dist) / 4, 2e-4))
+        certs = [certify_relative_error(tbl.poly(h, w), tbl.R, rel_tol=rel_tol) for w in whiches]
+    return None
 
 
 def _prove_lower_degrees_fail(tbl: _FamilyTable, g: int, eps: Fraction, whiches=(0,)) -> str:
