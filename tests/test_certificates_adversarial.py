@@ -33,7 +33,7 @@ from verified_lora.reference import mp as ref
 N_EXAMPLES = int(os.environ.get("VLORA_ADVERSARIAL_EXAMPLES", "40"))
 
 # (target R, degrees tried there): low R with modest degrees, large R with the highest.
-R_DEGREES = {0.5: (2, 4, 6), 1.0: (4, 6, 8), 4.0: (10, 14), 8.0: (20, 24), 12.0: (28,), 18.0: (36, 40)}
+R_DEGREES = {0.5: (1, 2, 4, 6), 1.0: (2, 3, 4, 6, 8), 4.0: (6, 8, 10, 14), 8.0: (20, 24), 12.0: (28,), 18.0: (36, 40)}
 
 
 @st.composite
@@ -108,6 +108,8 @@ def _certified_run(problem: LoraAttention, family: str, degree: int, method: str
     """The fast path with a given certified polynomial, and its certificate (``None`` if eps >= 1)."""
     sb = score_bound(problem)
     need_d = method == "factored"
+    if family == "taylor_even" and degree % 2:
+        degree += 1
     cert = api.certify(family, degree, sb.R, need_derivative=need_d)
     if not (cert.eps_A < 1 and (not need_d or cert.eps_D < 1)):
         return None

@@ -72,34 +72,60 @@ def _split(total: float, approx: float, out: float) -> tuple[float, float]:
 
 
 def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: dict[str, Any],
-               weight_grads: dict[str, Any]) -> RunBounds:
+               weight_grads: dict[str, Any], aposteriori: bool = True) -> RunBounds:
     """Certified bounds for one fast run of ``plan`` whose returned arrays are ``grads``/``weight_grads``."""
     rb = rounding_bound(problem, coeffs, method, plan.eps_A, plan.eps_D if method == "factored" else None,
                         plan.R, plan.rank)
     approx_g = dict(plan.bounds)
     approx_w = dict(plan.weight_bounds)
-    if not rb.finite:
+    if not rb.finite or not rb.eps_A_in < 1:
         inf_g = {k: math.inf for k in approx_g}
         inf_w = {k: math.inf for k in approx_w}
         return RunBounds(approx_g, inf_g, inf_g, approx_w, inf_w, inf_w, rb.sigma, rb.delta_D)
     w_in, _ = sens.weight_bounds(rb.eps_A_in, rb.eps_D_in, method)
+    if aposteriori:
+        ap = _aposteriori(problem, rb, coeffs, method, plan.eps_A, plan.eps_D if method == "factored" else None)
+        w_in = {k: np.minimum(w_in[k], ap[k]) for k in w_in}
     total_w = {k: rg.add_up(w_in[k], rb.weight[k]) for k in w_in}
-    weight_rounding, weight_total = {}, {}
-    for key in approx_w:
+    approx_w, weight_rounding, weight_total = {}, {}, {}
+    for key in w_in:
+        approx_w[key] = float(np.max(w_in[key]))
         weight_rounding[key], weight_total[key] = _split(float(np.max(total_w[key])), approx_w[key],
                                                          _output(problem, weight_grads[key]))
-    rounding, total = {}, {}
+    approx_g, rounding, total = {}, {}, {}
     for key in problem.adapted:
         ad = problem.adapters[key]
         s_up = float(rg.inflate(abs(problem.scale(key)), 3))
         a = np.abs(np.asarray(to_numpy(ad.a), dtype=np.float64))
         b = np.abs(np.asarray(to_numpy(ad.b), dtype=np.float64))
-        tw, mw = total_w[key], rb.weight_mag[key]
+        tw, mw, aw = total_w[key], rb.weight_mag[key], w_in[key]
         eA = rg.mul_up(s_up, rg.add_up(rg.matmul_up(b.T, tw), rg.mul_up(rg.gamma(b.shape[0] + 4), rg.matmul_up(b.T, mw))))
         eB = rg.mul_up(s_up, rg.add_up(rg.matmul_up(tw, a.T), rg.mul_up(rg.gamma(a.shape[1] + 4), rg.matmul_up(mw, a.T))))
-        for name, e in ((f"A_{key}", eA), (f"B_{key}", eB)):
+        for name, e, ea in ((f"A_{key}", eA, rg.mul_up(s_up, rg.matmul_up(b.T, aw))),
+                            (f"B_{key}", eB, rg.mul_up(s_up, rg.matmul_up(aw, a.T)))):
+            approx_g[name] = float(np.max(ea))
             rounding[name], total[name] = _split(float(np.max(e)), approx_g[name], _output(problem, grads[name]))
     return RunBounds(approx_g, rounding, total, approx_w, weight_rounding, weight_total, rb.sigma, rb.delta_D)
+
+
+def _aposteriori(problem: Any, rb: Any, coeffs, method: str, eps_A: float, eps_D: float | None) -> dict:
+    """Step (2) from per-row moments (:mod:`.aposteriori`), on the very projections the core used."""
+    from ..approx import features as F
+    from . import default_block_size
+    from .aposteriori import aposteriori_weight_bounds, row_moments
+    from .rounding_bound import effective_weight_f64
+
+    xp = problem.xp
+    g = len(coeffs) - 1
+    w = F.query_weights(list(coeffs), problem.beta, problem.d_head)
+    block = default_block_size(int(w.shape[0]), problem.d_v, "factored")
+    W = {key: effective_weight_f64(problem, key, xp) for key in "QKV"}
+    items = []
+    for (x_q, x_k, x_v, _y), it in zip(problem.items(), rb.items):
+        P, K, V = (xp.asarray(x, dtype=np.float64) @ W[key] for x, key in ((x_q, "Q"), (x_k, "K"), (x_v, "V")))
+        mo = row_moments(P, K, V, w, g, block=block, xp=xp)
+        items.append(dict(it, moments={k: np.asarray(to_numpy(v)) for k, v in mo.items()}))
+    return aposteriori_weight_bounds(problem, items, method, eps_A, eps_D, rb.eps_A_in, rb.e_rel)
 
 
 def relative_claims(values: dict[str, Any], bounds: dict[str, float],

@@ -121,7 +121,9 @@ class RoundingBound:
     ``weight_mag``: an upper bound of ``|G^|`` (for the adapter chain's own rounding);
     ``eps_A_in``/``eps_D_in``: the relative errors ``eps'`` step (2) must use; ``sigma``,
     ``delta_D``: the score perturbation and the normaliser's relative rounding bound;
-    ``finite``: False when the bound is infinite (no certificate possible).
+    ``finite``: False when the bound is infinite (no certificate possible); ``e_rel``: the bound
+    of a computed normalised moment's error relative to its column's max magnitude (``e_fV / Vmag``);
+    ``items``: per batch item, the float64 inputs and the magnitude bounds ``Pm``, ``Km``, ``Vm``.
     """
 
     weight: dict[str, np.ndarray]
@@ -131,6 +133,8 @@ class RoundingBound:
     sigma: float
     delta_D: float
     finite: bool
+    e_rel: float = math.inf
+    items: tuple = ()
 
 
 def _proj(problem: Any, x: np.ndarray, key: str) -> tuple[np.ndarray, np.ndarray]:
@@ -252,4 +256,6 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
         acc_w = {key: rg.div_up(rg.add_up(acc_w[key], rg.mul_up(gN, acc_m[key])), float(n)) for key in acc_w}
         acc_m = {key: rg.div_up(rg.mul_up(1 + gN, acc_m[key]), float(n)) for key in acc_m}
     finite = all(bool(np.all(np.isfinite(v))) for v in acc_w.values())
-    return RoundingBound(acc_w, acc_m, eps_A_in, eps_D_in, sigma, delta_D, finite)
+    items = tuple(dict(x_q=it[0], x_k=it[1], x_v=it[2], y=it[3], Pm=it[4], Km=it[6], Vm=it[8]) for it in per_item)
+    e_rel = float(rg.add_up(e_fv_rel, 4 * U))
+    return RoundingBound(acc_w, acc_m, eps_A_in, eps_D_in, sigma, delta_D, finite, e_rel, items)
