@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from fractions import Fraction
 
-from . import _rigorous as rg
+from ..numerics.rounding import fraction_to_float_up
 
 __all__ = ["TINY_R", "LOWER_BOUND_R_CAP", "taylor_tiny_errors", "tiny_radius_cert", "lower_bound_radius"]
 
@@ -47,7 +47,7 @@ def taylor_tiny_errors(g: int, R: float) -> tuple[float, float]:
     def eps(h: int) -> Fraction:
         return Fraction(1) if h < 0 else 3 * r ** (h + 1) / math.factorial(h + 1)
 
-    return rg.scalar_up(min(Fraction(1), eps(g))), rg.scalar_up(min(Fraction(1), eps(g - 1)))
+    return fraction_to_float_up(min(Fraction(1), eps(g))), fraction_to_float_up(min(Fraction(1), eps(g - 1)))
 
 
 def tiny_radius_cert(g: int, R: float):

@@ -335,7 +335,11 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         return _exact_result(problem, fallback=False, reason='exact gradients requested (force="exact")', tol=tol,
                              tol_mode=tol_mode, method_asked=method)
     from ..bounds import Sensitivity, plan as make_plan, score_bound
+    from ..bounds import _approx_api as api
+    from ..bounds.degenerate import TINY_R
+    from ..bounds.planner import DEFAULT_MAX_DEGREE, _check_families
     from .certificate import relative_claims, run_bounds
+    from .planning import choose_plan, pay_cap, plan_for_degree
 
     model = cost_model or _default_cost_model(problem)
     sb = score_bound(problem)
@@ -348,6 +352,7 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         return _exact_result(problem, fallback=True, reason=reason, tol=tol, tol_mode=tol_mode, method_asked=method,
                              plan=pl, attempts=attempts)
 
+    est = None
     if tol_mode == "absolute":
         target = tol
     else:
@@ -359,12 +364,22 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         target = tol * 0.5 * min(positive) / (1 + 2 * tol)
 
     attempts = 0
-    pl = None
+    pl = pending = None
+    fams = _check_families(families)
+    cap = max_degree if max_degree is not None else DEFAULT_MAX_DEGREE
+    if force != "fast":
+        cap = pay_cap(problem, method, model, cap)
+    if math.isfinite(sb.R) and sb.R > TINY_R and cap >= 1:  # the degree the a-posteriori certificate needs
+        pending = choose_plan(problem, tol, tol_mode, method, fams, sb, sens, model, cap,
+                              est if tol_mode == "relative" else None)
     while True:
         extra = {} if max_degree is None else {"max_degree": max_degree}
         if force == "fast":  # search past the degrees that pay, to certify tol anyway
             extra["full_search"] = True
-        pl = make_plan(problem, target, method, families=families, cost_model=model, score=sb, sens=sens, **extra)
+        if pending is not None:
+            pl, pending = pending, None
+        else:
+            pl = make_plan(problem, target, method, families=families, cost_model=model, score=sb, sens=sens, **extra)
         if pl.degree is None:
             return refuse(pl.reason, pl, attempts)
         if not pl.efficient and force != "fast":
@@ -372,7 +387,7 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         attempts += 1
         coeffs = list(pl.polynomial.coeffs)
         loss, grads, wgrads, info = run_with_polynomial(problem, coeffs, method, block_size=block_size)
-        rb = run_bounds(problem, pl, sens, method, coeffs, grads, wgrads)
+        rb = run_bounds(problem, pl, sens, method, coeffs, grads, wgrads, block=info["block_size"])
         bounds, wbounds = (rb.total if keys else {}), rb.weight_total
         judged = grads if keys else wgrads
         judged_b = bounds if keys else wbounds
@@ -388,6 +403,10 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
             best = rel if tol_mode == "relative" else judged_b
             return refuse(f"{tol_mode} tolerance {tol:.3g} not certified after {attempts} fast runs "
                           f"(best {tol_mode} bounds {', '.join(f'{k} {v:.3g}' for k, v in best.items())})", pl, attempts)
+        nxt = api.next_degree(pl.family, pl.degree)
+        if pl.family != "taylor" or sb.R > TINY_R:
+            if nxt <= cap:  # raise the degree by one step (the a-posteriori certificate decides)
+                pending = plan_for_degree(problem, pl.family, nxt, method, tol, sb, sens, model)
         lows = [_max_abs(judged[k]) - b for k, b in judged_b.items()]
         if min(lows) > 0:
             target = min(target / 2, tol * min(lows) / (1 + 2 * tol))

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CertificationError
+from .chunked import tmatmul
 from ..features import maps as F
 from .. import steps as _steps
 
@@ -106,8 +107,8 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     for i0, i1 in _blocks(L, block):
         n = i1 - i0
         M = F.monomials_t(PT[:, i0:i1], g, out=buf[:, :n], steps=steps)
-        OZ = M[:kp].T @ right_q
-        O = OZ[:, :a] + M[kp:].T @ Hw[kp:]       # [A~ Vmat, D~] for these rows
+        OZ = tmatmul(M[:kp], right_q)            # feature GEMMs in chunks (fast/chunked.py)
+        O = OZ[:, :a] + tmatmul(M[kp:], Hw[kp:])       # [A~ Vmat, D~] for these rows
         D = O[:, dv:]
         low = min(low, _check_normaliser(D, xp))
         c, Yp = steps.normalised_residual(O[:, :dv], D, Y[i0:i1])  # c~ and [c~, -rvec~] / D~
@@ -125,8 +126,8 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     for j0, j1 in _blocks(Lk, block):
         n = j1 - j0
         M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :n], steps=steps)
-        VZ = M[:kp].T @ right_k
-        dV[j0:j1] = VZ[:, :dv] + M[kp:].T @ Ew[kp:, :dv]
+        VZ = tmatmul(M[:kp], right_k)
+        dV[j0:j1] = VZ[:, :dv] + tmatmul(M[kp:], Ew[kp:, :dv])
         Va = xp.concatenate([Vmat[j0:j1], ones[:n]], axis=1)
         dK[j0:j1] = F.contract_derivative(VZ[:, dv:], Va, steps=steps)
     return CoreResult(loss=loss, dP=dP, dK=dK, dV=dV, min_normaliser=low)
@@ -173,15 +174,15 @@ def paper_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, beta:
     for i0, i1 in _blocks(L, block):
         MT = F.monomials_t(PT[:, i0:i1], g, out=buf[:, :i1 - i0], steps=steps)
         PhiUT = w * MT
-        D = PhiUT.T @ V1t1                       # D~ = Phi_U (Phi_V^T 1)
+        D = tmatmul(PhiUT, V1t1)                       # D~ = Phi_U (Phi_V^T 1)
         low = min(low, _check_normaliser(D, xp))
         U1T = steps.scaled_divide(MT, PhiUT, w, D)   # U1 = D~^{-1} Phi_U (Lemma 3.3)
-        fV = U1T.T @ V1tV                        # f~ Vmat
+        fV = tmatmul(U1T, V1tV)                        # f~ Vmat
         c = steps.residual(fV, Y[i0:i1])         # c~ (Lemma 3.4); U2 = c~, V2 = Vmat
         loss += 0.5 * float((c * c).sum())
         r = steps.row_dot(fV, c)                 # rvec~_j = U1[j] (V1^T V2) U2[j]^T (Lemma 3.7)
         U3T = steps.face_split_t(U1T, xp.ascontiguousarray(c.T))   # U3 = U1 (x) U2 (Lemma 3.6)
-        dP[i0:i1] = steps.paper_grad_rows(U3T.T @ V3tK, U1T.T @ V1tK, r, beta)
+        dP[i0:i1] = steps.paper_grad_rows(tmatmul(U3T, V3tK), tmatmul(U1T, V1tK), r, beta)
         Pb = P[i0:i1]
         U3tP += U3T @ Pb
         U1trP += U1T @ (r * Pb)
@@ -193,6 +194,6 @@ def paper_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, beta:
     for j0, j1 in _blocks(Lk, block):
         V1T = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :j1 - j0], steps=steps)
         V3T = steps.face_split_t(V1T, VT[:, j0:j1])  # V3 = V1 (x) V2 (Lemma 3.6)
-        dK[j0:j1] = beta * (V3T.T @ U3tP - V1T.T @ U1trP)
-        dV[j0:j1] = V1T.T @ U1tc
+        dK[j0:j1] = beta * (tmatmul(V3T, U3tP) - tmatmul(V1T, U1trP))
+        dV[j0:j1] = tmatmul(V1T, U1tc)
     return CoreResult(loss=loss, dP=dP, dK=dK, dV=dV, min_normaliser=low)

@@ -65,7 +65,7 @@ U = rg.U
 
 def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: int, xp: Any) -> dict[str, Any]:
     """Float64 moments under ``pi~`` per query row: ``D``, ``E~V``, ``E~V^2``, ``E~K``, ``E~K^2``."""
-    from ..approx import features as F
+    from .. import features as F
 
     L, d = P.shape
     Lk, dv = Vmat.shape

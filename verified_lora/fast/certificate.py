@@ -35,7 +35,7 @@ from ..bounds import _rigorous as rg
 from ..tolerances import unit_roundoff
 from .rounding_bound import rounding_bound
 
-__all__ = ["RunBounds", "run_bounds", "relative_claims"]
+__all__ = ["RunBounds", "run_bounds", "relative_claims", "item_moments"]
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def _max_abs(x: Any) -> float:
 
 def _output(problem: Any, value: Any) -> float:
     """Rounding of the float64 result to the problem's dtype: ``u |fl(x)| / (1 - u)``, up."""
-    if np.dtype(problem.dtype) == np.float64:
+    if value is None or np.dtype(problem.dtype) == np.float64:
         return 0.0
     u = unit_roundoff(problem.dtype)
     return float(rg.mul_up(u * (1 + 4 * u), _max_abs(value)))
@@ -71,11 +71,19 @@ def _split(total: float, approx: float, out: float) -> tuple[float, float]:
     return rnd, float(rg.add_up(approx, rnd))
 
 
-def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: dict[str, Any],
-               weight_grads: dict[str, Any], aposteriori: bool = True) -> RunBounds:
-    """Certified bounds for one fast run of ``plan`` whose returned arrays are ``grads``/``weight_grads``."""
+def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: dict[str, Any] | None,
+               weight_grads: dict[str, Any] | None, aposteriori: bool = True, moments: list | None = None,
+               block: int | None = None) -> RunBounds:
+    """Certified bounds for one fast run of ``plan`` whose returned arrays are ``grads``/``weight_grads``.
+
+    ``moments`` (per batch item, from :func:`.aposteriori.row_moments`) default to those of the run's
+    own polynomial; moments of another degree give a *prediction* (used to choose the degree, never
+    as a certificate), as do ``grads=None``/``weight_grads=None`` (no output conversion term).
+    """
+    if aposteriori and moments is None:
+        moments = item_moments(problem, coeffs, block)
     rb = rounding_bound(problem, coeffs, method, plan.eps_A, plan.eps_D if method == "factored" else None,
-                        plan.R, plan.rank)
+                        plan.R, plan.rank, moments=moments if aposteriori else None, block=block)
     approx_g = dict(plan.bounds)
     approx_w = dict(plan.weight_bounds)
     if not rb.finite or not rb.eps_A_in < 1:
@@ -84,14 +92,15 @@ def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: d
         return RunBounds(approx_g, inf_g, inf_g, approx_w, inf_w, inf_w, rb.sigma, rb.delta_D)
     w_in, _ = sens.weight_bounds(rb.eps_A_in, rb.eps_D_in, method)
     if aposteriori:
-        ap = _aposteriori(problem, rb, coeffs, method, plan.eps_A, plan.eps_D if method == "factored" else None)
+        ap = _aposteriori(problem, rb, coeffs, method, plan.eps_A, plan.eps_D if method == "factored" else None,
+                          moments)  # moments were formed above
         w_in = {k: np.minimum(w_in[k], ap[k]) for k in w_in}
     total_w = {k: rg.add_up(w_in[k], rb.weight[k]) for k in w_in}
     approx_w, weight_rounding, weight_total = {}, {}, {}
     for key in w_in:
         approx_w[key] = float(np.max(w_in[key]))
         weight_rounding[key], weight_total[key] = _split(float(np.max(total_w[key])), approx_w[key],
-                                                         _output(problem, weight_grads[key]))
+                                                         _output(problem, None if weight_grads is None else weight_grads[key]))
     approx_g, rounding, total = {}, {}, {}
     for key in problem.adapted:
         ad = problem.adapters[key]
@@ -104,27 +113,37 @@ def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: d
         for name, e, ea in ((f"A_{key}", eA, rg.mul_up(s_up, rg.matmul_up(b.T, aw))),
                             (f"B_{key}", eB, rg.mul_up(s_up, rg.matmul_up(aw, a.T)))):
             approx_g[name] = float(np.max(ea))
-            rounding[name], total[name] = _split(float(np.max(e)), approx_g[name], _output(problem, grads[name]))
+            rounding[name], total[name] = _split(float(np.max(e)), approx_g[name], _output(problem, None if grads is None else grads[name]))
     return RunBounds(approx_g, rounding, total, approx_w, weight_rounding, weight_total, rb.sigma, rb.delta_D)
 
 
-def _aposteriori(problem: Any, rb: Any, coeffs, method: str, eps_A: float, eps_D: float | None) -> dict:
-    """Step (2) from per-row moments (:mod:`.aposteriori`), on the very projections the core used."""
-    from ..approx import features as F
+def item_moments(problem: Any, coeffs, block: int | None = None) -> list[dict[str, np.ndarray]]:
+    """Per batch item, the moments under ``pi~`` of the polynomial ``coeffs`` on the core's own projections."""
+    from .. import features as F
     from . import default_block_size
-    from .aposteriori import aposteriori_weight_bounds, row_moments
+    from .aposteriori import row_moments
     from .rounding_bound import effective_weight_f64
 
     xp = problem.xp
     g = len(coeffs) - 1
     w = F.query_weights(list(coeffs), problem.beta, problem.d_head)
-    block = default_block_size(int(w.shape[0]), problem.d_v, "factored")
+    block = block or default_block_size(int(w.shape[0]), problem.d_v, "factored")
     W = {key: effective_weight_f64(problem, key, xp) for key in "QKV"}
-    items = []
-    for (x_q, x_k, x_v, _y), it in zip(problem.items(), rb.items):
+    out = []
+    for x_q, x_k, x_v, _y in problem.items():
         P, K, V = (xp.asarray(x, dtype=np.float64) @ W[key] for x, key in ((x_q, "Q"), (x_k, "K"), (x_v, "V")))
         mo = row_moments(P, K, V, w, g, block=block, xp=xp)
-        items.append(dict(it, moments={k: np.asarray(to_numpy(v)) for k, v in mo.items()}))
+        out.append({k: np.asarray(to_numpy(v)) for k, v in mo.items()})
+    return out
+
+
+def _aposteriori(problem: Any, rb: Any, coeffs, method: str, eps_A: float, eps_D: float | None,
+                 moments: list | None = None) -> dict:
+    """Step (2) from per-row moments (:mod:`.aposteriori`), on the very projections the core used."""
+    from .aposteriori import aposteriori_weight_bounds
+
+    moments = item_moments(problem, coeffs) if moments is None else moments
+    items = [dict(it, moments=mo) for it, mo in zip(rb.items, moments)]
     return aposteriori_weight_bounds(problem, items, method, eps_A, eps_D, rb.eps_A_in, rb.e_rel)
 
 

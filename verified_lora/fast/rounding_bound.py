@@ -32,14 +32,19 @@ derivative magnitude ``sum_m |w_m| m_b |P^_i|^{m - e_b} |K^_l|^m = |beta| |K^_lb
 |beta| |K^_lb| A1`` with ``A1 = Pabs'(R)``. The kernel is positive: ``a_il >= amin =
 (1 - eps_A) e^{-R} > 0``. Every computed sum of products carries at most ``n`` rounding factors
 ``(1 + theta)`` per term (monomials ``g``, the key GEMM ``L_k``, the weight and its product,
-the query GEMM ``k`` (``k d_v`` for the paper's face-split GEMM), the divisions and the blocked
-row accumulations ``2 L`` and ``2 L_k``), so ``|fl - exact| <= gamma_n * (sum of |terms|)`` (Higham Lemma 3.1).
+the query GEMM over the ``k`` features (``k d_v`` for the paper's face-split GEMM), summed in chunks
+of 512 (depth ``512 + ceil(k / 512)``, :mod:`.chunked`), the divisions and the blocked
+row accumulations ``2 L`` and ``2 L_k``, or ``block + ceil(L / block) + 2`` for blocks of ``block`` rows), so ``|fl - exact| <= gamma_n * (sum of |terms|)`` (Higham Lemma 3.1).
 
 * Normaliser: ``|D^_i - D_i| <= gamma_F sum_l abar_il <= gamma_F L_k A0`` and ``D_i >= L_k amin``,
   so ``|D^_i - D_i| <= delta_D D_i`` with ``delta_D = gamma_F A0 / amin`` (required ``<= 1/2``);
   ``Dlo = L_k amin (1 - delta_D) <= min(D_i, D^_i)`` is the certified positive margin.
 * ``fV^ - fV``: ``(N^ - N)/D^ - fV (D^ - D)/D^`` with ``|N^_ij - N_ij| <= gamma_F L_k A0 Vmag_j`` and
   ``|fV_ij| <= Vmag_j`` (convex combination) gives ``e_fV,j = 2 delta_D / (1 - delta_D) Vmag_j``.
+* **Per row** (when the moments of the same run are given): ``|c_i|`` is bounded by
+  ``|E~V - Y_i| + e_m`` (``e_m = (e_fV / Vmag + 4u) Vmag``, the moment's own bound), ``|r_i|`` by
+  ``sum_j |c_ij| (|E~V_j| + e_m,j)``, and ``Dlo_i = D^mom_i - 2 gamma_F L_k A0`` (both the moment
+  pass's and the core's normaliser are within ``gamma_F L_k A0`` of ``D_i``), when larger.
 * ``c^ = fl(fV^ - Y)``: ``e_c,ij = (1 + u) e_fV,j + u Cb_ij``; ``|c_ij| <= Cb_ij``.
 * ``r^ = fl(sum_j c^ fV^)``: ``e_r,i = sum_j [e_c,ij (Vmag_j + e_fV,j) + Cb_ij e_fV,j]
   + gamma_{d_v} sum_j (Cb_ij + e_c,ij)(Vmag_j + e_fV,j)``; ``|r_i| <= Q_i = sum_j Cb_ij Vmag_j``.
@@ -76,6 +81,8 @@ import numpy as np
 from .._xp import to_numpy
 from ..bounds import _rigorous as rg
 from ..bounds.propagation import column_stats
+from ..numerics.rounding import fraction_to_float_down, fraction_to_float_up
+from .chunked import depth as chunk_depth
 
 __all__ = ["RoundingBound", "rounding_bound", "effective_weight_f64", "poly_magnitudes"]
 
@@ -97,20 +104,18 @@ def poly_magnitudes(coeffs: Sequence[Any], R: float) -> tuple[float, float]:
     a = [Fraction(c) for c in coeffs]
     A0 = sum(abs(c) * r ** t for t, c in enumerate(a))
     A1 = sum(t * abs(c) * r ** (t - 1) for t, c in enumerate(a) if t > 0)
-    return rg.scalar_up(A0), rg.scalar_up(A1)
+    return fraction_to_float_up(A0), fraction_to_float_up(A1)
 
 
 def _exp_neg_lower(R: float) -> float:
-    """A float ``<= e^{-R}`` (mpmath interval arithmetic, outward rounding)."""
+    """A float ``<= e^{-R}`` (mpmath interval arithmetic, outward rounding, then rounded down)."""
     import mpmath
 
     with mpmath.workprec(80):
         r = Fraction(R)
         lo = mpmath.iv.exp(-mpmath.iv.mpf(r.numerator) / r.denominator).a
         man, ex = mpmath.mpf(lo).man_exp
-        q = Fraction(int(man)) * Fraction(2) ** int(ex)
-    f = float(q)
-    return f if Fraction(f) <= q else math.nextafter(f, -math.inf)
+    return fraction_to_float_down(Fraction(int(man)) * Fraction(2) ** int(ex))
 
 
 @dataclass(frozen=True)
@@ -151,12 +156,19 @@ def _proj(problem: Any, x: np.ndarray, key: str) -> tuple[np.ndarray, np.ndarray
 def _inflate_eps(eps: float | None, sigma: float) -> float | None:
     if eps is None:
         return None
-    return rg.scalar_up((1 + Fraction(eps)) * (1 + 2 * Fraction(sigma)) - 1)
+    return fraction_to_float_up((1 + Fraction(eps)) * (1 + 2 * Fraction(sigma)) - 1)
 
 
 def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: float, eps_D: float | None,
-                   R: float, k: int) -> RoundingBound:
-    """The rounding and input-perturbation bound of the module docstring (per weight gradient)."""
+                   R: float, k: int, moments: list | None = None, block: int | None = None) -> RoundingBound:
+    """The rounding and input-perturbation bound of the module docstring (per weight gradient).
+
+    ``moments`` (per batch item, :func:`verified_lora.fast.aposteriori.row_moments` of the same
+    polynomial on the same projections) sharpen the per-row magnitudes (module docstring, "per-row").
+    ``block``: the rows per block the core (and the moment pass) used; a blocked sum of ``n`` terms
+    has rounding depth ``<= block + ceil(n / block) + 1`` (one GEMM per block, then one addition
+    per block). ``None`` assumes the worst, ``2 n``.
+    """
     g = len(coeffs) - 1
     A0, A1 = poly_magnitudes(coeffs, R)
     beta = abs(float(problem.beta))
@@ -168,8 +180,13 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
     if not amin > 0:
         return RoundingBound(inf, inf, math.inf, math.inf, math.inf, math.inf, False)
     L, Lk, dv = problem.L, problem.L_k, problem.d_v
-    kw = k * (dv + 1)
-    n_F = 2 * g + 2 * Lk + kw + 16
+    # longest feature inner product, summed in chunks (fast/chunked.py); paper: the face-split GEMM
+    kw = chunk_depth(k) + 1 if method == "factored" else chunk_depth(k * dv) + chunk_depth(k) + 2
+    def depth(n: int) -> int:
+        return 2 * n if not block else min(2 * n, block + -(-n // block) + 2)
+
+    dLk, dL = depth(Lk), depth(L)
+    n_F = 2 * g + dLk + kw + 16
     gF = rg.gamma(n_F)
     delta_D = float(rg.div_up(rg.mul_up(gF, A0), amin))
     acc_w = {key: np.zeros((dm, d_out[key])) for key in "QKV"}
@@ -194,24 +211,36 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
     one_m = float(rg.down(1.0 - delta_D))
     dlo_n = float(rg.down(amin * one_m))                   # Dlo / L_k
     e_fv_rel = float(rg.div_up(rg.mul_up(2.0, delta_D), one_m))
-    gB = rg.gamma(2 * g + 2 * Lk + kw + 16)
-    gK = rg.gamma(2 * g + 2 * L + kw + 16)
+    gB = rg.gamma(2 * g + dLk + kw + dv + 16)
+    gK = rg.gamma(2 * g + dL + kw + dv + 16)
     gL, gLk = rg.gamma(L + 2), rg.gamma(Lk + 2)
-    for (xq, xk, xv, yy, Pm, EP, Km, EK, Vm, EV, Vval) in per_item:
+    e_mom_rel = float(rg.add_up(e_fv_rel, 4 * U))
+    for idx, (xq, xk, xv, yy, Pm, EP, Km, EK, Vm, EV, Vval) in enumerate(per_item):
         # column range of V^ (and of the exact V): value +- E covers both
         vs = column_stats(np.concatenate([rg.add_up(Vval, EV), rg.down(Vval - EV)], axis=0))
         vmag = np.max(Vm, axis=0)                                           # >= |V^_lj|, |V_lj|
         cb = np.maximum(rg.up(np.abs(vs["hi"] - yy)), rg.up(np.abs(yy - vs["lo"])))    # |c|, |c_hyb| <= cb
+        Q = rg.matmul_up(cb, vmag)                                          # >= |r_i|
+        dlo_row = np.full(yy.shape[0], dlo_n)
+        cb_all = cb
+        if moments is not None:  # per row: |c_i| from the moments, |r_i| = |<c_i, fV_i>|, D_i itself
+            mo = moments[idx]
+            e_m = rg.mul_up(e_mom_rel, vmag)
+            cm = rg.add_up(rg.up(np.abs(mo["v1"] - yy) * (1 + 2 * U)), e_m[None, :])
+            cb = np.minimum(cb, cm)
+            Q = np.minimum(Q, rg.sum_up(rg.mul_up(cb, rg.add_up(np.abs(mo["v1"]), e_m[None, :])), axis=1))
+            slack = rg.mul_up(2.0, rg.mul_up(gF, rg.mul_up(float(Lk), A0)))
+            dlo_row = np.maximum(dlo_row, rg.down(rg.down(np.asarray(mo["D"], dtype=np.float64) - slack) / float(Lk)))
         e_fv = rg.mul_up(e_fv_rel, vmag)                                    # per column j
         e_c = rg.add_up(rg.mul_up(1 + 2 * U, e_fv)[None, :], rg.mul_up(U, cb))
         vplus = rg.add_up(vmag, e_fv)
-        Q = rg.matmul_up(cb, vmag)
         e_r = rg.add_up(rg.add_up(rg.matmul_up(e_c, vplus), rg.matmul_up(cb, e_fv)),
                         rg.mul_up(rg.gamma(dv), rg.matmul_up(rg.add_up(cb, e_c), vplus)))
         # normalised by L_k: |y^| L_k and |y^ - y| L_k (module docstring)
-        ymag = rg.div_up(np.concatenate([rg.add_up(cb, e_c), rg.add_up(Q, e_r)[:, None]], axis=1), dlo_n)
+        dl = dlo_row[:, None]
+        ymag = rg.div_up(np.concatenate([rg.add_up(cb, e_c), rg.add_up(Q, e_r)[:, None]], axis=1), dl)
         dy = rg.div_up(np.concatenate([rg.add_up(e_c, rg.mul_up(cb, delta_D)),
-                                       rg.add_up(e_r, rg.mul_up(Q, delta_D))[:, None]], axis=1), dlo_n)
+                                       rg.add_up(e_r, rg.mul_up(Q, delta_D))[:, None]], axis=1), dl)
         Z = np.concatenate([Vm, np.ones((Vm.shape[0], 1))], axis=1)        # |[V^_l, 1]|
         KZ = rg.div_up(rg.matmul_up(Km.T, Z), float(Lk))                   # (d x dv+1), / L_k
         # dP (rows i): |beta| amag (KZ |z_i|)
@@ -242,8 +271,8 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
             acc_m[key] = rg.add_up(acc_m[key], rg.mul_up(1 + g_n, mag))
         # (3) inputs: G_hyb - G
         dVj = np.max(EV, axis=0)
-        s1 = rg.matmul_up(cb, vs["rho"])
-        nV = rg.mul_up(2.0, rg.matmul_up(rg.add_up(cb, vs["rho"][None, :]), dVj))
+        s1 = rg.matmul_up(cb_all, vs["rho"])
+        nV = rg.mul_up(2.0, rg.matmul_up(rg.add_up(cb_all, vs["rho"][None, :]), dVj))
         kmag, ekmax = np.max(Km, axis=0), np.max(EK, axis=0)
         rowQ = rg.add_up(np.outer(nV, kmag), np.outer(rg.mul_up(2.0, s1), ekmax))     # (L x d)
         acc_w["Q"] = rg.add_up(acc_w["Q"], rg.mul_up(beta, rg.matmul_up(axq.T, rg.up(rowQ))))

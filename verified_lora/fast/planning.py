@@ -1,0 +1,118 @@
+"""Choosing the degree by the a-posteriori certificate, not by the a-priori bound.
+
+The a-priori plan (:func:`verified_lora.bounds.plan`) picks the least degree whose *a-priori* bound
+meets the target; that bound is orders of magnitude above the certificate the run can issue
+afterwards (:mod:`.aposteriori`), so it overshoots by several degrees. Here:
+
+1. the least degree not ruled out for *every* polynomial (the any-polynomial lower bound is
+   ``>= 1``: relative error 100%) is the start;
+2. the per-row moments under ``pi~`` are formed once with a cheap polynomial (the least degree
+   whose certified ``eps_A <= 1e-2``; the moments move by a relative ``O(eps_A)`` with the degree);
+3. for each degree from the start upward (family "minimax" when allowed, else the first family
+   given), the certificate the run would issue is *predicted* from those moments and the
+   certified ``eps`` of that degree (:func:`verified_lora.fast.certificate.run_bounds` with
+   ``grads=None``): relative targets divide by the heuristic scale estimate and aim at half of
+   ``tol``, absolute ones at 0.9 ``tol``. The first degree predicted to pass is run; the run is
+   then certified with its own moments, and :func:`verified_lora.fast.loss_and_grads` raises the
+   degree by one step while the certificate fails.
+
+The prediction is a heuristic that only chooses where to start; certificates come from the run.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..bounds import _approx_api as api
+from ..bounds.cost import cost_ratio, exact_flops, fast_flops, paper_rank, rank
+from ..bounds.planner import Plan
+from ..errors import CertificationError
+
+__all__ = ["plan_for_degree", "choose_plan", "pay_cap"]
+
+
+def pay_cap(problem: Any, method: str, model: Any, max_degree: int) -> int:
+    """The largest degree ``<= max_degree`` whose rank still costs less than exact (0 when none)."""
+    L, Lk, dh, dv = problem.L, problem.L_k, problem.d_head, problem.d_v
+    g = 0
+    while g < max_degree and cost_ratio(method, L, Lk, dh, dv, rank(dh, g + 1), model) < 1:
+        g += 1
+    return g
+
+
+def plan_for_degree(problem: Any, family: str, degree: int, method: str, tol: float, score: Any, sens: Any,
+                    model: Any) -> Plan | None:
+    """A :class:`~verified_lora.bounds.Plan` for one ``(family, degree)`` (``None`` when its eps is >= 1)."""
+    need_d = method == "factored"
+    try:
+        cert = api.certify(family, degree, score.R, need_derivative=need_d)
+    except CertificationError:
+        return None
+    if not (cert.eps_A < 1 and (not need_d or cert.eps_D < 1)):
+        return None
+    gb = sens.bounds(cert.eps_A, cert.eps_D if need_d else None, method)
+    L, Lk, dh, dv = problem.L, problem.L_k, problem.d_head, problem.d_v
+    k = rank(dh, degree)
+    ratio = cost_ratio(method, L, Lk, dh, dv, k, model)
+    efficient = ratio < 1
+    reason = (f"certified a posteriori with {family} degree {degree} (rank {k}); predicted cost {ratio:.3g} x exact"
+              if efficient else
+              f"outside the efficient regime: {family} degree {degree} (rank k={k}) costs {ratio:.3g} x the exact "
+              f"O(L L_k d) computation at L={L}, L_k={Lk}; compute exactly")
+    return Plan(efficient=efficient, reason=reason, method=method, tol=tol, family=family, degree=degree,
+                polynomial=cert.polynomial, rank=k, paper_rank=paper_rank(dh, degree), R=score.R, eps_A=cert.eps_A,
+                eps_D=cert.eps_D if need_d else None, bounds=dict(gb.grads), weight_bounds=dict(gb.weights_max),
+                cost_ratio=ratio, cost_fast=fast_flops(method, L, Lk, dh, dv, k),
+                cost_exact=exact_flops(L, Lk, dh, dv, model), score=score, gradient_bounds=gb)
+
+
+def _block(problem: Any, pl: Plan, method: str) -> int:
+    from . import default_block_size
+
+    return default_block_size(pl.rank, problem.d_v, method)
+
+
+def _passes(bounds: dict[str, float], tol: float, tol_mode: str, est: dict[str, float] | None) -> bool:
+    if tol_mode == "absolute":
+        return all(b <= 0.9 * tol for b in bounds.values())
+    for key, b in bounds.items():
+        m = (est or {}).get(key, 0.0)
+        if not (m > b and b / (m - b) <= 0.5 * tol):
+            return False
+    return True
+
+
+def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: tuple[str, ...], score: Any,
+                sens: Any, model: Any, cap: int, est: dict[str, float] | None) -> Plan | None:
+    """The first degree predicted to pass (module docstring), or ``None`` when none up to ``cap`` is."""
+    from .certificate import item_moments, run_bounds
+
+    fam = "minimax" if "minimax" in families else families[0]
+    step = 2 if fam == "taylor_even" else 1
+    g = step
+    while g <= cap and api.any_polynomial_lower(g, score.R) >= 1:
+        g += step
+    if g > cap:
+        return None
+    moments = None
+    gm = g
+    while gm <= cap:
+        pm = plan_for_degree(problem, fam, gm, method, tol, score, sens, model)
+        if pm is not None and pm.eps_A <= 1e-2:
+            moments = item_moments(problem, list(pm.polynomial.coeffs), _block(problem, pm, method))
+            break
+        gm += step
+    if moments is None:
+        return None
+    keys = problem.grad_keys
+    while g <= cap:
+        pl = plan_for_degree(problem, fam, g, method, tol, score, sens, model)
+        if pl is not None:
+            rb = run_bounds(problem, pl, sens, method, list(pl.polynomial.coeffs), None, None, moments=moments,
+                            block=_block(problem, pl, method))
+            judged = rb.total if keys else rb.weight_total
+            if all(math.isfinite(b) for b in judged.values()) and _passes(judged, tol, tol_mode, est):
+                return pl
+        g += step
+    return None
