@@ -5,7 +5,7 @@ meets the target; that bound is orders of magnitude above the certificate the ru
 afterwards (:mod:`.aposteriori`), so it overshoots by several degrees. Here:
 
 1. the least degree not ruled out for *every* polynomial (the any-polynomial lower bound is
-   ``>= 1``: relative error 100%) is the start;
+   ``>= 1/2``) is the start;
 2. the per-row moments under ``pi~`` are formed once with a cheap polynomial (the least degree
    whose certified ``eps_A <= 1e-2``; the moments move by a relative ``O(eps_A)`` with the degree);
 3. for each degree from the start upward (family "minimax" when allowed, else the first family
@@ -91,7 +91,9 @@ def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: 
     fam = "minimax" if "minimax" in families else families[0]
     step = 2 if fam == "taylor_even" else 1
     g = step
-    while g <= cap and api.any_polynomial_lower(g, score.R) >= 1:
+    # degrees whose every polynomial has relative error >= 1/2 on [-R, R] (proved, exact arithmetic) are
+    # skipped: no Remez at absurd R; the a-priori planner then gives the refusal and its reason
+    while g <= cap and api.any_polynomial_lower(g, score.R) >= 0.5:
         g += step
     if g > cap:
         return None
