@@ -16,7 +16,7 @@ from typing import Any
 
 __all__ = ["CHUNK", "tmatmul", "depth"]
 
-CHUNK = 512
+CHUNK = 4096
 
 
 def tmatmul(A: Any, B: Any, chunk: int = CHUNK) -> Any:
