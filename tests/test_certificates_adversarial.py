@@ -262,3 +262,27 @@ def test_min_degree_gap_is_decided_with_a_lower_bound(family, degree):
         assert choice.below_lower <= cert.upper
     else:
         assert choice.degree == degree and choice.certificate.upper <= eps
+
+
+@pytest.mark.parametrize("R", [1e-6, 2.0**-10, 0.5])
+@pytest.mark.parametrize("g", [0, 1, 2, 4])
+def test_tiny_radius_taylor_bound_dominates_the_error(g, R):
+    """The closed-form certificate of bounds/degenerate.py against 40-digit values on a grid of [-R, R]."""
+    from verified_lora.bounds.degenerate import taylor_tiny_errors
+
+    eps_A, eps_D = taylor_tiny_errors(g, R)
+    with mpmath.workdps(40):
+        for i in range(-20, 21):
+            x = mpmath.mpf(R) * i / 20
+            T = lambda h: mpmath.fsum(x ** t / mpmath.factorial(t) for t in range(h + 1)) if h >= 0 else 0
+            assert abs(T(g) * mpmath.exp(-x) - 1) <= eps_A
+            assert abs(T(g - 1) * mpmath.exp(-x) - 1) <= eps_D
+
+
+def test_chunked_products_match_and_depth_is_counted():
+    from verified_lora.fast.chunked import depth, tmatmul
+
+    rng = np.random.default_rng(0)
+    A, B = rng.standard_normal((1000, 7)), rng.standard_normal((1000, 3))
+    assert np.allclose(tmatmul(A, B, chunk=64), A.T @ B, rtol=0, atol=1e-12)
+    assert depth(1000, 64) == 64 + 16 and depth(50, 64) == 50

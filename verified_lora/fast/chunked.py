@@ -6,8 +6,8 @@ rigorous error bound ``gamma_n |A|^T |B|`` whatever order BLAS sums in. Summing
 ``CHUNK`` rounding factors inside its chunk's GEMM plus one per chunk added after it:
 depth ``<= CHUNK + ceil(n / CHUNK)`` (:func:`depth`), which is what
 :mod:`verified_lora.fast.rounding_bound` charges. Each chunk is still a large GEMM (``CHUNK`` x
-hundreds of rows x the output width), so BLAS stays efficient; the extra cost is one output-sized
-addition per chunk.
+hundreds of rows x the output width), so BLAS stays efficient: measured 1.3-1.6x an unchunked
+GEMM at k = 43758 with 105-800 rows (chunks of 512 cost 12x on thin row blocks).
 """
 
 from __future__ import annotations
