@@ -11,8 +11,9 @@ afterwards (:mod:`.aposteriori`), so it overshoots by several degrees. Here:
 3. for each degree from the start upward (family "minimax" when allowed, else the first family
    given), the certificate the run would issue is *predicted* from those moments and the
    certified ``eps`` of that degree (:func:`verified_lora.fast.certificate.run_bounds` with
-   ``grads=None``): relative targets divide by the heuristic scale estimate and aim at half of
-   ``tol``, absolute ones at 0.9 ``tol``. The first degree predicted to pass is run; the run is
+   ``grads=None``, at the cheap degree, then scaled to each degree by the larger ratio of its eps
+   factors ``delta`` and ``zeta``): relative targets divide by the heuristic scale estimate and aim
+   at a quarter of ``tol``, absolute ones at 0.9 ``tol``. The first degree predicted to pass is run; the run is
    then certified with its own moments, and :func:`verified_lora.fast.loss_and_grads` raises the
    degree by one step while the certificate fails.
 
@@ -78,7 +79,7 @@ def _passes(bounds: dict[str, float], tol: float, tol_mode: str, est: dict[str, 
         return all(b <= 0.9 * tol for b in bounds.values())
     for key, b in bounds.items():
         m = (est or {}).get(key, 0.0)
-        if not (m > b and b / (m - b) <= 0.5 * tol):
+        if not (m > b and b / (m - b) <= 0.25 * tol):  # the scale estimate may overshoot max|G|
             return False
     return True
 
@@ -108,13 +109,30 @@ def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: 
     if moments is None:
         return None
     keys = problem.grad_keys
+
+    def predicted(pl: Plan) -> tuple[dict[str, float], dict[str, float]]:
+        rb = run_bounds(problem, pl, sens, method, list(pl.polynomial.coeffs), None, None, moments=moments,
+                        block=_block(problem, pl, method))
+        return (rb.approx, rb.rounding) if keys else (rb.weight_approx, rb.weight_rounding)
+
+    # the approximation part is a sum of terms linear (and quadratic) in delta = 2e/(1-e) and, for
+    # "factored", zeta = (eps_A + eps_D)/(1 - eps_A): scale the cheap degree's by the larger ratio,
+    # keep its rounding part (the run's own certificate decides afterwards)
+    approx_m, round_m = predicted(pm)
+    s_m = _scales(pm, method)
     while g <= cap:
         pl = plan_for_degree(problem, fam, g, method, tol, score, sens, model)
         if pl is not None:
-            rb = run_bounds(problem, pl, sens, method, list(pl.polynomial.coeffs), None, None, moments=moments,
-                            block=_block(problem, pl, method))
-            judged = rb.total if keys else rb.weight_total
-            if all(math.isfinite(b) for b in judged.values()) and _passes(judged, tol, tol_mode, est):
+            ratio = max(a / b if b > 0 else math.inf for a, b in zip(_scales(pl, method), s_m))
+            guess = {k: approx_m[k] * ratio + round_m[k] for k in approx_m}
+            if all(math.isfinite(b) for b in guess.values()) and _passes(guess, tol, tol_mode, est):
                 return pl
         g += step
     return None
+
+
+def _scales(pl: Plan, method: str) -> tuple[float, float]:
+    e = pl.eps_A
+    delta = 2 * e / (1 - e)
+    zeta = (e + pl.eps_D) / (1 - e) if method == "factored" and pl.eps_D is not None else 0.0
+    return delta, zeta
