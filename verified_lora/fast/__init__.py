@@ -26,11 +26,12 @@ Tolerance modes:
 * ``tol_mode="absolute"``: ``tol`` bounds ``max |G~ - G|`` of every adapter gradient a priori.
 * ``tol_mode="relative"`` (default, ``tol=1e-6``): ``tol`` bounds ``max |G~ - G| / max |G|`` per
   gradient, *a posteriori*: the plan certifies ``|G~ - G| <= b``; then ``max|G| >= max|G~| - b``,
-  so the relative error is at most ``b / (max|G~| - b)``. The first absolute target comes from a
-  cheap scale estimate (exact gradients of an evenly spaced subsample of query rows, a heuristic
-  used only to pick the degree); if the a-posteriori check fails, the degree is raised with the
-  now-certified lower bound ``max|G~| - b`` and the fast path re-run (at most ``max_attempts``
-  times).
+  so the relative error is at most ``b / (max|G~| - b)`` (rounded safely; no claim when not
+  positive). The degree is chosen by the certificate the run will issue
+  (:mod:`verified_lora.fast.planning`: per-row moments of a cheap polynomial predict it, against a
+  scale estimate from exact gradients of a row subsample, a heuristic used only to pick the degree);
+  if the run's own certificate fails, the degree is raised one step and the fast path re-run (at
+  most ``max_attempts`` times).
 
 What is certified: ``|G~ - G| <= bounds[key]`` for the arrays returned, every rounding included:
 the approximation error (interval-certified ``eps_A`` and ``eps_D``, propagated by
