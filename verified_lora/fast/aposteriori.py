@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from ..bounds import _rigorous as rg
+from .chunked import tmatmul
 
 __all__ = ["row_moments", "aposteriori_weight_bounds"]
 
@@ -86,7 +87,7 @@ def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: in
     for i0 in range(0, L, block):
         i1 = min(L, i0 + block)
         M = F.monomials_t(PT[:, i0:i1], g, out=buf[:, :i1 - i0])
-        O = M.T @ Hw
+        O = tmatmul(M, Hw)                     # chunked like the core (rounding depth, fast/chunked.py)
         out[i0:i1, :cols - 1] = O[:, :cols - 1] / O[:, cols - 1:]
         out[i0:i1, cols - 1] = O[:, cols - 1]
     return {"v1": out[:, :dv], "v2": out[:, dv:2 * dv], "k1": out[:, 2 * dv:2 * dv + d],
