@@ -95,6 +95,11 @@ def _any_lower(degree: int, R: Fraction) -> float:
     return max(0.0, fraction_to_float_down(lo))
 
 
+LOWER_BOUND_R_CAP = Fraction(1024)
+"""Radius at which the any-polynomial lower bound is evaluated for larger ``R`` (it is 1 there for
+every degree the planner tries)."""
+
+
 def any_polynomial_lower(degree: int, R: float) -> float:
     """Lower bound (float, rounded down, clamped at 2) on the relative error on ``[-R, R]`` of
     *every* polynomial of degree ``<= degree`` (:func:`verified_lora.approx.lower_bounds.any_polynomial_lower_bound`).
@@ -103,10 +108,9 @@ def any_polynomial_lower(degree: int, R: float) -> float:
     polynomial of lower degree), on ``[-R, R]`` and on any larger grid interval. Exact arithmetic,
     no polynomial is built: a few milliseconds even for ``R = 10^4``.
     """
-    from .degenerate import lower_bound_radius
-
-    # the bound is monotone in R: evaluate it at a capped radius (no e^{10^6} is ever formed)
-    return _any_lower(int(degree), lower_bound_radius(R))
+    # the best error is non-decreasing in R (a polynomial's error on a larger interval is at least its
+    # error on a smaller one), so the bound at min(R, cap) holds at R: no e^{10^6} is ever formed
+    return _any_lower(int(degree), min(Fraction(R), LOWER_BOUND_R_CAP))
 
 
 def next_degree(family: str, g: int) -> int:

@@ -12,11 +12,9 @@ rational arithmetic and rounded up. :func:`tiny_radius_cert` uses this below
 :data:`TINY_R` (``beta = 0`` gives a score bound of a few subnormals, where interval
 branch-and-bound would split forever), so such inputs are decided at once.
 
-**Absurd R (monotone lower bound).** The best relative error of degree-``g`` polynomials on
-``[-R, R]`` is non-decreasing in ``R`` (a polynomial's error on a larger interval is at least its
-error on the smaller one). So a lower bound computed at ``min(R, LOWER_BOUND_R_CAP)`` is a lower
-bound at ``R``; :func:`lower_bound_radius` returns that radius (exact powers of ``e^{10^6}`` are
-never formed).
+**Absurd R** is handled by :func:`verified_lora.bounds._approx_api.any_polynomial_lower`, which
+evaluates the any-polynomial lower bound at ``min(R, 1024)`` (the best error is non-decreasing in
+``R``).
 """
 
 from __future__ import annotations
@@ -26,14 +24,10 @@ from fractions import Fraction
 
 from ..numerics.rounding import fraction_to_float_up
 
-__all__ = ["TINY_R", "LOWER_BOUND_R_CAP", "taylor_tiny_errors", "tiny_radius_cert", "lower_bound_radius"]
+__all__ = ["TINY_R", "taylor_tiny_errors", "tiny_radius_cert"]
 
 TINY_R = 2.0**-10
 """Below this score bound the closed-form Taylor certificate is used (no branch-and-bound)."""
-
-LOWER_BOUND_R_CAP = Fraction(1024)
-"""Radius at which the any-polynomial lower bound is evaluated for larger ``R`` (it is 1 there
-for every degree the planner tries)."""
 
 
 def taylor_tiny_errors(g: int, R: float) -> tuple[float, float]:
@@ -59,9 +53,3 @@ def tiny_radius_cert(g: int, R: float):
         raise ValueError(f"tiny_radius_cert needs 0 <= R <= {TINY_R}")
     eps_A, eps_D = taylor_tiny_errors(g, R)
     return Cert("taylor", g, Fraction(R), make_polynomial("taylor", g, Fraction(1, 2)), eps_A, eps_D)
-
-
-def lower_bound_radius(R: float | Fraction) -> Fraction:
-    """The radius at which to evaluate an any-polynomial lower bound valid on ``[-R, R]``."""
-    r = Fraction(R)
-    return min(r, LOWER_BOUND_R_CAP)
