@@ -286,3 +286,17 @@ def test_chunked_products_match_and_depth_is_counted():
     A, B = rng.standard_normal((1000, 7)), rng.standard_normal((1000, 3))
     assert np.allclose(tmatmul(A, B, chunk=64), A.T @ B, rtol=0, atol=1e-12)
     assert depth(1000, 64) == 64 + 16 and depth(50, 64) == 50
+
+
+@pytest.mark.parametrize("method", ["paper", "factored"])
+def test_pinned_huge_queries_tiny_keys(method):
+    """Found by the 10,000-example run: W_K nearly cancelled by s B A makes K ~ 1e-7, so reaching
+    R = 18 needs |P| ~ 1e8 and |P|^40 overflowed the degree-40 features. The fast path now balances
+    P and K by an exact power of two; the certificate must still hold (or be infinite)."""
+    prob = LoraAttention(x_q=np.array([[-2.33676064e+08]]), y=np.array([[-0.70373524]]),
+                         w_q=np.array([[0.64042265]]), w_k=np.array([[-0.707279]]), w_v=np.array([[-0.53566937]]),
+                         x_k=np.array([[0.12573022]]), x_v=np.array([[0.12573022]]),
+                         adapters={"K": Adapter(a=np.array([[1.30400005]]), b=np.array([[0.36159505]]))},
+                         alpha=1.5, beta=1.0)
+    for family in ("chebyshev", "minimax"):
+        _check(prob, family, 40, method)

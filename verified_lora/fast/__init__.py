@@ -189,7 +189,7 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     """
     from .. import features as F
     from ._cores import factored_core, paper_core
-    from .rounding_bound import effective_weight_f64
+    from .rounding_bound import balance_scale, effective_weight_f64
 
     if method not in METHODS:
         raise InputError("method", f"one of {METHODS}", repr(method))
@@ -209,11 +209,12 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
         P = x_q @ W["Q"]
         Kmat = x_k @ W["K"]
         Vmat = x_v @ W["V"]
+        c = balance_scale(P, Kmat)  # a power of two: P c, K / c are exact and keep the monomials in range
         if method == "factored":
-            r = factored_core(P, Kmat, Vmat, y, w, g, block=block, xp=xp)
+            r = factored_core(P * c, Kmat / c, Vmat, y, w, g, block=block, xp=xp)
         else:
-            r = paper_core(P, Kmat, Vmat, y, w, g, problem.beta, block=block, xp=xp)
-        item = [x_q.T @ r.dP, x_k.T @ r.dK, x_v.T @ r.dV]
+            r = paper_core(P * c, Kmat / c, Vmat, y, w, g, problem.beta, block=block, xp=xp)
+        item = [x_q.T @ (r.dP * c), x_k.T @ (r.dK / c), x_v.T @ r.dV]
         totals = item if totals is None else [t + i for t, i in zip(totals, item)]
         loss += r.loss
         low = min(low, r.min_normaliser)

@@ -64,16 +64,21 @@ __all__ = ["row_moments", "aposteriori_weight_bounds"]
 U = rg.U
 
 
-def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: int, xp: Any) -> dict[str, Any]:
-    """Float64 moments under ``pi~`` per query row: ``D``, ``E~V``, ``E~V^2``, ``E~K``, ``E~K^2``."""
+def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: int, xp: Any,
+                scale: float = 1.0) -> dict[str, Any]:
+    """Float64 moments under ``pi~`` per query row: ``D``, ``E~V``, ``E~V^2``, ``E~K``, ``E~K^2``.
+
+    The features are built from ``P scale`` and ``K / scale`` (the fast path's exact power-of-two
+    balancing, :func:`verified_lora.fast.rounding_bound.balance_scale`); the moments are of ``K`` itself.
+    """
     from .. import features as F
 
     L, d = P.shape
     Lk, dv = Vmat.shape
     w = xp.asarray(weights, dtype=np.float64)[:, None]
     k = int(w.shape[0])
-    KT = xp.ascontiguousarray(Kmat.T)
-    PT = xp.ascontiguousarray(P.T)
+    KT = xp.ascontiguousarray(Kmat.T / scale)
+    PT = xp.ascontiguousarray(P.T * scale)
     cols = 2 * dv + 2 * d + 1
     H = xp.zeros((k, cols), dtype=np.float64)
     buf = xp.empty((k, min(block, max(L, Lk))), dtype=np.float64)

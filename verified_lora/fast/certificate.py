@@ -122,7 +122,7 @@ def item_moments(problem: Any, coeffs, block: int | None = None) -> list[dict[st
     from .. import features as F
     from . import default_block_size
     from .aposteriori import row_moments
-    from .rounding_bound import effective_weight_f64
+    from .rounding_bound import balance_scale, effective_weight_f64
 
     xp = problem.xp
     g = len(coeffs) - 1
@@ -132,7 +132,7 @@ def item_moments(problem: Any, coeffs, block: int | None = None) -> list[dict[st
     out = []
     for x_q, x_k, x_v, _y in problem.items():
         P, K, V = (xp.asarray(x, dtype=np.float64) @ W[key] for x, key in ((x_q, "Q"), (x_k, "K"), (x_v, "V")))
-        mo = row_moments(P, K, V, w, g, block=block, xp=xp)
+        mo = row_moments(P, K, V, w, g, block=block, xp=xp, scale=balance_scale(P, K))
         out.append({k: np.asarray(to_numpy(v)) for k, v in mo.items()})
     return out
 

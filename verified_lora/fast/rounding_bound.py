@@ -84,7 +84,7 @@ from ..bounds.propagation import column_stats
 from ..numerics.rounding import fraction_to_float_down, fraction_to_float_up
 from .chunked import depth as chunk_depth
 
-__all__ = ["RoundingBound", "rounding_bound", "effective_weight_f64", "poly_magnitudes"]
+__all__ = ["RoundingBound", "rounding_bound", "effective_weight_f64", "poly_magnitudes", "balance_scale"]
 
 U = rg.U
 
@@ -96,6 +96,21 @@ def effective_weight_f64(problem: Any, key: str, xp: Any) -> Any:
         return w
     ad = problem.adapters[key]
     return w + float(problem.scale(key)) * (xp.asarray(ad.b, dtype=np.float64) @ xp.asarray(ad.a, dtype=np.float64))
+
+
+def balance_scale(P: Any, K: Any) -> float:
+    """A power of two ``c`` with ``max|P c| ~ max|K / c|`` (1 when either is 0 or not finite).
+
+    The scores ``beta <P_i, K_l>`` are unchanged and the scaling is exact in binary floating point
+    (barring under/overflow, which it avoids: ``|P|^g`` at degree 40 overflows for ``|P| ~ 1e8``
+    even when ``K`` is tiny and the scores are bounded). The core's outputs scale back exactly
+    (``dL/dP = c dL/dP'``, ``dL/dK = dL/dK' / c``), and every term of the rounding bound below is
+    invariant under it (``|P||K|`` products, ``|K| dL/dP``, ``|P| dL/dK``).
+    """
+    pm, km = float(abs(P).max()) if P.size else 0.0, float(abs(K).max()) if K.size else 0.0
+    if not (pm > 0 and km > 0 and math.isfinite(pm) and math.isfinite(km)):
+        return 1.0
+    return 2.0 ** round(0.5 * (math.log2(km) - math.log2(pm)))
 
 
 def poly_magnitudes(coeffs: Sequence[Any], R: float) -> tuple[float, float]:
