@@ -257,10 +257,22 @@ def enclose(problem: LoraAttention, dps: int = 30, *, backend: str = "auto") -> 
         # arb's lower()/upper() round at the context precision
         with scoped_precision(dps=dps, backend="arb"):
             loss, grads, weight_grads = evaluate(_ArbContext(), problem)
-            return _enclosure(loss, grads, weight_grads, _arb_to_iv, "flint.arb", dps)
+            try:
+                return _enclosure(loss, grads, weight_grads, _arb_to_iv, "flint.arb", dps)
+            except ArithmeticError as exc:  # exp of a huge score: arb gives up (non-finite ball)
+                raise _overflow_error(problem, str(exc)) from None
     with scoped_precision(dps=dps, backend="iv") as iv:
         loss, grads, weight_grads = evaluate(iv, problem)
     return _enclosure(loss, grads, weight_grads, lambda x: x, "mpmath.iv", dps)
+
+
+def _overflow_error(problem: LoraAttention, what: str) -> Exception:
+    from ..errors import OverflowInputError
+    from ..overflow import RESCALE_FIX, magnitudes
+
+    m = magnitudes(problem)
+    return OverflowInputError(m.culprit("S"), "scores whose exponentials arb can enclose",
+                              f"{what} ({m.describe('S')})", RESCALE_FIX + ", or use backend='iv'")
 
 
 def _enclosure(loss: Any, grads: dict, weight_grads: dict, convert, backend: str, dps: int) -> Enclosure:
