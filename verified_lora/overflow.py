@@ -82,7 +82,7 @@ class Magnitudes:
     def describe(self, quantity: str) -> str:
         drivers = self.drivers.get(quantity) or {}
         top = sorted(drivers.items(), key=lambda kv: -kv[1])[:3]
-        inputs = ", ".join(f"max|{k}| ~ {_pow10(v)}" for k, v in top)
+        inputs = ", ".join(("|s| = |alpha|/r" if k == "alpha" else f"max|{k}|") + f" ~ {_pow10(v)}" for k, v in top)
         return f"certified bound max|{quantity}| <= {_pow10(self.bounds[quantity])} ({inputs})"
 
 
