@@ -47,9 +47,12 @@ def _version() -> str:
 
 
 def _flag_names(parser: argparse.ArgumentParser, command: str) -> dict[str, str]:
-    """``{dest: '--flag'}`` of a subcommand, so errors raised with API names report the flag."""
+    """``{dest: '--flag'}`` of a subcommand (plus its module's ``FIELD_FLAGS``, API parameter -> flag),
+    so errors raised with API names report the flag."""
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[command]
     names: dict[str, str] = {}
+    func = sub.get_default("func")
+    names.update(getattr(sys.modules.get(getattr(func, "__module__", ""), None), "FIELD_FLAGS", {}))
     for action in sub._actions:
         if action.option_strings:
             long = [o for o in action.option_strings if o.startswith("--")] or action.option_strings

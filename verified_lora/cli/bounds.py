@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from ._common import json_flag, jsonable, progress, quiet_flag
+from ._common import json_dumps, json_flag, progress, quiet_flag
 
 __all__ = ["add", "run"]
 
@@ -60,5 +59,5 @@ def run(args: argparse.Namespace) -> int:
 
         text, data = point_report(args.L, args.d, args.R, args.eps, families=args.family or FAMILIES,
                                   cost_model=model)
-    print(json.dumps(data, indent=2, default=jsonable) if args.json else text)
+    print(json_dumps(data) if args.json else text)
     return 0

@@ -16,8 +16,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "x_q, y, w_q, w_k, w_v (required); x_k (optional, default x_q), x_v (optional, default x_k); "
                                    "a_q/b_q, a_k/b_k, a_v/b_v (adapter pairs, optional); alpha, beta "
                                    "(scalars, default 1); scaling ('lora' or 'rslora').",
-                       parents=[json_flag("print JSON (loss, gradients as nested lists; with --reference, "
-                                          "decimal strings of --dps digits)")])
+                       parents=[json_flag("print JSON (loss, gradients as nested lists of floats; with "
+                                          "--reference also 'decimal': strings of --dps digits)")])
     p.add_argument("problem", help="path of the .npz problem")
     p.add_argument("--reference", action="store_true", help="use the mpmath reference instead of exact float64")
     p.add_argument("--dps", type=int, default=None,
@@ -40,10 +40,10 @@ def run(args: argparse.Namespace) -> int:
 
         dps = check_dps(50 if args.dps is None else args.dps, "--dps")
     problem = LoraAttention.load_npz(args.problem)
+    from .. import reference
+
     if args.reference:
         import mpmath
-
-        from .. import reference
 
         result = reference.loss_and_grads(problem, dps=dps)
 
@@ -58,13 +58,16 @@ def run(args: argparse.Namespace) -> int:
         def show(x):
             return f"{float(x):.{digits}g}"
     if args.json:
-        def conv(a):
-            a = np.asarray(a)
-            return [[show(v) for v in row] for row in a] if args.reference else a
-        print(json_dumps({"problem": problem.describe(), "method": result.method,
-                          "loss": show(result.loss) if args.reference else float(result.loss),
-                          "grads": {k: conv(v) for k, v in result.grads.items()},
-                          "weight_grads": {k: conv(v) for k, v in result.weight_grads.items()}}))
+        floats = reference.to_float(result) if args.reference else result
+        data = {"problem": problem.describe(), "method": result.method, "loss": float(floats.loss),
+                "grads": {k: np.asarray(v) for k, v in floats.grads.items()},
+                "weight_grads": {k: np.asarray(v) for k, v in floats.weight_grads.items()}}
+        if args.reference:  # every digit of the reference, as decimal strings
+            data["dps"] = dps
+            data["decimal"] = {"loss": show(result.loss),
+                               "grads": {k: [[show(v) for v in row] for row in np.asarray(a)]
+                                         for k, a in result.grads.items()}}
+        print(json_dumps(data))
         return 0
     print(problem.describe())
     print(f"method: {result.method}" + (f" ({dps} digits)" if args.reference else
