@@ -285,6 +285,9 @@ class LoraAttention:
             if not bool(xp.all(xp.isfinite(x))):
                 raise InputError(name, "finite entries", "NaN or Inf entries", "clean the input first")
 
+    def __repr__(self) -> str:  # compact: sizes and settings, never the arrays
+        return f"LoraAttention({self.describe()})"
+
     # ------------------------------------------------------------------ derived sizes
     @property
     def xp(self):

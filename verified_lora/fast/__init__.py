@@ -67,7 +67,7 @@ DEFAULT_BLOCK_BYTES = 128 * 2**20
 """Bytes of the per-block feature work arrays (blocks of a few hundred rows keep the thin GEMMs efficient)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # the compact GradientResult repr
 class FastGradientResult(GradientResult):
     """A :class:`~verified_lora.result.GradientResult` with the fast path's certificate.
 

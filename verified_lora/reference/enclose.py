@@ -122,6 +122,15 @@ class Enclosure:
     dps: int
     info: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """Compact: the loss interval with enough digits to tell its endpoints apart, and per quantity
+        the shape and the relative width (never the arrays)."""
+        widths = self.relative_widths()
+        parts = [f"{k}: {tuple(box.shape)} rel. width {widths.get(k, float('nan')):.2g}" for k, box in self.items()
+                 if k != "loss"]
+        return (f"Enclosure(backend={self.backend!r}, dps={self.dps}, loss={_interval_text(self.loss, self.dps)}, "
+                + "widths={" + ", ".join(parts) + "})")
+
     def items(self) -> Iterator[tuple[str, np.ndarray]]:
         """``(name, object array of intervals)`` for "loss", every adapter gradient and "W_Q".."W_V"."""
         yield "loss", np.array([self.loss], dtype=object)
@@ -233,6 +242,18 @@ class Enclosure:
 
 
 # ---------------------------------------------------------------------------- entry point
+def _interval_text(x: Any, dps: int) -> str:
+    """``[a, b]`` with the fewest digits (>= 6) at which the endpoints differ (all ``dps + 5`` if they never do)."""
+    import mpmath
+
+    a, b = _endpoints(x)
+    for n in range(6, dps + 6):
+        sa, sb = mpmath.nstr(a, n), mpmath.nstr(b, n)
+        if sa != sb:
+            return f"[{sa}, {sb}]"
+    return f"[{mpmath.nstr(a, dps + 5)}, {mpmath.nstr(b, dps + 5)}]"
+
+
 def _wrap(rows: list[list[Any]], convert) -> np.ndarray:
     out = np.empty((len(rows), len(rows[0])), dtype=object)
     for i, row in enumerate(rows):
