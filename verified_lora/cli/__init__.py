@@ -23,9 +23,16 @@ COMMANDS = (verify, grad, audit, kernels, bench, bounds, phase, prove)
 """The command modules, in the order ``--help`` lists them."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``PROG: error: MESSAGE (see PROG --help)``, exit 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``verified-lora`` parser with every subcommand registered (each also takes ``--debug``)."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="verified-lora",
         description="Verification-backed LoRA attention gradients (Hu et al., ICLR 2025). Exit codes: 0 success, "
                     "1 a check failed, 2 bad input (one line naming the flag or field), 3 internal error.",

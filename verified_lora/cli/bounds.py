@@ -40,6 +40,12 @@ def run(args: argparse.Namespace) -> int:
     from ..bounds.report import point_report, problem_report
     from ..errors import InputError
 
+    import math
+
+    if not (math.isfinite(args.tol) and args.tol > 0):  # flags first, before any long work
+        raise InputError("--tol", "a finite absolute error bound > 0", repr(args.tol), "e.g. --tol 1e-6")
+    if args.max_degree < 1:
+        raise InputError("--max-degree", "a positive int", repr(args.max_degree))
     model = CostModel(exp_cost=args.exp_cost)
     point = [args.L, args.d, args.R, args.eps]
     if args.problem is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ._common import progress, quiet_flag
 
@@ -28,6 +29,12 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Delegate to :func:`verified_lora.codegen.report.kernels_command`."""
+    from ..errors import InputError
+
+    if args.samples < 1:  # flags first, before the codegen stack is imported
+        raise InputError("--samples", "a positive int", repr(args.samples))
+    if args.dir is not None and not os.path.isdir(args.dir) and not args.update:
+        raise InputError("--dir", "an existing directory", repr(args.dir))
     from ..codegen.report import kernels_command
 
     return kernels_command(check=args.check, update=args.update, directory=args.dir, accuracy=args.accuracy,
