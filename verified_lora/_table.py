@@ -7,12 +7,26 @@ lines; no line carries trailing spaces. Numbers are formatted by magnitude (:fun
 
 from __future__ import annotations
 
+import contextlib
 import math
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["format_table", "format_markdown", "fmt_num", "TABLE_WIDTH"]
+_MARKDOWN: ContextVar[bool] = ContextVar("verified_lora_markdown_tables", default=False)
+
+
+@contextlib.contextmanager
+def markdown_tables(enabled: bool = True) -> Iterator[None]:
+    """Inside the block, :func:`format_table` renders Markdown (what a command's ``--markdown`` sets)."""
+    token = _MARKDOWN.set(enabled)
+    try:
+        yield
+    finally:
+        _MARKDOWN.reset(token)
+
+__all__ = ["format_table", "format_markdown", "fmt_num", "TABLE_WIDTH", "markdown_tables"]
 
 TABLE_WIDTH = 120
 """Default width of plain tables, in characters."""
@@ -51,36 +65,51 @@ def _cells(rows: Sequence[Sequence[Any]]) -> list[list[str]]:
 
 
 def _fit(headers: Sequence[str], cells: list[list[str]], width: int) -> list[int]:
-    """Column widths whose total fits ``width``: the widest columns are capped at a common width
-    (water-filling), never below 12 characters or their header."""
-    natural = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-    room = width - len(_GAP) * (len(natural) - 1)
-    if sum(natural) <= room:
-        return natural
-    floors = [min(n, max(12, len(h))) for n, h in zip(natural, headers)]
-    lo, hi = 0, max(natural)
-    while lo < hi:  # the largest cap c with sum(max(floor, min(natural, c))) <= room
+    """Column widths whose total fits ``width``. First, columns made wide only by their header wrap the
+    header (down to its longest word); then the widest columns are capped at a common width
+    (water-filling), never below 12 characters or the longest header word."""
+    body = [max([0] + [len(r[i]) for r in cells]) for i in range(len(headers))]
+    words = [max(len(w) for w in (h.split() or [""])) for h in headers]
+    widths = [max(len(h), b) for h, b in zip(headers, body)]
+    room = width - len(_GAP) * (len(widths) - 1)
+    if sum(widths) <= room:
+        return widths
+    widths = [max(b, w, 4) if len(h) > b else n for h, b, w, n in zip(headers, body, words, widths)]
+    if sum(widths) <= room:
+        return widths
+    floors = [min(n, max(12, w)) for n, w in zip(widths, words)]
+    lo, hi = 0, max(widths)
+    while lo < hi:  # the largest cap c with sum(max(floor, min(width, c))) <= room
         c = (lo + hi + 1) // 2
-        if sum(max(f, min(n, c)) for n, f in zip(natural, floors)) <= room:
+        if sum(max(f, min(n, c)) for n, f in zip(widths, floors)) <= room:
             lo = c
         else:
             hi = c - 1
-    return [max(f, min(n, lo)) for n, f in zip(natural, floors)]
+    return [max(f, min(n, lo)) for n, f in zip(widths, floors)]
+
+
+def _wrap(text: str, w: int) -> list[str]:
+    return (textwrap.wrap(text, w, break_on_hyphens=False) or [""]) if len(text) > w else [text]
+
+
+def _lines(row: Sequence[str], widths: list[int]) -> list[str]:
+    wrapped = [_wrap(c, w) for c, w in zip(row, widths)]
+    return [_GAP.join((p[k] if k < len(p) else "").ljust(w) for p, w in zip(wrapped, widths)).rstrip()
+            for k in range(max(len(p) for p in wrapped))]
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None,
                  width: int = TABLE_WIDTH) -> str:
-    """A left-aligned text table with a rule under the header, at most ``width`` columns wide."""
+    """A left-aligned text table with a rule under the header, at most ``width`` columns wide
+    (Markdown inside :func:`markdown_tables`)."""
+    if _MARKDOWN.get():
+        return format_markdown(headers, rows, title=title.strip() if title else None)
     cells = _cells(rows)
     widths = _fit(headers, cells, width)
     out = [title] if title else []
-    out += [_GAP.join(h.ljust(w) for h, w in zip(headers, widths)).rstrip(),
-            _GAP.join("-" * w for w in widths)]
+    out += _lines(headers, widths) + [_GAP.join("-" * w for w in widths)]
     for row in cells:
-        wrapped = [textwrap.wrap(c, w, break_on_hyphens=False) or [""] if len(c) > w else [c]
-                   for c, w in zip(row, widths)]
-        for k in range(max(len(p) for p in wrapped)):
-            out.append(_GAP.join((p[k] if k < len(p) else "").ljust(w) for p, w in zip(wrapped, widths)).rstrip())
+        out += _lines(row, widths)
     return "\n".join(out)
 
 

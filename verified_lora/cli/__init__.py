@@ -80,13 +80,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     Errors are one line on stderr (the full traceback only with ``--debug``): exit 2 for bad input
     and every deliberate verified_lora error, 3 for an unexpected internal error.
     """
+    from .._table import markdown_tables
     from ..progress import reporting
 
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False)
     try:
-        with reporting(enabled=not getattr(args, "quiet", False)):
+        with reporting(enabled=not getattr(args, "quiet", False)), markdown_tables(getattr(args, "markdown", False)):
             return int(args.func(args))
     except VerifiedLoraError as exc:
         if debug:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import json_dumps, json_flag, progress, quiet_flag
+from ._common import json_dumps, json_or_markdown, progress, quiet_flag
 
 __all__ = ["add", "run"]
 
@@ -16,7 +16,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "degree, rank, predicted cost) and the certified max-entry error bound of every "
                                    "gradient. With --L --d --R --eps: the least certified degree per family, the "
                                    "rank and the predicted cost ratio at that point.",
-                       parents=[json_flag(), quiet_flag()])
+                       parents=[json_or_markdown("print JSON", "print the tables as Markdown"), quiet_flag()])
     p.add_argument("problem", nargs="?", help="a problem .npz")
     p.add_argument("--tol", type=float, default=1e-6, help="absolute max-entry tolerance per gradient (default 1e-6)")
     p.add_argument("--method", choices=("factored", "paper", "both"), default="both",

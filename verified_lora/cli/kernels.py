@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ._common import progress, quiet_flag
+from ._common import markdown_flag, progress, quiet_flag
 
 __all__ = ["add", "run"]
 
@@ -17,7 +17,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "committed verified_lora/kernels/cuda/*.cu files. --check exits 1 on drift; --update rewrites them; "
                                    "--nvcc compiles each with nvcc -ptx -arch=sm_90; --accuracy runs every kernel "
                                    "on the CPU (g++ + CUDA shim) against mpmath and prints max ulp / relative errors.",
-                       parents=[quiet_flag()])
+                       parents=[markdown_flag("print the tables as Markdown"), quiet_flag()])
     p.add_argument("--check", action="store_true", help="exit 1 if a committed kernel differs from its regeneration")
     p.add_argument("--update", action="store_true", help="rewrite verified_lora/kernels/cuda/*.cu (and manifest.json) from the specs")
     p.add_argument("--dir", metavar="DIR", help="kernel directory (default: verified_lora/kernels/cuda/)")
