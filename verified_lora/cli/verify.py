@@ -35,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     problem = LoraAttention.load_npz(args.problem) if args.problem else default_problem()
     report = progress(args)
     if not args.json:
-        print(f"verified-lora verify: {problem.describe()}")
+        import textwrap
+
+        print(textwrap.fill(f"verified-lora verify: {problem.describe()}", 120, subsequent_indent="  "))
     sections = verify.run(problem, progress=report, only=args.only)
     ok = all(s.passed for s in sections)
     if args.json:

@@ -55,7 +55,7 @@ def fast_section(problem: LoraAttention, progress: Progress) -> Section:
                 got = res.weight_grads[key] if by_weight else res.grads[key]
                 b = (res.weight_bounds if by_weight else res.bounds)[key]
                 err = _max_abs(got - exact_of[key])
-                name = f"{method} {key}: observed error <= certified bound + rounding"
+                name = f"{method} {key}: error <= bound"
                 info = f"{res.family} g={res.degree}, k={res.rank}, R={res.R:.3g}{twin}"
                 if key in zero:
                     section.checks.append(Check.not_applicable(
@@ -65,8 +65,8 @@ def fast_section(problem: LoraAttention, progress: Progress) -> Section:
                 rel = (res.relative_bounds or {}).get(key, math.nan)
                 total = b + allowance * scales[key]
                 section.checks.append(Check(name, err <= total, err, total,
-                                            f"certified {b:.3g} (relative {rel:.2g}) + float64 rounding allowance "
-                                            f"{allowance * scales[key]:.2g}; {info}"))
+                                            f"bound = certified {b:.3g} (relative {rel:.2g}) + float64 rounding "
+                                            f"allowance {allowance * scales[key]:.2g}; {info}"))
     progress("planner decision on the problem as given (fallback flag)")
     auto = loss_and_grads(problem, VERIFY_FAST_TOL, max_degree=20)
     ex_full = exact.loss_and_grads(problem)
