@@ -172,14 +172,21 @@ def test_progress_plain_lines_and_prediction():
     assert silent.getvalue() == ""
 
 
-def test_reference_reports_rows():
+def test_reference_says_up_front_when_it_will_be_long(monkeypatch):
     from verified_lora import progress
+    from verified_lora.reference import mp
 
+    monkeypatch.setattr(mp, "SECONDS_PER_ROW_UNIT", 1.0)  # pretend each row is slow
     stream = io.StringIO()
     with progress.reporting(stream=stream, tty=False):
-        with progress.task(1, "outer"):
-            reference.loss_and_grads(random_problem(0, L=3), dps=20)
-    assert stream.getvalue() == "" or "reference rows" in stream.getvalue()
+        reference.loss_and_grads(random_problem(0, L=3), dps=20)
+    out = stream.getvalue()
+    assert "reference rows (mpmath): estimated" in out and "backend='arb'" in out
+    quiet = io.StringIO()
+    monkeypatch.setattr(mp, "SECONDS_PER_ROW_UNIT", 1e-9)
+    with progress.reporting(stream=quiet, tty=False):
+        reference.loss_and_grads(random_problem(0, L=3), dps=20)
+    assert "estimated" not in quiet.getvalue()
 
 
 # ---------------------------------------------------------------------------- bench

@@ -85,7 +85,7 @@ class Task:
     """A counted piece of work; use :func:`task` to make one."""
 
     def __init__(self, total: int, desc: str, *, advice: str = "", warn_s: float = WARN_SECONDS,
-                 interval: float = 5.0) -> None:
+                 interval: float = 5.0, estimate_s: float | None = None) -> None:
         self.total, self.desc, self.advice, self.warn_s, self.interval = max(int(total), 0), desc, advice, warn_s, interval
         self.done = 0
         self._sink = _SINK.get()
@@ -93,6 +93,10 @@ class Task:
         self._last = self._t0
         self._warned = False
         self._bar: Any = None
+        if self._sink is not None and estimate_s is not None and estimate_s > warn_s:
+            self._warned = True  # said before the work starts; the measured rate is shown by the progress lines
+            note(f"{desc}: estimated {format_seconds(estimate_s)} in all from the problem size"
+                 + (f"; faster: {advice}" if advice else ""))
         if self._sink is not None and self._sink.tty:
             try:
                 from tqdm import tqdm  # lazy: only when a bar is drawn
@@ -144,9 +148,12 @@ class Task:
 
 @contextlib.contextmanager
 def task(total: int, desc: str, *, advice: str = "", warn_s: float = WARN_SECONDS,
-         interval: float = 5.0) -> Iterator[Task]:
-    """A :class:`Task` of ``total`` steps, closed at the end of the block (silent unless reporting)."""
-    t = Task(total, desc, advice=advice, warn_s=warn_s, interval=interval)
+         interval: float = 5.0, estimate_s: float | None = None) -> Iterator[Task]:
+    """A :class:`Task` of ``total`` steps, closed at the end of the block (silent unless reporting).
+
+    ``estimate_s``: an a-priori time estimate; when it exceeds ``warn_s`` the task says so at once.
+    """
+    t = Task(total, desc, advice=advice, warn_s=warn_s, interval=interval, estimate_s=estimate_s)
     try:
         yield t
     finally:
