@@ -217,3 +217,12 @@ def test_bench_leaves_no_temp_files(monkeypatch, capsys):
     after = {n for n in set(os.listdir(tempfile.gettempdir())) - before if n.startswith("verified-lora-bench")}
     assert after == set()
     assert "Verdict:" in capsys.readouterr().out
+
+
+def test_interval_reprs_show_distinct_endpoints():
+    p = random_problem(0, L=3)
+    enc = reference.enclose(p, dps=30)
+    a, b = re.fullmatch(r"mpi\('(\S+)', '(\S+)'\)", repr(enc.loss)).groups()
+    assert a != b and float(a) <= float(enc.midpoint().loss) <= float(b)
+    lo, hi = str(enc.grads["A_Q"][0, 0])[1:-1].split(", ")
+    assert lo != hi

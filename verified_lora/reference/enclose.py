@@ -242,6 +242,31 @@ class Enclosure:
 
 
 # ---------------------------------------------------------------------------- entry point
+_SHOWN: list[type] = []
+
+
+def _shown(x: Any) -> Any:
+    """``x`` as an ``mpmath.iv`` interval whose repr/str show enough digits to tell its endpoints apart
+    (mpmath prints at its global 15 digits, where both endpoints of a tight interval look the same)."""
+    import mpmath
+
+    if not _SHOWN:
+        class Interval(type(mpmath.iv.mpf(0))):  # an ivmpf: arithmetic and isinstance checks unchanged
+            __slots__ = ()
+
+            def __repr__(self) -> str:
+                a, b = _interval_text(self, 60)[1:-1].split(", ")
+                return f"mpi('{a}', '{b}')"
+
+            def __str__(self) -> str:
+                return _interval_text(self, 60)
+
+        _SHOWN.append(Interval)
+    out = object.__new__(_SHOWN[0])
+    out._mpi_ = x._mpi_
+    return out
+
+
 def _interval_text(x: Any, dps: int) -> str:
     """``[a, b]`` with the fewest digits (>= 6) at which the endpoints differ (all ``dps + 5`` if they never do)."""
     import mpmath
@@ -296,7 +321,10 @@ def _overflow_error(problem: LoraAttention, what: str) -> Exception:
                               f"{what} ({m.describe('S')})", RESCALE_FIX + ", or use backend='iv'")
 
 
-def _enclosure(loss: Any, grads: dict, weight_grads: dict, convert, backend: str, dps: int) -> Enclosure:
+def _enclosure(loss: Any, grads: dict, weight_grads: dict, to_iv, backend: str, dps: int) -> Enclosure:
+    def convert(x: Any) -> Any:
+        return _shown(to_iv(x))
+
     return Enclosure(loss=convert(loss), grads={k: _wrap(v, convert) for k, v in grads.items()},
                      weight_grads={k: _wrap(v, convert) for k, v in weight_grads.items()},
                      backend=backend, dps=dps)
