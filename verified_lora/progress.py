@@ -105,6 +105,7 @@ class Task:
                                  dynamic_ncols=True, mininterval=0.5)
             except ImportError:
                 self._bar = None
+        self._t0 = self._last = time.perf_counter()  # after the (lazy) tqdm import
 
     def predicted_seconds(self) -> float | None:
         """Total time predicted from the steps done so far (``None`` before the first step)."""

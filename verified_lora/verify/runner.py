@@ -49,10 +49,9 @@ def run(problem: LoraAttention | None = None, *, progress: Progress | None = Non
     problem = default_problem() if problem is None else problem
     progress = progress or (lambda msg: None)
     sections = []
-    for title, spec in SECTION_PROVIDERS:
-        if only and not any(o.lower() in title.lower() for o in only):
-            continue
-        progress(f"[{title}]")
+    chosen = [(t, s) for t, s in SECTION_PROVIDERS if not only or any(o.lower() in t.lower() for o in only)]
+    for i, (title, spec) in enumerate(chosen, 1):
+        progress(f"[section {i}/{len(chosen)}: {title}]")
         t0 = time.perf_counter()
         try:
             section = _load(spec)(problem, progress)
