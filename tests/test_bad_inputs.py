@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from verified_lora import Adapter, LoraAttention
+from verified_lora import Adapter
 from verified_lora.cli import main
 from verified_lora.examples import random_problem
 

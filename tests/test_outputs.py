@@ -16,7 +16,7 @@ import pytest
 from verified_lora import exact, fast, reference
 from verified_lora._table import fmt_num, format_table
 from verified_lora.cli import main
-from verified_lora.errors import InputError, OverflowInputError
+from verified_lora.errors import OverflowInputError
 from verified_lora.examples import random_problem
 from verified_lora.overflow import check_problem, magnitudes
 

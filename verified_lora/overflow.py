@@ -22,7 +22,6 @@ never overflow.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -156,7 +155,3 @@ def check_result(result: Any, problem: Any, where: str = "") -> Any:
             RESCALE_FIX)
     return result
 
-
-def named_values(values: Mapping[str, Any]) -> list[str]:
-    """Names in ``values`` with a non-finite entry (helper for reports)."""
-    return [k for k, v in values.items() if not _finite(v)]

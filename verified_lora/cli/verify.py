@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import json_dumps, json_or_markdown, jsonable, progress, quiet_flag
+from ._common import json_dumps, json_or_markdown, progress, quiet_flag
 
 __all__ = ["add", "run"]
 
@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json_dumps({"problem": problem.describe(), "passed": ok, "sections": [
             {"title": s.title, "passed": s.passed, "seconds": round(s.seconds, 3), "checks": [
-                {"name": c.name, "verdict": c.verdict, "observed": jsonable(c.observed),
-                 "bound": jsonable(c.bound), "detail": c.detail} for c in s.checks]} for s in sections]}))
+                {"name": c.name, "verdict": c.verdict, "observed": c.observed,
+                 "bound": c.bound, "detail": c.detail} for c in s.checks]} for s in sections]}))
         return 0 if ok else 1
     for s in sections:
         print()
