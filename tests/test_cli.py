@@ -91,7 +91,7 @@ def test_grad_bad_inputs(tmp_path, stored, capsys):
 
 
 # ---------------------------------------------------------------------------- verify --only exact
-SECTION = "exact float64 vs mpmath reference and enclosures"
+SECTION = "exact (problem dtype) vs mpmath reference and enclosures"
 
 
 def test_verify_only_exact(capsys):

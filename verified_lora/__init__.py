@@ -15,7 +15,7 @@ when a feature needs them).
 from __future__ import annotations
 
 from ._lazy import lazy_exports
-from .errors import (AuditError, CertificationError, CodegenError, InputError, RegimeError,
+from .errors import (AuditError, CertificationError, CodegenError, InputError, OverflowInputError, RegimeError,
                      VerifiedLoraError)
 from .problem import ADAPTER_KEYS, GRAD_KEYS, Adapter, LoraAttention, lora_scale
 from .result import GradientResult
@@ -32,6 +32,7 @@ __all__ = [
     "GradientResult",
     "InputError",
     "LoraAttention",
+    "OverflowInputError",
     "RegimeError",
     "VerifiedLoraError",
     "lora_scale",
@@ -41,4 +42,5 @@ __all__ = [
 
 # Submodules load lazily: ``verified_lora.exact`` works without an explicit import.
 __getattr__ = lazy_exports(__name__, submodules=("exact", "reference", "fast", "bounds", "approx", "symbolic",
-                                                 "codegen", "kernels", "audit", "examples"))
+                                                 "codegen", "kernels", "audit", "examples", "overflow",
+                                                 "progress"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "VerifiedLoraError",
     "InputError",
+    "OverflowInputError",
     "RegimeError",
     "CertificationError",
     "CodegenError",
@@ -49,6 +50,15 @@ class InputError(VerifiedLoraError, ValueError):
 
     def __reduce__(self):  # keep the error picklable (multiprocessing, pytest-xdist)
         return (type(self), (self.field, self.expected, self.got, self.fix))
+
+
+class OverflowInputError(InputError, ArithmeticError):
+    """Finite inputs whose scores, weights, loss or gradients leave the range of the problem's dtype.
+
+    Raised instead of returning ``inf``/``NaN`` in silence; ``field`` names the input that drives
+    the magnitude and ``fix`` says how to rescale. It is an :class:`InputError` (the CLI exits 2)
+    and an ``ArithmeticError`` (generic numeric callers can catch it as such).
+    """
 
 
 class RegimeError(VerifiedLoraError):

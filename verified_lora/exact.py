@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import InputError
+from .overflow import check_problem, check_result
 from .problem import LoraAttention
 from .result import GradientResult, adapter_grads
 from . import steps as _steps
@@ -90,6 +91,7 @@ def loss_and_grads(problem: LoraAttention, *, block_size: int | None = None,
         block_size = default_block_size(problem.L, problem.L_k, problem.dtype.itemsize, memory_budget)
     elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise InputError("block_size", "a positive int", repr(block_size))
+    check_problem(problem, "exact")              # OverflowInputError before any work
     w_q, w_k, w_v = (problem.weight(k) for k in ("Q", "K", "V"))
     n = problem.n_batch
     loss = 0.0
@@ -104,5 +106,6 @@ def loss_and_grads(problem: LoraAttention, *, block_size: int | None = None,
         loss /= n
         totals = [t / n for t in totals]
     weight_grads = dict(zip(("Q", "K", "V"), totals))
-    return GradientResult(loss=loss, grads=adapter_grads(problem, weight_grads), weight_grads=weight_grads,
-                          method="exact", info={"block_size": block_size, "dtype": str(problem.dtype)})
+    return check_result(GradientResult(loss=loss, grads=adapter_grads(problem, weight_grads),
+                                       weight_grads=weight_grads, method="exact",
+                                       info={"block_size": block_size, "dtype": str(problem.dtype)}), problem, "exact")

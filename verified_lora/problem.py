@@ -68,10 +68,24 @@ class Adapter:
     a: Any
     b: Any
 
+    def __post_init__(self) -> None:
+        # nested lists/tuples become NumPy arrays (the same rule as LoraAttention's fields); other types
+        # are checked when the adapter is attached
+        for name in ("a", "b"):
+            value = getattr(self, name)
+            if isinstance(value, (list, tuple)):
+                object.__setattr__(self, name, np.asarray(value))
+
     @property
     def r(self) -> int:
         """The adapter rank (rows of ``a``)."""
-        return int(self.a.shape[0])
+        shape = getattr(self.a, "shape", None)
+        if not shape:
+            raise InputError("Adapter.a", "a 2-D (r x d_out) array", _describe(self.a))
+        return int(shape[0])
+
+    def __repr__(self) -> str:
+        return f"Adapter(a={_describe(self.a)}, b={_describe(self.b)})"
 
 
 def _describe(x: Any) -> str:
@@ -86,6 +100,13 @@ def _as_array(name: str, x: Any) -> Any:
     """Accept NumPy/CuPy arrays as they are; nested lists become NumPy arrays (no casting)."""
     if x is None:
         raise InputError(name, "an array", "None")
+    if isinstance(x, np.ndarray) and type(x) is not np.ndarray:
+        # subclasses change semantics (np.matrix products, masked entries that isfinite would skip)
+        kind = ("a masked array" if isinstance(x, np.ma.MaskedArray) else
+                "a numpy.matrix" if isinstance(x, np.matrix) else f"an ndarray subclass {type(x).__name__}")
+        fix = ("fill or drop the masked entries and pass a plain array, e.g. x.filled(0.0)"
+               if isinstance(x, np.ma.MaskedArray) else "pass numpy.asarray(x)")
+        raise InputError(name, "a plain numpy.ndarray", kind, fix)
     if isinstance(x, np.ndarray) or is_cupy_array(x):
         return x
     if isinstance(x, (list, tuple)):
@@ -264,6 +285,9 @@ class LoraAttention:
             if not bool(xp.all(xp.isfinite(x))):
                 raise InputError(name, "finite entries", "NaN or Inf entries", "clean the input first")
 
+    def __repr__(self) -> str:  # compact: sizes and settings, never the arrays
+        return f"LoraAttention({self.describe()})"
+
     # ------------------------------------------------------------------ derived sizes
     @property
     def xp(self):
@@ -414,7 +438,9 @@ class LoraAttention:
         """
         known = {"x_q", "y", "w_q", "w_k", "w_v", "x_k", "x_v", "alpha", "beta", "scaling",
                  "a_q", "b_q", "a_k", "b_k", "a_v", "b_v"}
-        data = _read_npz(path)
+        from ._npz import read_npz
+
+        data = read_npz(path)
         unknown = sorted(set(data) - known)
         if unknown:
             raise InputError(f"{path}", f"keys among {sorted(known)}", f"unknown key(s) {unknown}")
@@ -440,24 +466,6 @@ class LoraAttention:
         scaling = str(data["scaling"]) if "scaling" in data else "lora"
         return cls(x_q=data["x_q"], y=data["y"], w_q=data["w_q"], w_k=data["w_k"], w_v=data["w_v"],
                    x_k=data.get("x_k"), x_v=data.get("x_v"), adapters=adapters, scaling=scaling, **scalars)
-
-
-def _read_npz(path: str) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` archive; unreadable files raise :class:`InputError` naming ``path``."""
-    import zipfile
-
-    fix = "write it with LoraAttention.save_npz or numpy.savez"
-    try:
-        z = np.load(path, allow_pickle=False)
-        if not hasattr(z, "files"):
-            raise InputError(f"{path}", "an .npz archive of named arrays", f"a single array ({_describe(z)})", fix)
-        with z:
-            return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:  # missing, not a zip, pickled data
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"{path}", "a readable .npz file of numeric arrays (no pickled objects)",
-                         f"{type(exc).__name__}: {exc}", fix) from None
 
 
 def _frozen_copy(x: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 __all__ = ["GradientResult", "adapter_grads"]
@@ -33,6 +33,53 @@ class GradientResult:
     weight_grads: Mapping[str, Any]
     method: str
     info: Mapping[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        """Compact: the loss, each gradient's shape and max |entry|, scalar fields; never whole arrays."""
+        parts = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "info":
+                continue
+            text = _brief(value)
+            if text is not None:
+                parts.append(f"{f.name}={text}")
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def _brief(value: Any) -> str | None:
+    """A short description of a field value (``None``: leave the field out)."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return repr(value if not isinstance(value, str) or len(value) <= 80 else value[:77] + "...")
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, Mapping):
+        items = []
+        for k, v in value.items():
+            shape = getattr(v, "shape", None)
+            if shape is not None:
+                items.append(f"{k}: {tuple(shape)} max|.|={_max_abs(v)}")
+            elif isinstance(v, float):
+                items.append(f"{k}: {v:.3g}")
+            else:
+                items.append(f"{k}: {type(v).__name__}")
+        return "{" + ", ".join(items) + "}"
+    shape = getattr(value, "shape", None)
+    if shape is not None and tuple(shape):
+        return f"array{tuple(shape)}"
+    try:
+        return f"{float(value):.10g}"   # mpf and numpy scalars
+    except (TypeError, ValueError):
+        return type(value).__name__
+
+
+def _max_abs(v: Any) -> str:
+    try:
+        import numpy as np
+
+        return f"{float(np.max(np.abs(np.asarray(v, dtype=np.float64)))):.3g}"
+    except (TypeError, ValueError):
+        return "?"
 
 
 def adapter_grads(problem, weight_grads: Mapping[str, Any]) -> dict[str, Any]:

@@ -233,8 +233,10 @@ def aggarwal_alman_fit(points: Sequence[PhasePoint], family: str | None = None):
 
 
 def plot_phase(points: Sequence[PhasePoint], path: str, *, title: str | None = None) -> str:
-    """Write a PNG: one panel per eps exponent, x = log2 L, y = Gamma / sqrt(ln L), colour =
-    log10 of the predicted cost ratio (factored), the contour ratio = 1 and ``Gamma = sqrt(ln L)``.
+    """Write a PNG: one panel per eps exponent, x = log2 L, y = Gamma / sqrt(ln L), colour = log10 of
+    the predicted cost ratio fast/exact (factored) on a diverging map centred at ratio 1 (blue: the fast
+    path pays, red: it does not), the contour ratio = 1 and the line ``Gamma = sqrt(ln L)``, both
+    named in a legend; each cell is labelled with its certified degree (``>g``: refuted up to g).
 
     Needs the optional ``plot`` extra (matplotlib), imported here only.
     """
@@ -243,6 +245,9 @@ def plot_phase(points: Sequence[PhasePoint], path: str, *, title: str | None = N
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib import patheffects
+        from matplotlib.colors import TwoSlopeNorm
+        from matplotlib.lines import Line2D
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise InputError("plot", "matplotlib (pip install 'verified-lora[plot]')", "not installed") from exc
     import numpy as np
@@ -253,30 +258,53 @@ def plot_phase(points: Sequence[PhasePoint], path: str, *, title: str | None = N
     cs = sorted({p.eps_exponent for p in pts})
     Ls = sorted({p.L for p in pts})
     ms = sorted({p.gamma_multiple for p in pts})
-    fig, axes = plt.subplots(1, len(cs), figsize=(5.2 * len(cs), 4.4), squeeze=False)
-    vmax = 4.0
+    logs = [math.log10(p.ratio_factored) for p in pts if p.ratio_factored and p.ratio_factored > 0]
+    # centred at ratio 1; each side saturates at its own extreme (at most 2 decades), so a cell that
+    # pays and one that does not are both clearly coloured even when the ratios are lopsided
+    vlo = min(2.0, max([-v for v in logs if v < 0] + [0.25]))
+    vhi = min(2.0, max([v for v in logs if v > 0] + [0.25]))
+    norm = TwoSlopeNorm(vcenter=0.0, vmin=-vlo, vmax=vhi)
+    cmap = plt.get_cmap("RdBu_r")
+    fig, axes = plt.subplots(1, len(cs), figsize=(6.4 * len(cs), 5.6), squeeze=False)
     for ax, c in zip(axes[0], cs):
         grid = np.full((len(ms), len(Ls)), np.nan)
         for p in pts:
-            if p.eps_exponent == c:
+            if p.eps_exponent == c and p.ratio_factored and p.ratio_factored > 0:
                 grid[ms.index(p.gamma_multiple), Ls.index(p.L)] = math.log10(p.ratio_factored)
         x = np.log2(Ls)
         y = np.array(ms)
-        mesh = ax.pcolormesh(x, y, np.clip(grid, -vmax, vmax), cmap="RdYlGn_r", vmin=-vmax, vmax=vmax, shading="nearest")
-        if len(Ls) > 1 and len(ms) > 1:
-            ax.contour(x, y, grid, levels=[0.0], colors="k", linewidths=2)
+        mesh = ax.pcolormesh(x, y, np.clip(grid, -vlo, vhi), cmap=cmap, norm=norm, shading="nearest", zorder=1)
+        if len(Ls) > 1 and len(ms) > 1 and np.nanmin(grid) < 0 < np.nanmax(grid):
+            ax.contour(x, y, grid, levels=[0.0], colors="k", linewidths=2.2, zorder=2)
+        ax.axhline(1.0, color="0.15", linestyle=(0, (5, 3)), linewidth=1.2, zorder=2)
         for p in pts:
             if p.eps_exponent == c:
                 label = str(p.degree) if p.degree is not None else f">{p.g_pay}"
-                ax.text(math.log2(p.L), p.gamma_multiple, label, ha="center", va="center", fontsize=6)
-        ax.axhline(1.0, color="b", linestyle="--", linewidth=1)
-        ax.set_xlabel("log2 L")
-        ax.set_ylabel("Gamma / sqrt(ln L)")
+                v = grid[ms.index(p.gamma_multiple), Ls.index(p.L)]
+                dark = not np.isnan(v) and (v < -0.6 * vlo or v > 0.6 * vhi)
+                # a light halo keeps the dashed line from striking through dark digits on light cells
+                halo = [] if dark else [patheffects.withStroke(linewidth=2.5, foreground="white")]
+                ax.text(math.log2(p.L), p.gamma_multiple, label, ha="center", va="center", fontsize=8, zorder=3,
+                        color="white" if dark else "black", path_effects=halo)
+        ax.set_xlabel("log2 L", fontsize=11)
+        ax.set_ylabel("Gamma / sqrt(ln L)", fontsize=11)
+        ax.set_xticks(x)
+        ax.set_yticks(y)
+        ax.set_yticklabels([f"{m:g}" for m in ms])
+        ax.tick_params(labelsize=9)
         ds = sorted({p.d for p in pts})
-        ax.set_title(f"eps = L^-{c:g}; d = {ds[0]}" if len(ds) == 1 else f"eps = L^-{c:g}; d = {ds[0]}..{ds[-1]} (with L)")
-        fig.colorbar(mesh, ax=ax, label="log10 predicted cost fast/exact (factored)")
-    fig.suptitle(title or "Where the certified fast path stops paying (black: ratio = 1; numbers: degree)")
-    fig.tight_layout()
+        ax.set_title(f"eps = L^-{c:g}; d = {ds[0]}" if len(ds) == 1 else
+                     f"eps = L^-{c:g}; d = {ds[0]}..{ds[-1]} (grows with L)", fontsize=11)
+        bar = fig.colorbar(mesh, ax=ax, extend="both")
+        bar.set_ticks(sorted({round(-vlo, 2), round(-vlo / 2, 2), 0.0, round(vhi / 2, 2), round(vhi, 2)}))
+        bar.set_label("log10 predicted cost fast / exact (factored)\n< 0: fast path pays   > 0: it does not",
+                      fontsize=9)
+    handles = [Line2D([], [], color="k", linewidth=2.2, label="fast = exact (ratio 1): the threshold"),
+               Line2D([], [], color="0.15", linestyle=(0, (5, 3)), linewidth=1.2, label="Gamma = sqrt(ln L)")]
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=10, frameon=False)
+    fig.suptitle(title or "Where the certified fast path stops paying (cell labels: certified degree; "
+                 ">g: refuted up to g)", fontsize=12)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path

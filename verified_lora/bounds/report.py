@@ -97,8 +97,8 @@ def phase_report(points, *, markdown: bool = False, fit_family: str | None = Non
             ms = [p.gamma_multiple for p in points if p.eps_exponent == c and p.L == L and p.pays]
             boundary.append((f"L^-{c:g}", f"2^{int(round(math.log2(L)))}", max(ms) if ms else "none"))
     text.append("")
-    text.append(format_table(("eps", "L", "largest Gamma/sqrt(ln L) that pays"), boundary,
-                             title="where the fast path stops paying:"))
+    fmt = format_markdown if markdown else format_table
+    text.append(fmt(("eps", "L", "largest Gamma/sqrt(ln L) that pays"), boundary, title="where the fast path stops paying:"))
     data["boundary"] = [dict(zip(("eps", "L", "largest_gamma_multiple"), b)) for b in boundary]
     try:
         fit = aggarwal_alman_fit(points, fit_family)

@@ -30,6 +30,7 @@ import numpy as np
 from .._xp import to_numpy
 from ..errors import InputError
 from ..numerics.rounding import unit_roundoff
+from ..overflow import check_problem
 from ..problem import LoraAttention
 from . import _rigorous as rg
 
@@ -152,6 +153,7 @@ def score_bound(problem: LoraAttention) -> ScoreBound:
     """
     if not isinstance(problem, LoraAttention):
         raise InputError("problem", "a verified_lora.LoraAttention", type(problem).__name__)
+    check_problem(problem, "score_bound")  # beyond the dtype's range, overflowed norms (NaN) would read as 0
     q_norm = k_norm = gam = 0.0
     for x_q, x_k, _x_v, _y in problem.items():
         q = enclose_projection(problem, x_q, "Q")

@@ -27,6 +27,22 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Audit the target and print the report; exit code 1 when a check failed."""
+    from ..errors import InputError
+
+    if args.examples < 1:  # checked before torch and the target are imported
+        raise InputError("--examples", "a positive int (drawn problems per case)", repr(args.examples))
+    if ":" in args.target:  # module.path:factory -- a missing module is named before torch is imported
+        import importlib.util
+
+        module = args.target.split(":", 1)[0]
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise InputError("TARGET", "peft, loralib or an importable module.path:factory",
+                             f"{args.target!r}: module {module!r} is not importable",
+                             "run from the directory that contains it, or install it")
     from ..audit import audit
 
     report = audit(args.target, seed=args.seed, examples=args.examples, checks=args.check,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from ._common import json_flag, jsonable, progress, quiet_flag
+from ._common import json_dumps, json_or_markdown, progress, quiet_flag
 
 __all__ = ["add", "run"]
 
@@ -17,7 +16,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "degree, rank, predicted cost) and the certified max-entry error bound of every "
                                    "gradient. With --L --d --R --eps: the least certified degree per family, the "
                                    "rank and the predicted cost ratio at that point.",
-                       parents=[json_flag(), quiet_flag()])
+                       parents=[json_or_markdown("print JSON", "print the tables as Markdown"), quiet_flag()])
     p.add_argument("problem", nargs="?", help="a problem .npz")
     p.add_argument("--tol", type=float, default=1e-6, help="absolute max-entry tolerance per gradient (default 1e-6)")
     p.add_argument("--method", choices=("factored", "paper", "both"), default="both",
@@ -41,6 +40,12 @@ def run(args: argparse.Namespace) -> int:
     from ..bounds.report import point_report, problem_report
     from ..errors import InputError
 
+    import math
+
+    if not (math.isfinite(args.tol) and args.tol > 0):  # flags first, before any long work
+        raise InputError("--tol", "a finite absolute error bound > 0", repr(args.tol), "e.g. --tol 1e-6")
+    if args.max_degree < 1:
+        raise InputError("--max-degree", "a positive int", repr(args.max_degree))
     model = CostModel(exp_cost=args.exp_cost)
     point = [args.L, args.d, args.R, args.eps]
     if args.problem is not None:
@@ -60,5 +65,5 @@ def run(args: argparse.Namespace) -> int:
 
         text, data = point_report(args.L, args.d, args.R, args.eps, families=args.family or FAMILIES,
                                   cost_model=model)
-    print(json.dumps(data, indent=2, default=jsonable) if args.json else text)
+    print(json_dumps(data) if args.json else text)
     return 0

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 
-from ._common import progress, quiet_flag
+from ._common import markdown_flag, progress, quiet_flag
 
 __all__ = ["add", "run"]
 
@@ -16,7 +17,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "committed verified_lora/kernels/cuda/*.cu files. --check exits 1 on drift; --update rewrites them; "
                                    "--nvcc compiles each with nvcc -ptx -arch=sm_90; --accuracy runs every kernel "
                                    "on the CPU (g++ + CUDA shim) against mpmath and prints max ulp / relative errors.",
-                       parents=[quiet_flag()])
+                       parents=[markdown_flag("print the tables as Markdown"), quiet_flag()])
     p.add_argument("--check", action="store_true", help="exit 1 if a committed kernel differs from its regeneration")
     p.add_argument("--update", action="store_true", help="rewrite verified_lora/kernels/cuda/*.cu (and manifest.json) from the specs")
     p.add_argument("--dir", metavar="DIR", help="kernel directory (default: verified_lora/kernels/cuda/)")
@@ -28,6 +29,12 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Delegate to :func:`verified_lora.codegen.report.kernels_command`."""
+    from ..errors import InputError
+
+    if args.samples < 1:  # flags first, before the codegen stack is imported
+        raise InputError("--samples", "a positive int", repr(args.samples))
+    if args.dir is not None and not os.path.isdir(args.dir) and not args.update:
+        raise InputError("--dir", "an existing directory", repr(args.dir))
     from ..codegen.report import kernels_command
 
     return kernels_command(check=args.check, update=args.update, directory=args.dir, accuracy=args.accuracy,

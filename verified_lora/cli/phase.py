@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from ._common import json_flag, jsonable, markdown_flag, progress, quiet_flag
+from ._common import json_dumps, json_or_markdown, progress, quiet_flag, writable_path
 
-__all__ = ["add", "run"]
+__all__ = ["add", "run", "FIELD_FLAGS"]
+
+FIELD_FLAGS = {"L_exponents": "--L-exp", "gamma_multiples": "--gamma", "eps_exponents": "--eps-exp",
+               "sweep": "--L-exp/--gamma/--eps-exp", "cost_model": "--exp-cost", "exp_cost": "--exp-cost",
+               "families": "--family", "family": "--family"}
+"""API parameter names of :func:`verified_lora.bounds.phase.phase_sweep` and the flags that set them."""
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +21,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "least certified degree, the rank k = C(d+g, g) and the predicted cost ratio "
                                    "fast/exact; prints a table, the boundary and the Aggarwal-Alman fit, and writes "
                                    "a PNG plot. Score interval: R = Gamma^2 (beta = 1/d, Alman-Song) unless --beta.",
-                       parents=[markdown_flag("print the table as Markdown"), json_flag(), quiet_flag()])
+                       parents=[json_or_markdown("print JSON", "print every table as Markdown"), quiet_flag()])
     p.add_argument("--L-exp", default="8:20", help="exponents e of L = 2^e: 'a:b' or a comma list (default 8:20)")
     p.add_argument("--gamma", default=None, help="Gamma multiples of sqrt(ln L), comma list "
                                                  "(default 0.125,0.25,0.375,0.5,0.625,0.75,1,1.25,1.5)")
@@ -53,6 +57,17 @@ def run(args: argparse.Namespace) -> int:
     from ..bounds.report import phase_report
     from ..errors import InputError
 
+    if not args.no_plot:  # before the sweep, not after it
+        import importlib.util
+        import os
+
+        writable_path(args.plot, "--plot")
+        ext = os.path.splitext(args.plot)[1].lower()
+        if ext not in (".png", ".pdf", ".svg", ".jpg", ".jpeg"):
+            raise InputError("--plot", "a .png, .pdf, .svg or .jpg path", repr(args.plot))
+        if importlib.util.find_spec("matplotlib") is None:
+            raise InputError("--plot", "matplotlib installed (pip install 'verified-lora[plot]')", "not installed",
+                             "install the plot extra, or pass --no-plot")
     L_exps = _parse_list(args.L_exp, "--L-exp", int)
     gammas = _parse_list(args.gamma, "--gamma") if args.gamma else list(DEFAULT_GAMMA_MULTIPLES)
     eps_exps = _parse_list(args.eps_exp, "--eps-exp")
@@ -62,12 +77,30 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("--d", "one head dimension or 'log'", repr(args.d))
         d = d[0]
     beta = args.beta if args.beta == "1/d" else _parse_list(args.beta, "--beta")[0]
-    points = phase_sweep(L_exponents=L_exps, gamma_multiples=gammas, eps_exponents=eps_exps, d=d, beta=beta,
-                         families=args.family or ("minimax",), cost_model=CostModel(exp_cost=args.exp_cost),
-                         progress=progress(args))
+    if d != "log" and d < 1:
+        raise InputError("--d", "a positive head dimension or 'log'", repr(args.d))
+    if not 0 <= args.exp_cost < float("inf"):
+        raise InputError("--exp-cost", "a finite number >= 0", repr(args.exp_cost))
+    from ..progress import task
+
+    sweep_progress = progress(args)
+    with task(len(L_exps), "phase sweep (one step per L; larger L cost more)") as bar:
+        started: list[str] = []
+
+        def report(message: str) -> None:
+            if message.startswith("L = 2^"):
+                if started:
+                    bar.update()  # the previous L is done
+                started.append(message)
+            sweep_progress(message)
+
+        points = phase_sweep(L_exponents=L_exps, gamma_multiples=gammas, eps_exponents=eps_exps, d=d, beta=beta,
+                             families=args.family or ("minimax",), cost_model=CostModel(exp_cost=args.exp_cost),
+                             progress=report)
+        bar.update()
     text, data = phase_report(points, markdown=args.markdown)
     if not args.no_plot:
         data["plot"] = plot_phase(points, args.plot)
         text += f"\nplot written: {data['plot']}"
-    print(json.dumps(data, indent=2, default=jsonable) if args.json else text)
+    print(json_dumps(data) if args.json else text)
     return 0

@@ -6,7 +6,7 @@ import argparse
 import json
 import time
 
-from ._common import json_flag, progress, quiet_flag
+from ._common import json_or_markdown, progress, quiet_flag
 
 __all__ = ["add", "run"]
 
@@ -17,7 +17,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                        description="Run the SymPy proofs of the paper's claims (and the counterexamples to its printed "
                                    "errors; see ERRATA.md), print claim / level / scope / result / time, and write the "
                                    "certificates (shipped in verified_lora/proofs/certificates/). CLAIM selects by id or id prefix.",
-                       parents=[json_flag("print the rows as JSON"), quiet_flag()])
+                       parents=[json_or_markdown("print the rows as JSON", "print the tables as Markdown"), quiet_flag()])
     p.add_argument("claims", nargs="*", metavar="CLAIM", help="claim ids or prefixes (default: all)")
     p.add_argument("--list", action="store_true", help="list the registered claims and exit")
     p.add_argument("--check", action="store_true",

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
-from ._common import json_flag, jsonable, progress, quiet_flag
+from ._common import json_dumps, json_or_markdown, progress, quiet_flag
 
 __all__ = ["add", "run"]
 
@@ -14,41 +13,48 @@ def add(sub: argparse._SubParsersAction) -> None:
     """Register the ``verify`` subcommand."""
     p = sub.add_parser("verify", help="run every verification layer on the built-in default problem",
                        description="Run every verification layer (exact vs mpmath reference and enclosures, "
-                                   "proofs, bounds, fast path, kernels, audit) and print a verdict table.",
-                       parents=[json_flag("print the verdicts as JSON"), quiet_flag()])
+                                   "proofs, bounds, fast path, kernels, audit) and print a verdict table per "
+                                   "section. A check that does not apply to the problem says N/A and why.",
+                       parents=[json_or_markdown("print the verdicts as JSON", "print the tables as Markdown"),
+                                quiet_flag()])
     p.add_argument("problem", nargs="?", help="a problem .npz (default: the built-in default problem)")
     p.add_argument("--only", action="append", metavar="SECTION",
-                   help="run only sections whose title contains this text (repeatable)")
+                   help="run only sections whose title contains this text (repeatable): exact, proofs, bounds, "
+                        "fast, audit, kernels")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the sections and print them; exit code 1 when a check failed."""
     from .. import verify
-    from .._table import format_table
+    from .._table import format_markdown, format_table
     from ..examples import default_problem
     from ..problem import LoraAttention
 
+    verify.runner.check_only(args.only, "--only")  # before any work
     problem = LoraAttention.load_npz(args.problem) if args.problem else default_problem()
     report = progress(args)
     if not args.json:
-        print(f"verified-lora verify: {problem.describe()}")
+        import textwrap
+
+        print(textwrap.fill(f"verified-lora verify: {problem.describe()}", 120, subsequent_indent="  "))
     sections = verify.run(problem, progress=report, only=args.only)
     ok = all(s.passed for s in sections)
     if args.json:
-        print(json.dumps({"problem": problem.describe(), "passed": ok, "sections": [
+        print(json_dumps({"problem": problem.describe(), "passed": ok, "sections": [
             {"title": s.title, "passed": s.passed, "seconds": round(s.seconds, 3), "checks": [
-                {"name": c.name, "verdict": c.verdict, "observed": jsonable(c.observed),
-                 "bound": jsonable(c.bound), "detail": c.detail} for c in s.checks]} for s in sections]},
-            indent=2))
+                {"name": c.name, "verdict": c.verdict, "observed": c.observed,
+                 "bound": c.bound, "detail": c.detail} for c in s.checks]} for s in sections]}))
         return 0 if ok else 1
     for s in sections:
         print()
         rows = [(c.name, c.verdict, c.observed, c.bound, c.detail) for c in s.checks]
-        print(format_table(("check", "verdict", "observed", "bound", "detail"), rows,
-                           title=f"== {s.title} ({s.seconds:.1f}s): {'PASS' if s.passed else 'FAIL'}"))
-    n_fail = sum(c.passed is False for s in sections for c in s.checks)
-    n_skip = sum(c.passed is None for s in sections for c in s.checks)
-    n_pass = sum(c.passed is True for s in sections for c in s.checks)
-    print(f"\nverdict: {'PASS' if ok else 'FAIL'} ({n_pass} passed, {n_fail} failed, {n_skip} skipped)")
+        na = bool(s.checks) and all(c.verdict == "N/A" for c in s.checks)
+        title = f"{s.title} ({s.seconds:.1f}s): {'N/A' if na else 'PASS' if s.passed else 'FAIL'}"
+        headers = ("check", "verdict", "observed", "bound", "detail")
+        print(format_markdown(headers, rows, title=title) if args.markdown else
+              format_table(headers, rows, title=f"== {title}"))
+    counts = {v: sum(c.verdict == v for s in sections for c in s.checks) for v in ("PASS", "FAIL", "SKIP", "N/A")}
+    print(f"\nverdict: {'PASS' if ok else 'FAIL'} ({counts['PASS']} passed, {counts['FAIL']} failed, "
+          f"{counts['SKIP']} skipped, {counts['N/A']} not applicable)")
     return 0 if ok else 1

@@ -57,6 +57,7 @@ import numpy as np
 from .._xp import to_numpy
 from ..errors import InputError, RegimeError
 from ..problem import LoraAttention
+from ..overflow import check_problem
 from ..result import GradientResult, adapter_grads
 from ..tolerances import unit_roundoff
 
@@ -70,7 +71,7 @@ DEFAULT_BLOCK_BYTES = 128 * 2**20
 """Bytes of the per-block feature work arrays (blocks of a few hundred rows keep the thin GEMMs efficient)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # the compact GradientResult repr
 class FastGradientResult(GradientResult):
     """A :class:`~verified_lora.result.GradientResult` with the fast path's certificate.
 
@@ -333,6 +334,7 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         check fails).
     """
     tol = _check_args(problem, tol, method, tol_mode, force, block_size, max_attempts)
+    check_problem(problem, "fast")  # OverflowInputError before planning: inf/NaN never returned in silence
     if force == "exact":
         return _exact_result(problem, fallback=False, reason='exact gradients requested (force="exact")', tol=tol,
                              tol_mode=tol_mode, method_asked=method)

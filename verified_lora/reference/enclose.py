@@ -122,6 +122,15 @@ class Enclosure:
     dps: int
     info: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        """Compact: the loss interval with enough digits to tell its endpoints apart, and per quantity
+        the shape and the relative width (never the arrays)."""
+        widths = self.relative_widths()
+        parts = [f"{k}: {tuple(box.shape)} rel. width {widths.get(k, float('nan')):.2g}" for k, box in self.items()
+                 if k != "loss"]
+        return (f"Enclosure(backend={self.backend!r}, dps={self.dps}, loss={_interval_text(self.loss, self.dps)}, "
+                + "widths={" + ", ".join(parts) + "})")
+
     def items(self) -> Iterator[tuple[str, np.ndarray]]:
         """``(name, object array of intervals)`` for "loss", every adapter gradient and "W_Q".."W_V"."""
         yield "loss", np.array([self.loss], dtype=object)
@@ -233,6 +242,43 @@ class Enclosure:
 
 
 # ---------------------------------------------------------------------------- entry point
+_SHOWN: list[type] = []
+
+
+def _shown(x: Any) -> Any:
+    """``x`` as an ``mpmath.iv`` interval whose repr/str show enough digits to tell its endpoints apart
+    (mpmath prints at its global 15 digits, where both endpoints of a tight interval look the same)."""
+    import mpmath
+
+    if not _SHOWN:
+        class Interval(type(mpmath.iv.mpf(0))):  # an ivmpf: arithmetic and isinstance checks unchanged
+            __slots__ = ()
+
+            def __repr__(self) -> str:
+                a, b = _interval_text(self, 60)[1:-1].split(", ")
+                return f"mpi('{a}', '{b}')"
+
+            def __str__(self) -> str:
+                return _interval_text(self, 60)
+
+        _SHOWN.append(Interval)
+    out = object.__new__(_SHOWN[0])
+    out._mpi_ = x._mpi_
+    return out
+
+
+def _interval_text(x: Any, dps: int) -> str:
+    """``[a, b]`` with the fewest digits (>= 6) at which the endpoints differ (all ``dps + 5`` if they never do)."""
+    import mpmath
+
+    a, b = _endpoints(x)
+    for n in range(6, dps + 6):
+        sa, sb = mpmath.nstr(a, n), mpmath.nstr(b, n)
+        if sa != sb:
+            return f"[{sa}, {sb}]"
+    return f"[{mpmath.nstr(a, dps + 5)}, {mpmath.nstr(b, dps + 5)}]"
+
+
 def _wrap(rows: list[list[Any]], convert) -> np.ndarray:
     out = np.empty((len(rows), len(rows[0])), dtype=object)
     for i, row in enumerate(rows):
@@ -257,13 +303,28 @@ def enclose(problem: LoraAttention, dps: int = 30, *, backend: str = "auto") -> 
         # arb's lower()/upper() round at the context precision
         with scoped_precision(dps=dps, backend="arb"):
             loss, grads, weight_grads = evaluate(_ArbContext(), problem)
-            return _enclosure(loss, grads, weight_grads, _arb_to_iv, "flint.arb", dps)
+            try:
+                return _enclosure(loss, grads, weight_grads, _arb_to_iv, "flint.arb", dps)
+            except ArithmeticError as exc:  # exp of a huge score: arb gives up (non-finite ball)
+                raise _overflow_error(problem, str(exc)) from None
     with scoped_precision(dps=dps, backend="iv") as iv:
         loss, grads, weight_grads = evaluate(iv, problem)
     return _enclosure(loss, grads, weight_grads, lambda x: x, "mpmath.iv", dps)
 
 
-def _enclosure(loss: Any, grads: dict, weight_grads: dict, convert, backend: str, dps: int) -> Enclosure:
+def _overflow_error(problem: LoraAttention, what: str) -> Exception:
+    from ..errors import OverflowInputError
+    from ..overflow import RESCALE_FIX, magnitudes
+
+    m = magnitudes(problem)
+    return OverflowInputError(m.culprit("S"), "scores whose exponentials arb can enclose",
+                              f"{what} ({m.describe('S')})", RESCALE_FIX + ", or use backend='iv'")
+
+
+def _enclosure(loss: Any, grads: dict, weight_grads: dict, to_iv, backend: str, dps: int) -> Enclosure:
+    def convert(x: Any) -> Any:
+        return _shown(to_iv(x))
+
     return Enclosure(loss=convert(loss), grads={k: _wrap(v, convert) for k, v in grads.items()},
                      weight_grads={k: _wrap(v, convert) for k, v in weight_grads.items()},
                      backend=backend, dps=dps)

@@ -39,7 +39,7 @@ def bounds_section(problem: LoraAttention, progress: Progress) -> Section:
     # A verdict, not a pass/fail figure: a refusal is correct when the problem is outside the regime.
     consistent = pl.max_bound <= VERIFY_TOL if pl.degree is not None else not pl.efficient
     section.checks.append(Check("plan (factored): " + ("efficient" if pl.efficient else "refused"), consistent,
-                                pl.cost_ratio, 1.0, pl.reason[:160]))
+                                pl.cost_ratio, 1.0, pl.reason))
     if pl.degree is not None:
         section.checks.append(Check("certified bound <= tol", pl.max_bound <= VERIFY_TOL, pl.max_bound, VERIFY_TOL,
                                     f"{pl.family} degree {pl.degree}, rank {pl.rank}"))

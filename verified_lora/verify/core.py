@@ -14,17 +14,26 @@ Progress = Callable[[str], None]
 
 @dataclass(frozen=True)
 class Check:
-    """One verdict. ``passed`` is ``None`` when the check was skipped (``detail`` says why)."""
+    """One verdict. ``passed`` is ``None`` when the check was skipped (a tool is missing) or does not
+    apply to this problem (``applies=False``, verdict "N/A"); ``detail`` says why."""
 
     name: str
     passed: bool | None
     observed: Any = None
     bound: Any = None
     detail: str = ""
+    applies: bool = True
 
     @property
     def verdict(self) -> str:
+        if self.passed is None and not self.applies:
+            return "N/A"
         return {True: "PASS", False: "FAIL", None: "SKIP"}[self.passed]
+
+    @classmethod
+    def not_applicable(cls, name: str, why: str, observed: Any = None, bound: Any = None) -> "Check":
+        """A check that does not apply to this problem, with the reason."""
+        return cls(name, None, observed, bound, why, applies=False)
 
 
 @dataclass

@@ -5,7 +5,9 @@ from __future__ import annotations
 from ..problem import LoraAttention
 from .core import Check, Progress, Section
 
-__all__ = ["foundation_section"]
+__all__ = ["foundation_section", "TITLE"]
+
+TITLE = "exact (problem dtype) vs mpmath reference and enclosures"
 
 
 def foundation_section(problem: LoraAttention, progress: Progress) -> Section:
@@ -13,7 +15,7 @@ def foundation_section(problem: LoraAttention, progress: Progress) -> Section:
     from .. import exact, reference
     from ..tolerances import EXACT_VS_REFERENCE, enclosure_relative_width, max_relative_error
 
-    section = Section("exact float64 vs mpmath reference and enclosures")
+    section = Section(TITLE)
     tol = EXACT_VS_REFERENCE[str(problem.dtype)]
     progress("exact float64 loss and gradients")
     ex = exact.loss_and_grads(problem)
@@ -27,7 +29,7 @@ def foundation_section(problem: LoraAttention, progress: Progress) -> Section:
         e = ex.loss if name == "loss" else ex.grads[name]
         r = ref.loss if name == "loss" else ref.grads[name]
         err = max_relative_error(e, r)
-        section.checks.append(Check(f"{name}: float64 vs mpmath", err <= tol, err, tol,
+        section.checks.append(Check(f"{name}: {problem.dtype} vs mpmath", err <= tol, err, tol,
                                     "max-entry error relative to max |reference|"))
     outside = enc.outside(ref_exact)
     width = enc.max_relative_width()
@@ -40,6 +42,6 @@ def foundation_section(problem: LoraAttention, progress: Progress) -> Section:
     scales = enc.magnitudes()
     certified = max(bound / scales[name] if scales[name] else bound
                     for name, bound in enc.error_bounds(ex).items())
-    section.checks.append(Check("float64 error certified by enclosures", certified <= tol, certified, tol,
+    section.checks.append(Check(f"{problem.dtype} error certified by enclosures", certified <= tol, certified, tol,
                                 "rigorous max-entry error bound / max |value|, worst quantity"))
     return section

@@ -11,12 +11,13 @@ import time
 from collections.abc import Callable
 
 from ..problem import LoraAttention
-from .core import Progress, Section
+from ..errors import InputError, OverflowInputError
+from .core import Check, Progress, Section
 
-__all__ = ["SECTION_PROVIDERS", "run"]
+__all__ = ["SECTION_PROVIDERS", "run", "check_only"]
 
 SECTION_PROVIDERS: list[tuple[str, str]] = [
-    ("exact float64 vs mpmath reference and enclosures", "verified_lora.verify.foundation:foundation_section"),
+    ("exact (problem dtype) vs mpmath reference and enclosures", "verified_lora.verify.foundation:foundation_section"),
     ("symbolic proofs and certificates", "verified_lora.verify.proofs:proofs_section"),
     ("bounds: score interval, plan, phase transition", "verified_lora.verify.bounds:bounds_section"),
     ("fast path (certified) vs exact", "verified_lora.verify.fast:fast_section"),
@@ -31,20 +32,31 @@ def _load(spec: str) -> Callable[[LoraAttention, Progress], Section]:
     return getattr(importlib.import_module(module), func)
 
 
+def check_only(only: list[str] | None, field: str = "only") -> None:
+    """Raise :class:`InputError` when a name in ``only`` matches no section title."""
+    for name in only or []:
+        if not any(name.lower() in title.lower() for title, _ in SECTION_PROVIDERS):
+            raise InputError(field, "text contained in a section title: " + "; ".join(
+                repr(t) for t, _ in SECTION_PROVIDERS), repr(name), "e.g. --only exact --only fast")
+
+
 def run(problem: LoraAttention | None = None, *, progress: Progress | None = None,
         only: list[str] | None = None) -> list[Section]:
     """Run every section (or those whose title contains one of ``only``) on ``problem``."""
     from ..examples import default_problem
 
+    check_only(only)
     problem = default_problem() if problem is None else problem
     progress = progress or (lambda msg: None)
     sections = []
-    for title, spec in SECTION_PROVIDERS:
-        if only and not any(o.lower() in title.lower() for o in only):
-            continue
-        progress(f"[{title}]")
+    chosen = [(t, s) for t, s in SECTION_PROVIDERS if not only or any(o.lower() in t.lower() for o in only)]
+    for i, (title, spec) in enumerate(chosen, 1):
+        progress(f"[section {i}/{len(chosen)}: {title}]")
         t0 = time.perf_counter()
-        section = _load(spec)(problem, progress)
+        try:
+            section = _load(spec)(problem, progress)
+        except OverflowInputError as exc:  # a valid problem beyond the dtype's range: N/A, with the reason
+            section = Section(title, [Check.not_applicable("section", f"{exc}")])
         section.seconds = time.perf_counter() - t0
         sections.append(section)
     return sections
