@@ -12,7 +12,6 @@ positive symbol, so identities are decided as rational functions.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 
 import sympy as sp
