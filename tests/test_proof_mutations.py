@@ -247,3 +247,20 @@ def test_recheck_exit_status(tmp_path, capsys):
     doc = _edited("erratum/t-d2-d2", lambda d: d["obligations"][0].__setitem__("answer", "sat"))
     assert recheck.main([str(_write(tmp_path, doc))]) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_cli_prove_recheck(tmp_path, capsys, monkeypatch):
+    from verified_lora.cli import main
+
+    assert main(["prove", "--recheck", "erratum/", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS: 9/9 certificates re-checked" in out
+    assert main(["prove", "--recheck", "no-such-claim"]) == 2
+    capsys.readouterr()
+    directory = tmp_path / "certificates"
+    directory.mkdir()
+    doc = _edited("erratum/t-d2-d2", lambda d: d["obligations"][0].__setitem__("answer", "sat"))
+    _write(directory, doc, _cert("erratum/t-d2-d2").name)
+    monkeypatch.setenv("VERIFIED_LORA_PROOFS", str(tmp_path))
+    assert main(["prove", "--recheck", "-q"]) == 1
+    assert "FAIL: 0/1" in capsys.readouterr().out

@@ -31,8 +31,8 @@ from typing import Any
 
 import sympy as sp
 
-__all__ = ["FormalExp", "load_expr", "statement_latex", "decide", "recheck_file", "recheck_all", "main",
-           "RecheckResult"]
+__all__ = ["FormalExp", "load_expr", "statement_latex", "decide", "recheck_file", "recheck_all", "select_paths",
+           "default_directory", "main", "RecheckResult"]
 
 
 class FormalExp(sp.Function):
@@ -239,17 +239,36 @@ def recheck_file(path: str | Path) -> RecheckResult:
 
 
 def default_directory() -> Path:
-    """Where the committed certificates live (``$VERIFIED_LORA_PROOFS/certificates`` or the repository)."""
+    """Where the shipped certificates live: ``$VERIFIED_LORA_PROOFS/certificates``, else the package's own."""
     import os
 
     env = os.environ.get("VERIFIED_LORA_PROOFS")
-    base = Path(env) if env else Path(__file__).resolve().parents[1] / "proofs"
+    base = Path(env) if env else Path(__file__).resolve().parent / "proofs"
     return base / "certificates"
 
 
+def select_paths(claims: Iterable[str] = (), directory: str | Path | None = None) -> list[Path]:
+    """Certificate files whose claim id equals or starts with one of ``claims`` (all when empty).
+
+    Raises ``KeyError`` naming a selector that matches nothing.
+    """
+    directory = default_directory() if directory is None else Path(directory)
+    files = sorted(directory.glob("*.json"))
+    claims = list(claims)
+    if not claims:
+        return files
+    chosen: dict[Path, None] = {}
+    for sel in claims:
+        hits = [p for p in files if p.stem.replace("__", "/") == sel or p.stem.replace("__", "/").startswith(sel)]
+        if not hits:
+            raise KeyError(sel)
+        chosen.update(dict.fromkeys(hits))
+    return sorted(chosen)
+
+
 def recheck_all(paths: Iterable[str | Path] | None = None) -> list[RecheckResult]:
-    """Re-check the given certificate files (default: every committed certificate)."""
-    paths = sorted(default_directory().glob("*.json")) if not paths else [Path(p) for p in paths]
+    """Re-check the given certificate files (default: every shipped certificate)."""
+    paths = select_paths() if not paths else [Path(p) for p in paths]
     return [recheck_file(p) for p in paths]
 
 
