@@ -9,15 +9,14 @@ Each certificate also plants false variants of its inequality, which z3 must ref
 * ``bounds-f-row-l1`` (F2) over any number n of keys, reduced to fixed-size scalar lemmas:
   per key, ``pi |a - abar| = 2 pi max(a - abar, 0) - pi (a - abar)`` and
   ``pi max(a - abar, 0) <= pi [a > abar] x``, ``pi max(abar - a, 0) <= pi [a < abar] y`` (z3, one key);
-  summed over the keys (linearity and monotonicity of finite sums, and
-  ``sum pi (a - abar) = 0``: stated on paper) the numerator is ``2P`` with ``P <= m+ x``,
+  summed over the keys (monotonicity of finite sums: stated on paper; ``sum pi (a - abar) =
+  abar (1 - sum pi)`` checked for a symbolic number of keys) the numerator is ``2P`` with ``P <= m+ x``,
   ``P <= m- y``, ``m+ + m- <= 1``; then ``2P <= 2xy/(x+y)`` and
   ``2xy/((x+y) abar) <= e/(1 - e^2/2)`` (z3). Also ``s >= 1 - e^2`` for ``s = sqrt(1 - e^2)`` and
   the sharp form ``(e^2 - t^2)/(e(1+t)) <= 2e/(1+s)`` (z3), the identities by SymPy, and the whole
   lemma for n = 2 keys directly (z3).
 * ``bounds-h-identity`` (P, structured): ``<c + dv, V_l - v - dv> - <c, V_l - v> =
-  <dv, V_l - v> - <c + dv, dv>`` for vectors of any length (checked with symbolic entries, d = 4,
-  a bilinear identity, so it holds for every length by linearity in each coordinate).
+  <dv, V_l - v> - <c + dv, dv>`` for vectors of symbolic length (index notation).
 * ``bounds-factored-gradient``: ``d/dA~_ij (1/2 ||D~^{-1} A~ V - Y||^2) = (q~_ij - r~_i) / D~_i``
   with ``q~ = c~ V^T``, ``r~_i = sum_j f~_ij q~_ij``: exact SymPy differentiation for every
   ``L <= 2``, ``L_k <= 3``, ``d_v <= 2``; ``|(1+eta)/(1+zeta) - 1| <= (eps_A + eps_D)/(1 - eps_A)``
@@ -95,6 +94,15 @@ def prove_f_row_l1() -> Certificate:
                    pi * sp.Max(a - ab, 0) <= sp.Piecewise((pi, a > ab), (0, True)) * (1 + e - ab))
     n += smt.prove("F2 per key: pi max(abar - a, 0) <= pi [a < abar] y", key,
                    pi * sp.Max(ab - a, 0) <= sp.Piecewise((pi, a < ab), (0, True)) * (ab - (1 - e)))
+    # sum_l pi_l (a_l - abar) = abar (1 - sum_l pi_l) for abar = sum_l pi_l a_l (= 0 when sum pi = 1), any n keys
+    nk = sp.Symbol("n", integer=True, positive=True)
+    l, m = sp.symbols("l m", integer=True, nonnegative=True)
+    piv, av = sp.IndexedBase("pi"), sp.IndexedBase("a")
+    mean = sp.Sum(piv[m] * av[m], (m, 0, nk - 1))
+    if not pt.sums_equal(sp.Sum(piv[l] * (av[l] - mean), (l, 0, nk - 1)),
+                         mean * (1 - sp.Sum(piv[l], (l, 0, nk - 1))),
+                         "sum_l pi_l (a_l - abar) = abar (1 - sum_l pi_l), n keys"):
+        raise ProofFailure("mean identity not shown")
     # after summing: P <= m+ x, P <= m- y, m+ + m- <= 1  =>  2P <= 2xy/(x+y)
     P, mp, mm, X, Y = _r("P m_p m_m x y")
     n += smt.prove("F2: 2 min(m+ x, m- y) <= 2xy/(x+y)",
@@ -126,30 +134,34 @@ def prove_f_row_l1() -> Certificate:
                                "s >= 1-e^2, the sharp form, and the lemma for n = 2 keys directly; planted false "
                                "variants refuted (sat). SymPy for x+y = 2e, the closed form of 2xy/((x+y)(1+t)) and "
                                "the square (t+1-s)^2"),
-                       scope="0 < e < 1, |t| < e, any number of keys (summation steps stated on paper)",
+                       scope="0 < e < 1, |t| < e, any number of keys (summing inequalities over keys: stated on paper)",
                        result="proved",
                        expressions={"h": h, "peak": peak, "tau": tau},
-                       on_paper=("summing the per-key inequalities over the n keys (finite sums are linear and "
-                                 "monotone); sum_l pi_l (a_l - abar) = 0 because abar = sum_l pi_l a_l and "
-                                 "sum_l pi_l = 1; m+ + m- <= sum_l pi_l = 1",))
+                       on_paper=("summing the per-key inequalities over the n keys (finite sums are monotone), "
+                                 "which gives P <= m+ x and P <= m- y with m+ + m- <= sum_l pi_l = 1; the identity "
+                                 "sum_l pi_l (a_l - abar) = abar (1 - sum_l pi_l) is checked for symbolic n",))
 
 
 @register_proof("bounds-h-identity", title="h~_l - h_l = <dv, V_l - v> - <c~, dv>", paper=PAPER)
 def prove_h_identity() -> Certificate:
-    d = 4
-    c = sp.Matrix(sp.symbols(f"c0:{d}"))
-    dv = sp.Matrix(sp.symbols(f"dv0:{d}"))
-    Vl = sp.Matrix(sp.symbols(f"V0:{d}"))
-    v = sp.Matrix(sp.symbols(f"v0:{d}"))
-    lhs = (c + dv).dot(Vl - v - dv) - c.dot(Vl - v)
-    rhs = dv.dot(Vl - v) - (c + dv).dot(dv)
-    _zero(sp.expand(lhs - rhs), "h identity")
+    n = sp.Symbol("n", integer=True, positive=True)
+    k = sp.Symbol("k", integer=True, nonnegative=True)
+    c, dv, Vl, v = (sp.IndexedBase(x) for x in ("c", "dv", "V_l", "v"))
+
+    def dot(x, y):
+        return sp.Sum(x * y, (k, 0, n - 1))
+
+    lhs = dot(c[k] + dv[k], Vl[k] - v[k] - dv[k]) - dot(c[k], Vl[k] - v[k])
+    rhs = dot(dv[k], Vl[k] - v[k]) - dot(c[k] + dv[k], dv[k])
+    if not pt.sums_equal(lhs, rhs, "h identity, vectors of symbolic length n"):
+        raise ProofFailure("h identity not shown at symbolic length")
     return Certificate(claim="bounds-h-identity", title="the structured p-step identity",
                        statement=r"\langle c+\delta v, V_l-v-\delta v\rangle-\langle c,V_l-v\rangle"
                                  r"=\langle\delta v,V_l-v\rangle-\langle c+\delta v,\delta v\rangle",
-                       level="generic", method="SymPy expand with symbolic entries; bilinear, so length-independent",
-                       scope="vectors of length 4 with symbolic entries (every coordinate enters linearly)",
-                       result="proved", expressions={"lhs": lhs, "rhs": rhs})
+                       level="generic", method="index notation: inner products as sums over a symbolic length n, "
+                                               "decided by the index normal form",
+                       scope="vectors of any length n (symbolic)",
+                       result="proved", expressions={"lhs": pt.canonical_bound(lhs), "rhs": pt.canonical_bound(rhs)})
 
 
 @register_proof("bounds-factored-gradient", title="dL~/dA~_ij = (q~_ij - r~_i)/D~_i; |xi| <= (eA+eD)/(1-eA)",
