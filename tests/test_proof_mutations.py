@@ -264,3 +264,16 @@ def test_cli_prove_recheck(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("VERIFIED_LORA_PROOFS", str(tmp_path))
     assert main(["prove", "--recheck", "-q"]) == 1
     assert "FAIL: 0/1" in capsys.readouterr().out
+
+
+def test_index_normal_form_refuses_dependent_ranges_and_keeps_them_apart():
+    i, j = sp.symbols("i j", integer=True, nonnegative=True)
+    n = sp.Symbol("n", integer=True, positive=True)
+    x = sp.IndexedBase("x")
+    with pytest.raises(ValueError, match="depends on another summation index"):
+        nf.equal(sp.Sum(sp.Sum(x[j], (j, 0, i)), (i, 0, n - 1)), 0)
+    # inside an atom, a range bound by an inner index must not print like one bound by a free symbol
+    k = sp.Symbol("k", integer=True, nonnegative=True)
+    bound = nf.canonical_inner(sp.exp(sp.Sum(x[j], (j, 0, i), (i, 0, n))))    # i summed
+    free = nf.canonical_inner(sp.exp(sp.Sum(x[j], (j, 0, i), (k, 0, n))))     # i free
+    assert sp.srepr(bound) != sp.srepr(free)

@@ -127,6 +127,7 @@ def _fresh_sums(expr: sp.Expr, fresh: _Names) -> sp.Expr:
         for var, lo, hi in s.limits:
             new = fresh()
             body = body.xreplace({var: new})
+            limits = [(v, a.xreplace({var: new}), b.xreplace({var: new})) for v, a, b in limits]
             limits.append((new, lo, hi))
         return sp.Sum(_fresh_sums(body, fresh), *limits)
 

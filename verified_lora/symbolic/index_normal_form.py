@@ -78,10 +78,11 @@ def terms(e: Any, fresh: _Fresh | None = None) -> list[Term]:
         return [Term(sp.Integer(1), [e], [])]
     if isinstance(e, sp.Sum):
         body = e.function
-        limits = []
-        for var, lo, hi in e.limits:
+        limits: list[tuple[Any, Any, Any]] = []
+        for var, lo, hi in e.limits:      # inner limits first; a later one may bound an earlier range
             new = fresh()
             body = body.xreplace({var: new})
+            limits = [(v, a.xreplace({var: new}), b.xreplace({var: new})) for v, a, b in limits]
             limits.append((new, lo, hi))
         return [Term(t.coeff, t.factors, limits + t.bound) for t in terms(body, fresh)]
     if isinstance(e, (sp.Number, sp.Symbol)) or (not e.free_symbols and not e.atoms(sp.Indexed)):
@@ -103,6 +104,7 @@ def canonical_inner(e: Any) -> Any:
             for k, (var, lo, hi) in enumerate(x.limits):
                 new = sp.Symbol(f"_s{depth}_{k}", integer=True, nonnegative=True)
                 body = body.xreplace({var: new})
+                limits = [(v, a.xreplace({var: new}), b.xreplace({var: new})) for v, a, b in limits]
                 limits.append((new, lo, hi))
             return sp.Sum(walk(body, depth + 1), *limits)
         if not x.args:
@@ -207,6 +209,9 @@ def normal_form(e: Any) -> dict[tuple, Any]:
     out: dict[tuple, Any] = {}
     cache: dict[Any, str] = {}
     for t in terms(e):
+        names = {b[0] for b in t.bound}
+        if any((sp.sympify(lo).free_symbols | sp.sympify(hi).free_symbols) & names for _, lo, hi in t.bound):
+            raise ValueError("index normal form: a summation range depends on another summation index")
         c = _collapse(t)
         if c is None:
             continue
@@ -235,7 +240,8 @@ def _simplify_equal(lhs: Any, rhs: Any) -> bool:
     def norm(e: Any) -> Any:
         for _ in range(3):
             e = canonical_inner(sp.expand(e))
-            e = e.replace(lambda x: isinstance(x, sp.Sum), lambda x: factor_sum(sp.Sum(sp.expand(x.function), *x.limits)))
+            e = e.replace(lambda x: isinstance(x, sp.Sum),
+                          lambda x: factor_sum(sp.Sum(sp.expand(x.function), *x.limits)))
         return canonical_inner(sp.expand(e))
 
     diff = sp.expand(norm(lhs) - norm(rhs))

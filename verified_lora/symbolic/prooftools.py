@@ -170,6 +170,7 @@ def fresh_bound(expr: sp.Expr) -> sp.Expr:
             var = lim[0]
             new = sp.Dummy(str(var), integer=True, nonnegative=True)
             body = body.xreplace({var: new})
+            limits = [(v, *(x.xreplace({var: new}) for x in rest)) for v, *rest in limits]
             limits.append((new, *lim[1:]))
         return sp.Sum(fresh_bound(body), *limits)
 
@@ -262,6 +263,7 @@ def canonical_bound(expr: sp.Expr) -> sp.Expr:
             for k, lim in enumerate(e.limits):
                 new = sp.Symbol(f"_s{depth}_{k}", integer=True, nonnegative=True)
                 body = body.xreplace({lim[0]: new})
+                limits = [(v, *(x.xreplace({lim[0]: new}) for x in rest)) for v, *rest in limits]
                 limits.append((new, *lim[1:]))
             return sp.Sum(walk(body, depth + 1), *limits)
         if not e.args:
