@@ -49,10 +49,14 @@ def prove_lemma_3_2() -> Certificate:
                    r"\frac{\partial\mathcal L}{\partial B_Q} = s\,G_Q A_Q^\top\in\mathbb R^{d\times r},\quad "
                    r"W_Q = W_Q^\star + s B_Q A_Q,\ s = \alpha/r\ (\text{or } \alpha/\sqrt r)"),
         level="generic",
-        method=("Route 1 (no chain rule by hand): the whole loss in index notation at symbolic sizes (element forms of "
-                "derive.element_forms inlined to the leaves, formal exp), sympy.diff with respect to theta[k0, l0] for "
-                "theta in {W_Q, A_Q, B_Q}, equal to the entry of derive.weight_gradients / adapter_gradients by the index normal "
-                "form. Route 2: MatrixSymbol calculus (products dimension checked, traces differentiated one by one) with symbolic sizes: d/dtheta tr(p^T S) for S = beta X_Q (W* + s B A) K^T "
+        method=("Route 1 (no chain rule by hand): the whole loss in index notation at symbolic sizes "
+                "(element forms of "
+                "derive.element_forms inlined to the leaves, formal exp), sympy.diff with respect to "
+                "theta[k0, l0] for "
+                "theta in {W_Q, A_Q, B_Q}, equal to the entry of derive.weight_gradients / "
+                "adapter_gradients by the index normal "
+                "form. Route 2: MatrixSymbol calculus (products dimension checked, traces differentiated "
+                "one by one) with symbolic sizes: d/dtheta tr(p^T S) for S = beta X_Q (W* + s B A) K^T "
                 "and theta in {A_Q, B_Q, W_Q}, with p = dL/dS from certificate definition-3.6 (chain rule; S is "
                 "linear in each theta); compared with derive.weight_gradients / derive.adapter_gradients. "
                 f"End-to-end cross-check: derive.backward == sympy.diff(loss) exactly ({n} entry identities, fully "
@@ -168,7 +172,8 @@ def refute_ja_jb() -> Certificate:
                    r"\ (\text{column-major}),\ J_B = [B_Q;\dots;B_Q]\in\mathbb R^{d^2\times r}\ (\text{ill-typed})"),
         level="counterexample",
         method=("exact rational evaluation at d = r = 2: printed J_A vec_r(B) != vec_r(B A) while printed J_A "
-                "vec_c(B) = vec_c(B A) (column-major) and the corrected J_A, J_B reproduce vec_r(B A); the printed "
+                "vec_c(B) = vec_c(B A) (column-major) and the corrected J_A, J_B reproduce vec_r(B A); "
+                "the printed "
                 "J_B (a d^2 x r stack) cannot multiply vec(A_Q) of length r d when d >= 2"),
         scope="d = r = 2", result="refuted",
         expressions={"J_A_printed": J_A_printed, "J_A_correct": J_A_correct, "J_B_correct": J_B_correct},

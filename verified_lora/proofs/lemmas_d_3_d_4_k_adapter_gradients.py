@@ -46,10 +46,14 @@ def prove_k_adapters() -> Certificate:
                    r"C^{(2)\top}_K p^\top C^{(1)}_K,\quad \frac{\partial\mathcal L}{\partial A_K} = s B_K^\top G_K,\quad "
                    r"\frac{\partial\mathcal L}{\partial B_K} = s G_K A_K^\top"),
         level="generic",
-        method=("Route 1 (no chain rule by hand): the whole loss in index notation at symbolic sizes (element forms of "
-                "derive.element_forms inlined to the leaves, formal exp), sympy.diff with respect to theta[k0, l0] for "
-                "theta in {W_K, A_K, B_K}, equal to the entry of derive.weight_gradients / adapter_gradients by the index normal "
-                "form. Route 2: MatrixSymbol calculus (products dimension checked, traces differentiated one by one) with symbolic sizes: d/dtheta tr(p^T S) for S = beta P (X_K (W* + s B A))^T, "
+        method=("Route 1 (no chain rule by hand): the whole loss in index notation at symbolic sizes "
+                "(element forms of "
+                "derive.element_forms inlined to the leaves, formal exp), sympy.diff with respect to "
+                "theta[k0, l0] for "
+                "theta in {W_K, A_K, B_K}, equal to the entry of derive.weight_gradients / "
+                "adapter_gradients by the index normal "
+                "form. Route 2: MatrixSymbol calculus (products dimension checked, traces differentiated "
+                "one by one) with symbolic sizes: d/dtheta tr(p^T S) for S = beta P (X_K (W* + s B A))^T, "
                 "theta in {A_K, B_K, W_K}, p = dL/dS from definition-3.6; compared with derive.weight_gradients / "
                 f"adapter_gradients. End-to-end cross-check: derive.backward == sympy.diff(loss) ({n} identities, "
                 "symbolic entries) at (L,L_k,d_model,d_head,d_v,r) in " + ", ".join(shapes)),
@@ -101,7 +105,8 @@ def refute_k_transposition() -> Certificate:
                    r"\ (\text{the transpose acts on } \partial\mathcal L/\partial W_K^\top \text{ before } B_K^\top)"),
         level="counterexample",
         method=("exact rational evaluation at L = d = r = 2 (so that T(d, d) even applies), f row-stochastic "
-                "(p = dL/dS by definition-3.6, gradient by lemmas-d.3-d.4); both T(d,d)^T vec(B^T C1^T p C2) and the "
+                "(p = dL/dS by definition-3.6, gradient by lemmas-d.3-d.4); both T(d,d)^T vec(B^T C1^T p "
+                "C2) and the "
                 "untransposed B^T C1^T p C2 differ from the corrected value"),
         scope="L = d = r = 2", result="refuted",
         expressions={"correct": correct, "untransposed": inner},

@@ -45,11 +45,16 @@ def prove_v_adapter() -> Certificate:
                    r"\frac{\partial\mathcal L}{\partial A_V} = s B_V^\top G_V,\quad "
                    r"\frac{\partial\mathcal L}{\partial B_V} = s G_V A_V^\top,\quad c = f X_V W_V - Y"),
         level="generic",
-        method=("Route 1 (no chain rule by hand): the whole loss in index notation at symbolic sizes (element forms of "
-                "derive.element_forms inlined to the leaves, formal exp), sympy.diff with respect to theta[k0, l0] for "
-                "theta in {W_V, A_V, B_V}, equal to the entry of derive.weight_gradients / adapter_gradients by the index normal "
-                "form. Route 2: MatrixSymbol calculus (products dimension checked, traces differentiated one by one) with symbolic sizes: sympy.diff of tr(R^T R)/2, R = f X_V (W* + s B A) - Y, "
-                "with respect to A_V, B_V and W_V (f does not depend on W_V); compared with derive.weight_gradients / "
+        method=("Route 1 (no chain rule by hand): the whole loss in index notation at symbolic sizes "
+                "(element forms of "
+                "derive.element_forms inlined to the leaves, formal exp), sympy.diff with respect to "
+                "theta[k0, l0] for "
+                "theta in {W_V, A_V, B_V}, equal to the entry of derive.weight_gradients / "
+                "adapter_gradients by the index normal "
+                "form. Route 2: MatrixSymbol calculus (products dimension checked, traces differentiated "
+                "one by one) with symbolic sizes: sympy.diff of tr(R^T R)/2, R = f X_V (W* + s B A) - Y, "
+                "with respect to A_V, B_V and W_V (f does not depend on W_V); compared with "
+                "derive.weight_gradients / "
                 f"adapter_gradients. End-to-end cross-check ({n} identities, symbolic entries) at "
                 "(L,L_k,d_model,d_head,d_v,r) in " + ", ".join(shapes)),
         scope="all sizes, any s (end-to-end cross-check: the listed shapes)",
