@@ -29,7 +29,7 @@ echo "== wheel smoke: install in a fresh venv"
 python3 -m venv "$work/venv"
 # The audit and interval layers of `verify` run too; torch is pinned to the CPU build CI already uses.
 # (pipefail keeps pip's exit status; the filter only drops a local index's harmless warnings)
-"$work/venv/bin/pip" install -q "$whl[audit,rigorous]" "torch==2.13.0" 2>&1 \
+"$work/venv/bin/pip" install -q "$whl[audit,rigorous,proofs]" "torch==2.13.0" 2>&1 \
   | { grep -v "is ignored: it is neither a file nor a directory" || true; }
 
 cd "$work"   # outside the repository: nothing from the source tree is importable
@@ -50,6 +50,7 @@ claims="$("$vl" prove --list | tail -n +3 | grep -c .)" || claims=0
 echo "== wheel smoke: prove --list shows $claims claims"
 if [ "$claims" -lt 1 ]; then echo "-- FAILED: no registered claims in the wheel"; rc=1; fi
 step prove --check -q
+step prove --recheck -q
 step kernels --check
 step verify
 [ "$rc" -eq 0 ] && echo "wheel smoke: PASS" || echo "wheel smoke: FAIL"

@@ -23,11 +23,47 @@ def add(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--check", action="store_true",
                    help="re-run and compare with the stored certificates byte for byte; write nothing")
     p.add_argument("--no-write", action="store_true", help="run the proofs but do not write certificates")
+    p.add_argument("--recheck", action="store_true",
+                   help="re-decide every obligation stored in the certificates with SymPy or z3 alone, without "
+                        "running the proofs or importing the derivation code; write nothing")
     p.set_defaults(func=run)
 
 
 def _short(text: str, n: int = 58) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
+
+
+def _recheck(args: argparse.Namespace) -> int:
+    """``prove --recheck``: the standalone re-checker over the selected certificates."""
+    from .. import recheck
+    from .._table import format_table
+    from ..errors import InputError
+
+    t0 = time.perf_counter()
+    try:
+        paths = recheck.select_paths(args.claims)
+    except KeyError as exc:
+        raise InputError("CLAIM", "a claim id or prefix of a shipped certificate", str(exc)) from None
+    report = progress(args)
+    results = []
+    for k, path in enumerate(paths, start=1):
+        report(f"[{k}/{len(paths)}] {path.stem.replace('__', '/')}")
+        results.append(recheck.recheck_file(path))
+    ok = bool(results) and all(r.ok for r in results)
+    seconds = time.perf_counter() - t0
+    if args.json:
+        print(json.dumps({"passed": ok, "seconds": round(seconds, 2),
+                          "rows": [{"claim": r.claim, "ok": r.ok, "decided": r.decided, "opaque": r.opaque,
+                                    "seconds": round(r.seconds, 3), "failures": r.failures} for r in results]},
+                         indent=2))
+        return 0 if ok else 1
+    rows = [(r.claim, "ok" if r.ok else "FAIL", r.decided, r.opaque, f"{r.seconds:.2f}",
+             _short("; ".join(r.failures), 70)) for r in results]
+    print(format_table(("claim", "re-check", "decided", "opaque", "time s", "failures"), rows))
+    print(f"\n{'PASS' if ok else 'FAIL'}: {sum(r.ok for r in results)}/{len(results)} certificates re-checked, "
+          f"{sum(r.decided for r in results)} obligations re-decided, {sum(r.opaque for r in results)} opaque "
+          f"(re-run only by --check), in {seconds:.1f}s")
+    return 0 if ok else 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,6 +72,11 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..symbolic import certificates, prove
 
+    if args.recheck:
+        if args.check or args.no_write or args.list:
+            raise InputError("--recheck", "alone (it neither runs the proofs nor writes)",
+                             "combined with --check, --no-write or --list")
+        return _recheck(args)
     if args.list:
         certificates.discover()
         rows = [(p.claim, p.expect, p.title) for p in certificates.select()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sympy as sp
 
 from verified_lora.symbolic import derive
+from verified_lora.symbolic import index_calculus as ic
 from verified_lora.symbolic import prooftools as pt
 from verified_lora.symbolic.certificates import Certificate, ProofFailure, register_proof, run_main
 
@@ -57,13 +58,13 @@ def prove_p_decomposition() -> Certificate:
     # Step 0: the stabilised softmax exp(S - m)/sum exp(S - m) equals exp(S)/sum exp(S).
     f_shift = pt.inline(f[i, j], forms, ["f", "u", "alpha"])
     f_plain = f_shift.xreplace({m[i]: 0})
-    if not pt.sums_equal(f_shift, f_plain):
+    if not pt.sums_equal(f_shift, f_plain, "softmax shift: exp(S-m)/sum exp(S-m) = exp(S)/sum exp(S)", "simplify"):
         raise ProofFailure("softmax shift invariance not shown")
     # Step A: dL/df = q (loss of (3.4) with f a free array).
     loss_f = pt.inline(forms["loss"].expr, forms, ["c"])
     dL_df = pt.collapse_deltas(sp.diff(loss_f, f[m0, n0]))
     q_def = pt.inline(q[m0, n0], forms, ["q", "c"])
-    if not pt.sums_equal(dL_df, q_def):
+    if not pt.sums_equal(dL_df, q_def, "dL/df_mn = q_mn"):
         raise ProofFailure("dL/df_{mn} != q_{mn}")
     # Step B+C: dL/dS_{mn} = sum_{i,j} q_ij df_ij/dS_mn (chain rule) equals the element form of p.
     def f_of_S(a, b):
@@ -73,12 +74,13 @@ def prove_p_decomposition() -> Certificate:
     def in_S(expr):
         return expr.replace(lambda x: isinstance(x, sp.Indexed) and str(x.base) == "f", lambda x: f_of_S(*x.indices))
     p_def = in_S(pt.inline(sp.IndexedBase("p")[m0, n0], forms, ["p", "rvec"]))
-    if not pt.sums_equal(chain, p_def):
+    if not pt.sums_equal(chain, p_def, "sum_ij q_ij df_ij/dS_mn = p_mn"):
         raise ProofFailure("sum_ij q_ij df_ij/dS_mn != p_mn (element form of p)")
     # Definition 3.6: p = p1 - p2 with p1 = f*q and the row-stacked p2 = diag(rvec) f.
     p12 = pt.inline(sp.IndexedBase("p1")[m0, n0] - sp.IndexedBase("p2")[m0, n0], forms, ["p1", "p2", "rvec"])
-    if not pt.sums_equal(pt.inline(sp.IndexedBase("p")[m0, n0], forms, ["p", "rvec"]), p12):
+    if not pt.sums_equal(pt.inline(sp.IndexedBase("p")[m0, n0], forms, ["p", "rvec"]), p12, "p = p1 - p2"):
         raise ProofFailure("p != p1 - p2")
+    ic.check_gradient("S")   # (D) directly: d loss / dS_mn, no chain rule by hand
     shapes = _small_scope_matrix_p()
     return Certificate(
         claim="definition-3.6", title="p = dL/dS = p1 - p2 (row-stacked p2)",
@@ -90,7 +92,9 @@ def prove_p_decomposition() -> Certificate:
                 "L_k = n+1+L_k'): sympy.diff of the element forms of derive.element_forms(): "
                 "(0) exp(S-m)/sum exp(S-m) = exp(S)/sum exp(S); (A) dL/df_mn = q_mn; "
                 "(B,C) sum_ij q_ij df_ij/dS_mn = f_mn (q_mn - rvec_m) (chain rule, KroneckerDelta sums "
-                "collapsed by sympy); p = p1 - p2. Cross-check: derive.backward()'s matrix p equals "
+                "collapsed by sympy); p = p1 - p2; (D) with no chain rule by hand: sympy.diff of the whole loss "
+                "(element forms inlined, S as leaves) with respect to S_mn equals the element form of p, decided by "
+                "the index normal form (formal exp and reciprocal row sums as atoms). Cross-check: derive.backward()'s matrix p equals "
                 "sympy.diff(loss, S_ij) exactly for every shape (L, L_k, d_v) <= (3, 3, 2)."),
         scope="all sizes L, L_k, d_v >= 1 (matrix-form cross-check: L <= 3, L_k <= 3, d_v <= 2, all symbolic)",
         result="proved",
@@ -118,6 +122,7 @@ _Y = pt.rational_matrix([[0, 1], [1, 0]])
 
 def _counterexample(claim: str, title: str, statement: str, printed: sp.Matrix, note: str) -> Certificate:
     correct = _printed_vs_correct_p(_F, _C3, _Y)
+    pt.check_differs(printed, correct, f"{claim}: printed p != dL/dS = correct p")
     if printed == correct:
         raise ProofFailure(f"{claim}: printed and correct forms agree on the chosen data")
     entry = next((i, j) for i in range(2) for j in range(2) if printed[i, j] != correct[i, j])
@@ -161,6 +166,8 @@ def refute_lemma_3_7_factors() -> Certificate:
     printed = U1 * (sp.diag(*r) * V1).T    # U4 = U1, V4 = diag(r) V1
     correct_factors = (sp.diag(*r) * U1) * V1.T   # U4 = diag(r) U1, V4 = V1
     p2 = sp.diag(*r) * _F
+    pt.check_equal(correct_factors, p2, "corrected factors (diag(r) U1) V1^T = p2")
+    pt.check_differs(printed, p2, "printed factors U1 (diag(r) V1)^T != p2")
     if correct_factors != p2:
         raise ProofFailure("corrected factor choice does not reproduce p2 = diag(r) f")
     if printed == p2:

@@ -48,18 +48,16 @@ def prove_commutation() -> Certificate:
         m, n = sh["m"], sh["n"]
         W = derive.matrix_symbols("w", m, n)
         T = commutation(m, n)
-        if T * _vec(W) != _vec(W.T):
-            raise ProofFailure(f"T({m},{n}) vec(W) != vec(W^T)")
-        if T * T.T != sp.eye(m * n) or any(sum(T.row(i)) != 1 for i in range(m * n)):
-            raise ProofFailure(f"T({m},{n}) is not a permutation matrix")
-        if commutation(n, m) * T != sp.eye(m * n):
-            raise ProofFailure(f"T({n},{m}) T({m},{n}) != I")
-        if m == n and (T != T.T or T * T != sp.eye(m * n)):
-            raise ProofFailure(f"T({m},{m}) is not a symmetric involution")
+        pt.check_equal(T * _vec(W), _vec(W.T), f"T({m},{n}) vec(W) = vec(W^T)")
+        pt.check_equal(T * T.T, sp.eye(m * n), f"T({m},{n}) T({m},{n})^T = I")
+        pt.check_equal(T * sp.ones(m * n, 1), sp.ones(m * n, 1), f"T({m},{n}) rows sum to 1 (a permutation)")
+        pt.check_equal(commutation(n, m) * T, sp.eye(m * n), f"T({n},{m}) T({m},{n}) = I")
+        if m == n:
+            pt.check_equal(T, T.T, f"T({m},{m}) = T({m},{m})^T")
+            pt.check_equal(T * T, sp.eye(m * n), f"T({m},{m})^2 = I")
         if (printed_rule(m, n) == T) != (m == n or 1 in (m, n)):
             raise ProofFailure(f"printed rule agrees/disagrees unexpectedly at ({m},{n})")
-        if printed_rule(m, n) != T.T:
-            raise ProofFailure(f"printed rule is not the transpose at ({m},{n})")
+        pt.check_equal(printed_rule(m, n), T.T, f"printed rule = T({m},{n})^T")
         if printed_rule(m, n) != T:
             mismatch_printed.append([m, n])
         n_shapes += 1

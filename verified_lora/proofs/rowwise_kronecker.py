@@ -14,6 +14,7 @@ from sympy.simplify.simplify import factor_sum
 
 from verified_lora.symbolic import derive
 from verified_lora.symbolic import prooftools as pt
+from verified_lora.symbolic import smt
 from verified_lora.symbolic.certificates import Certificate, ProofFailure, register_proof, run_main
 
 PAPER = {"iclr2025": "Lemma 3.6 (proof, App. C.5) and Lemma D.8; the product is called column-wise there",
@@ -29,8 +30,20 @@ def prove_rowwise_kronecker() -> Certificate:
     # entry (i, j) of (U1 (/) U2)(V1 (/) V2)^T: sum over the column pairs (a, b) of U1[i,a] U2[i,b] V1[j,a] V2[j,b]
     inner = factor_sum(sp.Sum(U1[i, a] * U2[i, b] * V1[j, a] * V2[j, b], (b, 0, k2 - 1)))
     rhs = factor_sum(sp.Sum(inner, (a, 0, k1 - 1)))
-    if sp.expand(lhs - rhs) != 0:
+    double = sp.Sum(U1[i, a] * U2[i, b] * V1[j, a] * V2[j, b], (a, 0, k1 - 1), (b, 0, k2 - 1))
+    if not pt.sums_equal(lhs, double, "(U1 V1^T)_ij (U2 V2^T)_ij = sum over column pairs (a, b)"):
         raise ProofFailure(f"generic identity not shown: {lhs} vs {rhs}")
+    # the flattened column index t = l1 k2 + l2 is a bijection [0,k1) x [0,k2) -> [0, k1 k2), symbolic k1, k2
+    l1, l2, t, K1, K2 = sp.symbols("l1 l2 t k1 k2", integer=True)
+    sizes = [K1 >= 1, K2 >= 1]
+    T = l1 * K2 + l2
+    nb = smt.prove("t = l1 k2 + l2 lies in [0, k1 k2) and recovers l1 = floor(t/k2), l2 = t mod k2",
+                   sizes + [l1 >= 0, l1 < K1, l2 >= 0, l2 < K2],
+                   sp.And(T >= 0, T < K1 * K2, sp.Eq(sp.floor(T / K2), l1), sp.Eq(sp.Mod(T, K2), l2)))
+    nb += smt.prove("every t in [0, k1 k2) is l1 k2 + l2 with l1 = floor(t/k2) < k1, l2 = t mod k2 < k2",
+                    sizes + [t >= 0, t < K1 * K2],
+                    sp.And(sp.floor(t / K2) >= 0, sp.floor(t / K2) < K1, sp.Mod(t, K2) >= 0, sp.Mod(t, K2) < K2,
+                           sp.Eq(sp.floor(t / K2) * K2 + sp.Mod(t, K2), t)))
     # small scope: derive.rowwise_kron realises the pair order t = l1 k2 + l2, and the kron_row element form agrees
     form = derive.element_forms()["kron_row"]
     n = 0
@@ -39,28 +52,30 @@ def prove_rowwise_kronecker() -> Certificate:
              (("U1", "k1"), ("V1", "k1"), ("U2", "k2"), ("V2", "k2"))}
         prod = (M["U1"] * M["V1"].T).multiply_elementwise(M["U2"] * M["V2"].T)
         fact = derive.rowwise_kron(M["U1"], M["U2"]) * derive.rowwise_kron(M["V1"], M["V2"]).T
-        if (prod - fact).expand() != sp.zeros(*prod.shape):
-            raise ProofFailure(f"derive.rowwise_kron fails at {sh}")
+        pt.check_equal(prod, fact, f"derive.rowwise_kron realises the identity at {sh}")
         U12 = derive.rowwise_kron(M["U1"], M["U2"])
         for r_ in range(sh["L"]):
-            for t in range(sh["k1"] * sh["k2"]):
+            for t_ in range(sh["k1"] * sh["k2"]):
                 val = form.expr.subs({sp.Symbol("i", integer=True, nonnegative=True): r_,
-                                      sp.Symbol("t", integer=True, nonnegative=True): t,
+                                      sp.Symbol("t", integer=True, nonnegative=True): t_,
                                       derive.SIZE_SYMBOLS["k2"]: sh["k2"]})
                 val = val.xreplace({x: M[str(x.base)][tuple(int(v) for v in x.indices)] for x in val.atoms(sp.Indexed)})
-                if val != U12[r_, t]:
-                    raise ProofFailure(f"kron_row element form differs from rowwise_kron at {sh}, ({r_}, {t})")
+                if val != U12[r_, t_]:
+                    raise ProofFailure(f"kron_row element form differs from rowwise_kron at {sh}, ({r_}, {t_})")
         n += 1
     return Certificate(
         claim="rowwise-kronecker", title="Row-wise Kronecker (face-splitting) identity",
         statement=(r"(U_1V_1^\top)\odot(U_2V_2^\top) = (U_1\oslash U_2)(V_1\oslash V_2)^\top,\quad "
                    r"(U_1\oslash U_2)_{i,\,l_1k_2+l_2} = (U_1)_{i,l_1}(U_2)_{i,l_2}"),
         level="generic",
-        method=("index sums with symbolic ranks k1, k2: entry (i, j) of the right side is the double sum over column "
-                "pairs; sympy factor_sum splits it into the product of the two single sums (left side). "
+        method=("index sums with symbolic ranks k1, k2: the product of the two single sums (left side) equals the "
+                "double sum over column pairs (index normal form); the flattening t = l1 k2 + l2 is a bijection "
+                f"[0,k1) x [0,k2) -> [0,k1 k2) with inverse (floor(t/k2), t mod k2) for symbolic k1, k2 (z3, {nb} unsat "
+                "queries), so the double sum is entry (i, j) of (U1 (/) U2)(V1 (/) V2)^T. "
                 f"Small-scope check that derive.rowwise_kron and the kron_row element form realise the pair order: "
                 f"L <= 2, k1, k2 <= 3 ({n} shapes, symbolic entries)"),
-        scope="all sizes L, k1, k2 (realisation check: L <= 2, k1 <= 3, k2 <= 3)",
+        scope="all sizes L, k1, k2, index bijection included (realisation by derive.rowwise_kron and the kron_row "
+              "element form: L <= 2, k1 <= 3, k2 <= 3)",
         result="proved", expressions={"lhs": lhs, "rhs": rhs, "kron_row": form.expr},
         data={"realisation_shapes": n}, paper=PAPER, errata=("columnwise-kronecker",))
 
@@ -73,6 +88,7 @@ def refute_columnwise() -> Certificate:
     col = lambda A, B: sp.Matrix.hstack(*[sp.kronecker_product(A[:, t], B[:, t]) for t in range(A.cols)])  # noqa: E731
     printed = col(U1, U2) * col(V1, V2).T
     target = (U1 * V1.T).multiply_elementwise(U2 * V2.T)
+    pt.check_differs(sp.Tuple(*printed.shape), sp.Tuple(*target.shape), "column-wise product shape != L x L")
     if printed.shape == target.shape:
         raise ProofFailure("column-wise product unexpectedly has the right shape")
     return Certificate(

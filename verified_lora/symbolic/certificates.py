@@ -164,6 +164,8 @@ class Certificate:
     data: Mapping[str, Any] = field(default_factory=dict)
     paper: Mapping[str, str] = field(default_factory=dict)
     errata: tuple[str, ...] = ()
+    obligations: tuple[Mapping[str, Any], ...] = ()
+    on_paper: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -195,8 +197,28 @@ class Certificate:
             "expressions": hashes,
             "expressions_sha256": overall,
             "data": exact_json(dict(self.data)),
-            "tools": {"sympy": sympy.__version__},
+            "obligations": [dict(ob) for ob in self.obligations],
+            "checks_run": [f"{ob['kind']}: {ob['name']}" for ob in self.obligations],
+            "checked_statement": [ob["latex"] for ob in self.obligations
+                                  if "latex" in ob and len(ob["latex"]) <= STATEMENT_CHARS],
+            "stated_on_paper": list(self.on_paper),
+            "tools": _tools(self.obligations),
         }
+
+
+STATEMENT_CHARS = 1500
+"""Obligations whose generated LaTeX is at most this long are listed in ``checked_statement``."""
+
+
+def _tools(obligations: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    import sympy
+
+    tools = {"sympy": sympy.__version__}
+    if any(ob.get("solver") == "z3" for ob in obligations):
+        from .smtlib import solver_version
+
+        tools["z3"] = solver_version()
+    return tools
 
 
 def certificate_bytes(cert: Certificate) -> bytes:
@@ -350,9 +372,16 @@ def run_proof(proof: Proof, *, write: bool = True, directory: str | Path | None 
     A proof that raises, or returns a certificate for another claim or with the wrong result,
     fails; nothing is written then.
     """
+    from dataclasses import replace
+
+    from . import obligations as obl
+
     t0 = time.perf_counter()
     try:
-        cert = proof.run()
+        with obl.recording() as log:
+            cert = proof.run()
+        if isinstance(cert, Certificate) and not cert.obligations:
+            cert = replace(cert, obligations=tuple(log))
     except ProofFailure as exc:
         return ProofOutcome(proof, False, time.perf_counter() - t0, message=f"proof failed: {exc}")
     except Exception as exc:  # a crash is a failure too, reported with its type

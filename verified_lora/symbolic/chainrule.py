@@ -17,10 +17,12 @@ from typing import Any
 import sympy as sp
 
 from . import derive
+from . import matrix_calculus as mc
+from . import obligations as obl
 from . import prooftools as pt
 from .certificates import ProofFailure
 
-__all__ = ["generic_symbols", "linear_chain", "matrix_identity", "end_to_end"]
+__all__ = ["generic_symbols", "linear_chain", "matrix_identity", "check_derivative", "end_to_end"]
 
 
 def generic_symbols() -> dict[str, Any]:
@@ -38,18 +40,32 @@ def generic_symbols() -> dict[str, Any]:
 
 
 def linear_chain(p: sp.MatrixExpr, S: sp.MatrixExpr, theta: sp.MatrixSymbol) -> sp.MatrixExpr:
-    """``d/dtheta tr(p^T S)`` with ``p`` held fixed (MatrixSymbol calculus)."""
-    return sp.diff(sp.Trace(p.T * S), theta)
+    """``d/dtheta tr(p^T S)`` with ``p`` held fixed (MatrixSymbol calculus, dimension checked)."""
+    try:
+        return mc.derivative(sp.Trace(p.T * S), theta)
+    except mc.DimensionError as exc:
+        raise ProofFailure(str(exc)) from exc
 
 
-def matrix_identity(lhs: sp.MatrixExpr, rhs: sp.MatrixExpr) -> bool:
-    """True when ``lhs - rhs`` reduces to the zero matrix (shapes must agree)."""
-    if lhs.shape != rhs.shape:
-        return False
-    diff = sp.expand((lhs - rhs).doit())
-    if diff == sp.ZeroMatrix(*lhs.shape) or diff == 0:
-        return True
-    return sp.simplify(diff) in (0, sp.ZeroMatrix(*lhs.shape))
+def matrix_identity(lhs: sp.MatrixExpr, rhs: sp.MatrixExpr, what: str = "matrix identity") -> bool:
+    """True when ``lhs - rhs`` reduces to the zero matrix; recorded. Ill-typed sides fail the proof."""
+    try:
+        ok = mc.identity(lhs, rhs)
+    except mc.DimensionError as exc:
+        raise ProofFailure(f"{what}: {exc}") from exc
+    obl.note("matrix-identity", what, expect=bool(ok), exprs={"lhs": lhs, "rhs": rhs})
+    return ok
+
+
+def check_derivative(expr: Any, wrt: sp.MatrixSymbol, claimed: Any, what: str) -> None:
+    """``d expr/d wrt == claimed`` by guarded MatrixSymbol calculus (:mod:`.matrix_calculus`); recorded."""
+    try:
+        ok = mc.identity(mc.derivative(expr, wrt), claimed)
+    except mc.DimensionError as exc:
+        raise ProofFailure(f"{what}: {exc}") from exc
+    obl.note("matrix-derivative", what, expect=True, exprs={"expr": expr, "wrt": wrt, "claimed": claimed})
+    if not ok:
+        raise ProofFailure(f"{what}: d/d{wrt} gives {mc.derivative(expr, wrt)}, claimed {claimed}")
 
 
 def end_to_end(shapes: derive.Shapes, adapters: Iterable[str]) -> int:

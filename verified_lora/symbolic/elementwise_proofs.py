@@ -12,12 +12,12 @@ positive symbol, so identities are decided as rational functions.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
 
 import sympy as sp
 
 from . import derive
+from . import prooftools as pt
 from .certificates import ProofFailure
 from .elementwise import SYMBOLS, EntryForm, RowForm, forms
 
@@ -27,13 +27,6 @@ SCOPE = [(L, L_k, dv) for L in (1, 2) for L_k in (1, 2, 3) for dv in (1, 2)]
 """(rows, columns, inner width) shapes checked for the matrix forms."""
 FEATURE_SCOPE = [(d, g) for d in (1, 2, 3) for g in range(0, 5)]
 """(d, g) checked for the feature kernels."""
-
-
-def _zero(expr: sp.Expr) -> bool:
-    expr = sp.expand(expr, power_exp=True, mul=False, multinomial=False, power_base=False, log=False, basic=False)
-    atoms = sorted(expr.atoms(sp.exp), key=sp.default_sort_key)
-    expr = expr.xreplace({e: sp.Symbol(f"E{n}", positive=True) for n, e in enumerate(atoms)})
-    return sp.cancel(sp.together(expr)) == 0
 
 
 def _require(cond: bool, what: str) -> None:
@@ -97,8 +90,7 @@ def prove_softmax_rows() -> int:
         shift = [sp.Symbol(f"m_{i}", real=True) for i in range(L)]
         got = _evaluate(F, {"s": s}, scalars={"beta": beta}, fixed={"m": shift})["f"]
         _u, _alpha, f = derive.softmax_rows(beta * s)
-        _require(all(_zero(got[i, j] - f[i, j]) for i in range(L) for j in range(L_k)),
-                 f"softmax_rows != derive.softmax_rows at {L}x{L_k}")
+        pt.check_equal(got, f, f"softmax_rows == derive.softmax_rows at {L}x{L_k}", "exp-cancel")
     return len(SCOPE)
 
 
@@ -108,7 +100,7 @@ def prove_residual() -> int:
         inp = derive.symbolic_inputs(derive.Shapes(L=L, L_k=L_k, d_model=1, d_head=1, d_v=dv, r=1), adapters=())
         fw = derive.forward(inp, exp=derive.FormalExp)
         got = _evaluate(F, {"fv": fw.f * fw.V, "y": inp.y})["c"]
-        _require((got - fw.c).applyfunc(sp.expand) == sp.zeros(L, dv), f"residual != derive c at {L},{L_k},{dv}")
+        pt.check_equal(got, fw.c, f"residual != derive c at {L},{L_k},{dv}")
     return len(SCOPE)
 
 
@@ -117,8 +109,8 @@ def prove_softmax_grad_rows() -> int:
     for L, L_k, dv in SCOPE:
         _inp, t = _fake_terms(L, L_k, dv)
         got = _evaluate(F, {"f": t.f, "q": t.q})
-        _require((got["p"] - t.p).applyfunc(sp.expand) == sp.zeros(L, L_k), f"p != derive p at {L},{L_k},{dv}")
-        _require((got["rvec"] - t.rvec).applyfunc(sp.expand) == sp.zeros(L, 1), f"rvec != derive rvec")
+        pt.check_equal(got["p"], t.p, f"p != derive p at {L},{L_k},{dv}")
+        pt.check_equal(got["rvec"], t.rvec, f"rvec != derive rvec")
     return len(SCOPE)
 
 
@@ -128,7 +120,7 @@ def prove_row_dot() -> int:
     for L, L_k, dv in SCOPE:
         _inp, t = _fake_terms(L, L_k, dv)
         got = _evaluate(F, {"a": t.f * t.V, "b": t.c})["rvec"]
-        _require((got - t.rvec).applyfunc(sp.expand) == sp.zeros(L, 1), f"row_dot != derive rvec at {L},{L_k},{dv}")
+        pt.check_equal(got, t.rvec, f"row_dot != derive rvec at {L},{L_k},{dv}")
     return len(SCOPE)
 
 
@@ -148,11 +140,11 @@ def prove_normalised_residual_rows() -> int:
                           loss=sp.Integer(0))
         t = derive.backward(inp, fw)
         got = _evaluate(F, {"t": A * Vmat, "y": inp.y}, row={"d": list(A * sp.ones(L_k, 1))})
-        _require(all(_zero(e) for e in (got["c"] - c)), f"c~ mismatch at {L},{L_k},{dv}")
-        _require(all(_zero(e) for e in (got["rvec"] - t.rvec)), f"rvec~ mismatch at {L},{L_k},{dv}")
-        for i, j in itertools.product(range(L), range(L_k)):
-            lhs = sum(got["yp"][i, a] * Vmat[j, a] for a in range(dv)) + got["rneg"][i, 0]
-            _require(_zero(lhs - t.p[i, j] / u[i, j]), f"[yp, rneg][V,1]^T != p/u at {L},{L_k},{dv}")
+        pt.check_equal(got["c"], c, f"c~ at {L},{L_k},{dv}", "cancel")
+        pt.check_equal(got["rvec"], t.rvec, f"rvec~ at {L},{L_k},{dv}", "cancel")
+        lhs = sp.Matrix(L, L_k, lambda i, j: sum(got["yp"][i, a] * Vmat[j, a] for a in range(dv)) + got["rneg"][i, 0])
+        pt.check_equal(lhs, sp.Matrix(L, L_k, lambda i, j: t.p[i, j] / u[i, j]),
+                       f"[yp, rneg][V,1]^T = p/u at {L},{L_k},{dv}", "cancel")
     return len(SCOPE)
 
 
@@ -166,7 +158,7 @@ def prove_scaled_divide() -> int:
         D = PhiU * (Vf.T * sp.ones(L_k, 1))
         got = _evaluate(F, {"a": Mt}, row={"w": list(w)}, col={"d": list(D)})["o"]
         _u, _alpha, f = derive.softmax_rows(PhiU * Vf.T, exp=lambda x: x)
-        _require(all(_zero(e) for e in (got.T * Vf.T - f)), f"U1 V1^T != f~ at {L},{L_k},{k}")
+        pt.check_equal(got.T * Vf.T, f, f"U1 V1^T = f~ at {L},{L_k},{k}", "cancel")
     return len(SCOPE)
 
 
@@ -179,7 +171,7 @@ def prove_kron_rows_t() -> int:
         expected = derive.rowwise_kron(U1, U2).T
         o = F.outputs[0][1]
         got = sp.Matrix(k1 * k2, n, lambda r, i: o.xreplace({SYMBOLS["a"]: U1[i, r // k2], SYMBOLS["b"]: U2[i, r % k2]}))
-        _require(got == expected, f"kron_rows_t != derive.rowwise_kron^T at n={n}, k1={k1}, k2={k2}")
+        pt.check_equal(got, expected, f"kron_rows_t = derive.rowwise_kron^T at n={n}, k1={k1}, k2={k2}")
         count += 1
     return count
 
@@ -190,8 +182,8 @@ def prove_paper_grad_rows() -> int:
     for L, L_k, dv in SCOPE:
         inp, t = _fake_terms(L, L_k, dv)
         got = _evaluate(F, {"a": t.p1 * t.K, "b": t.f * t.K}, row={"r": list(t.rvec)}, scalars={"beta": inp.beta})["o"]
-        _require((got - inp.beta * t.p * t.K).applyfunc(sp.expand) == sp.zeros(*got.shape), "dP != beta p K")
-        _require((inp.x_q.T * got - t.G["Q"]).applyfunc(sp.expand) == sp.zeros(*t.G["Q"].shape), "X^T dP != G_Q")
+        pt.check_equal(got, inp.beta * t.p * t.K, "dP != beta p K")
+        pt.check_equal(inp.x_q.T * got, t.G["Q"], "X^T dP != G_Q")
     return len(SCOPE)
 
 
@@ -208,8 +200,8 @@ def prove_monomial_step() -> int:
             _require(0 <= parent[m] < m, f"parent[{m}] = {parent[m]} is not an earlier column")
             mono.append(step.xreplace({SYMBOLS["prev"]: mono[parent[m]], SYMBOLS["x"]: xs[var[m]]}))
         E = feature_layout(d, g).exponents()
-        _require(all(sp.expand(mono[m] - sp.Mul(*[xs[j] ** int(E[m, j]) for j in range(d)])) == 0
-                     for m in range(len(mono))), f"monomials_t tables wrong at d={d}, g={g}")
+        pt.check_equal(sp.Matrix(mono), sp.Matrix([sp.Mul(*[xs[j] ** int(E[m, j]) for j in range(d)])
+                                                   for m in range(len(mono))]), f"monomials_t tables at d={d}, g={g}")
     return len(FEATURE_SCOPE)
 
 
@@ -229,7 +221,7 @@ def prove_monomial_backward() -> int:
             got = sp.Add(*[term.xreplace({SYMBOLS["g"]: G[succ[m, j]], SYMBOLS["mult"]: sp.Integer(int(mult[m, j])),
                                           SYMBOLS["mono"]: mono[m]}) for m in range(succ.shape[0])])
             want = sp.Add(*[G[m] * sp.diff(mono[m], xs[j]) for m in range(k)])
-            _require(sp.expand(got - want) == 0, f"monomials_backward wrong at d={d}, g={g}, j={j}")
+            pt.check_equal(got, want, f"monomials_backward at d={d}, g={g}, j={j}")
     return len(FEATURE_SCOPE)
 
 
@@ -258,7 +250,7 @@ def prove_contract_rows() -> int:
                 got = sp.Add(*[term.xreplace({SYMBOLS["z"]: z[j * A + a], SYMBOLS["y"]: ys[a]}) for a in range(A)])
                 want = sp.Add(*[ys[a] * sp.diff(sp.Add(*[C[m, a] * mono[m] for m in range(k)]), xs[j])
                                 for a in range(A)])
-                _require(sp.expand(got - want) == 0, f"contract_rows wrong at d={d}, g={g}, A={A}, j={j}")
+                pt.check_equal(got, want, f"contract_rows at d={d}, g={g}, A={A}, j={j}")
             count += 1
     return count
 

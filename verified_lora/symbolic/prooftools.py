@@ -24,6 +24,7 @@ from typing import Any
 
 import sympy as sp
 
+from . import obligations as obl
 from .certificates import ProofFailure
 from .derive import ElementForm, FormalExp
 
@@ -36,6 +37,10 @@ __all__ = [
     "rational_matrix",
     "matrix_product_shape",
     "fresh_bound",
+    "check_equal",
+    "check_zero",
+    "check_differs",
+    "check_derivative",
 ]
 
 
@@ -65,13 +70,74 @@ def _to_polynomials(exprs: Sequence[sp.Expr]) -> list[Any]:
         raise ProofFailure(f"expression is not polynomial after the exp/reciprocal substitution: {exc}") from exc
 
 
-def polynomial_identity(lhs: sp.Expr, rhs: sp.Expr) -> bool:
+def polynomial_identity(lhs: sp.Expr, rhs: sp.Expr, what: str = "polynomial identity") -> bool:
     """True when ``lhs - rhs`` vanishes as a polynomial in the leaves, ``e = exp(.)`` and ``z = 1/alpha``.
 
-    A True answer proves ``lhs == rhs`` for all real leaves; False means "not proved".
+    A True answer proves ``lhs == rhs`` for all real leaves; False means "not proved". The check
+    is recorded as an obligation of the running proof.
     """
     a, b = _to_polynomials([lhs, rhs])
+    obl.note("identity", what, method="polynomial", expect=bool(a == b), exprs={"lhs": lhs, "rhs": rhs})
     return a == b
+
+
+def _as_matrix(x: Any) -> sp.Matrix:
+    if isinstance(x, (sp.Tuple, tuple, list)):
+        return sp.Matrix([sp.sympify(v) for v in x])
+    return x if isinstance(x, sp.MatrixBase) else sp.Matrix([[sp.sympify(x)]])
+
+
+def check_equal(lhs: Any, rhs: Any, what: str, method: str = "expand") -> None:
+    """Exact equality of (matrices of) expressions, recorded; raises :class:`ProofFailure` otherwise.
+
+    ``method`` ``"expand"``: ``expand(lhs - rhs) == 0`` entrywise (polynomials); ``"cancel"``:
+    ``cancel(together(.))`` then ``simplify`` (rational functions, radicals); ``"exp-cancel"``:
+    ``exp(a + b)`` split into ``exp(a) exp(b)``, each ``exp`` an independent positive symbol, then
+    ``cancel`` (softmax shift invariance).
+    """
+    lm, rm = _as_matrix(lhs), _as_matrix(rhs)
+    if lm.shape != rm.shape:
+        raise ProofFailure(f"{what}: shapes differ, {lm.shape} vs {rm.shape}")
+    ok = all(_zero(d, method) for d in (lm - rm))
+    obl.note("identity", what, method=method, expect=True, exprs={"lhs": lhs, "rhs": rhs})
+    if not ok:
+        raise ProofFailure(f"{what}: not identically equal")
+
+
+def _zero(d: sp.Expr, method: str) -> bool:
+    if method == "expand":
+        return sp.expand(d) == 0
+    if method == "cancel":
+        return sp.cancel(sp.together(d)) == 0 or sp.simplify(sp.together(d)) == 0
+    if method == "exp-cancel":
+        d = sp.expand(d, power_exp=True, mul=False, multinomial=False, power_base=False, log=False, basic=False)
+        atoms = sorted(d.atoms(sp.exp), key=sp.default_sort_key)
+        d = d.xreplace({e: sp.Symbol(f"_E{n}", positive=True) for n, e in enumerate(atoms)})
+        return sp.cancel(sp.together(d)) == 0
+    raise ValueError(f"unknown method {method!r}")
+
+
+def check_derivative(expr: Any, wrt: Any, claimed: Any, what: str, order: int = 1) -> None:
+    """``d^order expr / d wrt^order == claimed`` (``sympy.diff``, then ``expand``), recorded; raises otherwise."""
+    ok = sp.expand(sp.diff(expr, wrt, order) - claimed) == 0
+    obl.note("derivative", what, method="expand", order=order, expect=True,
+             exprs={"expr": expr, "wrt": wrt, "claimed": claimed})
+    if not ok:
+        raise ProofFailure(f"{what}: the derivative differs from the claimed one")
+
+
+def check_zero(expr: Any, what: str, method: str = "cancel") -> None:
+    """``expr == 0`` identically (see :func:`check_equal`)."""
+    check_equal(expr, sp.Integer(0) if not isinstance(expr, sp.MatrixBase) else sp.zeros(*expr.shape), what, method)
+
+
+def check_differs(lhs: Any, rhs: Any, what: str) -> None:
+    """Exact values that must differ (a counterexample), recorded; raises when they are equal."""
+    lm, rm = _as_matrix(lhs), _as_matrix(rhs)
+    same = lm.shape == rm.shape and all(sp.simplify(d) == 0 for d in (lm - rm))
+    obl.note("differs", what, exprs={"lhs": lhs, "rhs": rhs})
+    if same:
+        raise ProofFailure(f"{what}: the values agree")
 
 
 def assert_identity(lhs: Any, rhs: Any, what: str) -> int:
@@ -84,11 +150,14 @@ def assert_identity(lhs: Any, rhs: Any, what: str) -> int:
     rhs_m = rhs if isinstance(rhs, sp.MatrixBase) else sp.Matrix([[rhs]])
     if lhs_m.shape != rhs_m.shape:
         raise ProofFailure(f"{what}: shapes differ, {lhs_m.shape} vs {rhs_m.shape}")
-    for i in range(lhs_m.rows):
-        for j in range(lhs_m.cols):
-            if not polynomial_identity(lhs_m[i, j], rhs_m[i, j]):
-                raise ProofFailure(f"{what}: entry ({i}, {j}) does not reduce to an identity")
-    return lhs_m.rows * lhs_m.cols
+    polys = _to_polynomials(list(lhs_m) + list(rhs_m))
+    n = lhs_m.rows * lhs_m.cols
+    bad = next((k for k in range(n) if polys[k] != polys[n + k]), None)
+    obl.note("identity", what, method="polynomial", expect=bad is None, exprs={"lhs": lhs_m, "rhs": rhs_m})
+    if bad is not None:
+        i, j = divmod(bad, lhs_m.cols)
+        raise ProofFailure(f"{what}: entry ({i}, {j}) does not reduce to an identity")
+    return n
 
 
 def fresh_bound(expr: sp.Expr) -> sp.Expr:
@@ -101,6 +170,7 @@ def fresh_bound(expr: sp.Expr) -> sp.Expr:
             var = lim[0]
             new = sp.Dummy(str(var), integer=True, nonnegative=True)
             body = body.xreplace({var: new})
+            limits = [(v, *(x.xreplace({var: new}) for x in rest)) for v, *rest in limits]
             limits.append((new, *lim[1:]))
         return sp.Sum(fresh_bound(body), *limits)
 
@@ -193,6 +263,7 @@ def canonical_bound(expr: sp.Expr) -> sp.Expr:
             for k, lim in enumerate(e.limits):
                 new = sp.Symbol(f"_s{depth}_{k}", integer=True, nonnegative=True)
                 body = body.xreplace({lim[0]: new})
+                limits = [(v, *(x.xreplace({lim[0]: new}) for x in rest)) for v, *rest in limits]
                 limits.append((new, *lim[1:]))
             return sp.Sum(walk(body, depth + 1), *limits)
         if not e.args:
@@ -202,19 +273,15 @@ def canonical_bound(expr: sp.Expr) -> sp.Expr:
     return walk(sp.sympify(expr), 0)
 
 
-def sums_equal(lhs: sp.Expr, rhs: sp.Expr) -> bool:
-    """True when ``lhs - rhs`` simplifies to 0 after canonical renaming of bound indices and
-    distributing sums over sums of terms. (False means "not shown", not "different".)"""
-    from sympy.simplify.simplify import factor_sum
+def sums_equal(lhs: sp.Expr, rhs: sp.Expr, what: str = "index identity", method: str = "normal-form") -> bool:
+    """True when ``lhs - rhs`` has the empty index normal form (:mod:`.index_normal_form`); recorded.
 
-    def norm(e: sp.Expr) -> sp.Expr:
-        for _ in range(3):
-            e = canonical_bound(sp.expand(e))
-            e = e.replace(lambda x: isinstance(x, sp.Sum),
-                          lambda s: factor_sum(sp.Sum(sp.expand(s.function), *s.limits)))
-        return canonical_bound(sp.expand(e))
+    Bound indices are renamed canonically first (no Dummy symbols reach the certificate). False
+    means "not shown", not "different".
+    """
+    from . import index_normal_form as nf
 
-    diff = sp.expand(norm(lhs) - norm(rhs))
-    if diff == 0:
-        return True
-    return sp.simplify(diff) == 0
+    lhs, rhs = canonical_bound(lhs), canonical_bound(rhs)
+    ok = nf.equal(lhs, rhs, method)
+    obl.note("index-identity", what, method=method, expect=bool(ok), exprs={"lhs": lhs, "rhs": rhs})
+    return ok
