@@ -40,8 +40,9 @@ __all__ = ["BlockPlan", "plan_blocks", "enclose_blocked", "DEFAULT_DIGITS", "BLO
 DEFAULT_DIGITS = 20
 """Default requested relative width: ``1e-20``."""
 
-BLOCK_ENTRIES = 2**18
-"""Ball entries per ``block x L_k`` work matrix (about 20 MB at 128 bits)."""
+BLOCK_ENTRIES = 2**19
+"""Ball entries per ``block x L_k`` work matrix (about 25 MB at 128 bits; a block holds a few of
+them plus Python lists of balls: about 200 MB in all)."""
 
 GUARD_BITS = 32
 """Bits beyond ``digits`` and the ``log2`` of the sum lengths, for cancellation in the gradients."""
@@ -83,8 +84,8 @@ def plan_blocks(problem: LoraAttention, digits: int = DEFAULT_DIGITS, *, block_s
     L, L_k = problem.L, problem.L_k
     bits = math.ceil(digits * math.log2(10)) + GUARD_BITS + math.ceil(math.log2(L_k + 1)) + math.ceil(math.log2(L + 1))
     prec = 64 * math.ceil(bits / 64)
-    if block_size is None:
-        block = max(1, min(L, BLOCK_ENTRIES // L_k))
+    if block_size is None:  # at least CHUNKS_PER_ITEM blocks, so the chunks can balance workers
+        block = max(1, min(math.ceil(L / CHUNKS_PER_ITEM), BLOCK_ENTRIES // L_k))
     elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise InputError("block_size", "a positive int (query rows per block)", repr(block_size))
     else:
@@ -138,7 +139,8 @@ def enclose_blocked(problem: LoraAttention, digits: int = DEFAULT_DIGITS, *, blo
         Requested relative width ``10**-digits``; sets the working precision (see
         :func:`plan_blocks`). ``info["target_met"]`` says whether every quantity reached it.
     block_size:
-        Query rows per block (default: ``2**18 / L_k`` rows, about 20 MB per work matrix).
+        Query rows per block (default: ``2**19 / L_k`` rows, about 200 MB of work space, and at
+        most ``L / 16``).
     workers, scheduler:
         Runner (see :func:`verified_lora.parallel.map_tasks`): serial by default, ``workers=N``
         for a dask LocalCluster, ``scheduler=ADDRESS`` for an existing dask cluster.
