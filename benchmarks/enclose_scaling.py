@@ -59,7 +59,7 @@ def _child(args: argparse.Namespace) -> dict:
     seconds = time.perf_counter() - t0
     widths = enc.relative_widths()
     rec = {"d": args.one_d, "L": args.one_L, "workers": args.one_workers, "digits": args.digits,
-           "seconds": seconds, "max_relative_width": max(widths.values()), "widths": widths,
+           "seconds": seconds, "startup_s": enc.info.get("startup_s", 0.0), "max_relative_width": max(widths.values()), "widths": widths,
            "prec_bits": enc.info["prec_bits"], "attempts": len(enc.info["attempts"]),
            "chunks": plan.chunks, "block_rows": plan.block, "model_estimate_s": plan.estimate_s,
            "target_met": enc.info["target_met"], "flint": flint.__version__}

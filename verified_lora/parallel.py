@@ -61,7 +61,7 @@ def _import_distributed() -> Any:
 
 def map_tasks(func: Callable[..., Any], tasks: Sequence[tuple], shared: Any = None, *,
               workers: int | None = None, scheduler: str | None = None,
-              progress: Progress | None = None) -> list[Any]:
+              progress: Progress | None = None, timings: dict[str, float] | None = None) -> list[Any]:
     """``[func(shared, *args) for args in tasks]``, serially or on dask.distributed.
 
     Parameters
@@ -77,6 +77,9 @@ def map_tasks(func: Callable[..., Any], tasks: Sequence[tuple], shared: Any = No
         single-threaded worker processes. ``scheduler=ADDRESS``: an existing cluster.
     progress:
         Optional ``progress(done, total)`` callback.
+    timings:
+        Optional dict; receives ``"startup_s"`` (cluster start and connection, 0 when serial) and
+        ``"tasks_s"`` (from the first submission to the last result).
 
     Returns the results in the order of ``tasks``. An exception in a task is re-raised here.
     """
@@ -85,12 +88,18 @@ def map_tasks(func: Callable[..., Any], tasks: Sequence[tuple], shared: Any = No
     total = len(tasks)
     if progress is not None:
         progress(0, total)
+    import time
+
+    timings = {} if timings is None else timings
+    t0 = time.perf_counter()
     if workers is None and scheduler is None:
+        timings["startup_s"] = 0.0
         out = []
         for k, args in enumerate(tasks):
             out.append(func(shared, *args))
             if progress is not None:
                 progress(k + 1, total)
+        timings["tasks_s"] = time.perf_counter() - t0
         return out
     distributed = _import_distributed()
     import logging
@@ -103,6 +112,8 @@ def map_tasks(func: Callable[..., Any], tasks: Sequence[tuple], shared: Any = No
                                            dashboard_address=None, silence_logs=logging.ERROR)
         client = distributed.Client(cluster)
     try:
+        t1 = time.perf_counter()
+        timings["startup_s"] = t1 - t0
         remote = client.scatter(shared, broadcast=True) if shared is not None else None
         futures = [client.submit(func, remote, *args, pure=False) for args in tasks]
         done = 0
@@ -110,7 +121,9 @@ def map_tasks(func: Callable[..., Any], tasks: Sequence[tuple], shared: Any = No
             done += 1
             if progress is not None:
                 progress(done, total)
-        return client.gather(futures)
+        results = client.gather(futures)
+        timings["tasks_s"] = time.perf_counter() - t1
+        return results
     finally:
         client.close()
         if cluster is not None:

@@ -169,17 +169,20 @@ def enclose_blocked(problem: LoraAttention, digits: int = DEFAULT_DIGITS, *, blo
         tasks = [(item, r0, min(problem.L, r0 + plan.chunk_rows), plan.block, plan.prec)
                  for item in range(problem.n_batch) for r0 in range(0, problem.L, plan.chunk_rows)]
         start = time.perf_counter()
-        parts = map_tasks(arb_blocks.chunk, tasks, payload, workers=workers, scheduler=scheduler, progress=progress)
+        timings: dict[str, float] = {}
+        parts = map_tasks(arb_blocks.chunk, tasks, payload, workers=workers, scheduler=scheduler, progress=progress,
+                          timings=timings)
         elapsed = time.perf_counter() - start
         enc = _assemble(problem, payload, parts, plan)
         width = enc.max_relative_width()
-        attempts.append({"prec_bits": plan.prec, "seconds": elapsed, "max_relative_width": width})
+        attempts.append({"prec_bits": plan.prec, "seconds": elapsed, "max_relative_width": width, **timings})
         if width <= 10.0 ** -plan.digits or len(attempts) >= max_attempts:
             break
         # cancellation (e.g. a saturated softmax) ate more than the guard bits: one more limb
         plan = replace(plan, prec=plan.prec + 64)
     info = {**plan.as_dict(), "runner": describe_runner(workers, scheduler), "seconds": elapsed,
-            "max_relative_width": width, "target_met": width <= 10.0 ** -plan.digits, "attempts": attempts}
+            "startup_s": timings.get("startup_s", 0.0), "max_relative_width": width,
+            "target_met": width <= 10.0 ** -plan.digits, "attempts": attempts}
     return Enclosure(loss=enc.loss, grads=enc.grads, weight_grads=enc.weight_grads, backend=enc.backend,
                      dps=enc.dps, info=info)
 
