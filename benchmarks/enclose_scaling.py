@@ -59,7 +59,8 @@ def _child(args: argparse.Namespace) -> dict:
     seconds = time.perf_counter() - t0
     widths = enc.relative_widths()
     rec = {"d": args.one_d, "L": args.one_L, "workers": args.one_workers, "digits": args.digits,
-           "seconds": seconds, "startup_s": enc.info.get("startup_s", 0.0), "max_relative_width": max(widths.values()), "widths": widths,
+           "seconds": seconds, "startup_s": enc.info.get("startup_s", 0.0),
+           "chunk_cpu_s": enc.info.get("chunk_cpu_s"), "max_relative_width": max(widths.values()), "widths": widths,
            "prec_bits": enc.info["prec_bits"], "attempts": len(enc.info["attempts"]),
            "chunks": plan.chunks, "block_rows": plan.block, "model_estimate_s": plan.estimate_s,
            "target_met": enc.info["target_met"], "flint": flint.__version__}
@@ -81,7 +82,8 @@ def _child(args: argparse.Namespace) -> dict:
     return rec
 
 
-def _tree_rss(pid: int) -> int:
+def _tree_sample(pid: int, cpu: dict[int, float]) -> int:
+    """RSS of ``pid`` and its descendants (bytes); records each process's CPU seconds in ``cpu``."""
     import psutil
 
     try:
@@ -92,7 +94,10 @@ def _tree_rss(pid: int) -> int:
     total = 0
     for p in procs:
         try:
-            total += p.memory_info().rss
+            with p.oneshot():
+                total += p.memory_info().rss
+                t = p.cpu_times()
+                cpu[p.pid] = max(cpu.get(p.pid, 0.0), t.user + t.system)
         except psutil.Error:
             pass
     return total
@@ -104,11 +109,12 @@ def _run_one(args: argparse.Namespace, d: int, L: int, workers: int) -> dict:
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
     peak = [0]
+    cpu: dict[int, float] = {}
     stop = threading.Event()
 
     def sample() -> None:
         while not stop.is_set():
-            peak[0] = max(peak[0], _tree_rss(proc.pid))
+            peak[0] = max(peak[0], _tree_sample(proc.pid, cpu))
             time.sleep(0.2)
 
     thread = threading.Thread(target=sample, daemon=True)
@@ -120,6 +126,7 @@ def _run_one(args: argparse.Namespace, d: int, L: int, workers: int) -> dict:
         raise SystemExit(f"child failed for d={d} L={L} workers={workers} (exit {proc.returncode})")
     rec = json.loads(out.strip().splitlines()[-1])
     rec["peak_rss_mb"] = peak[0] / 2**20
+    rec["cpu_s_tree"] = sum(cpu.values())  # CPU seconds of the whole tree (child, nanny, workers; 0.2 s sampling)
     rec["machine"] = f"{platform.node()} ({os.cpu_count()} cores), load {os.getloadavg()[0]:.1f} at end"
     return rec
 
@@ -129,12 +136,20 @@ def _table(records: list[dict]) -> str:
              "Problem: `verified_lora.fast.bench.make_problem(d, L, R=1)` (self-attention, rank-4 LoRA on Q, K, V). "
              "Time = wall time of `enclose_blocked` (dask cluster start-up included for 2 workers); width = largest "
              "`max width / max |midpoint|` over the loss and every gradient; memory = peak RSS of the process tree "
-             "(sampled every 0.2 s). Machine: shared 2-core box (other jobs running; load at the end of each run "
-             "in the JSON lines).", "",
-             "| d | L | workers | time (s) | model estimate, 1 worker (s) | rel. width | prec (bits) | peak RSS (MB) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "(sampled every 0.2 s); chunk CPU = CPU seconds spent inside the row chunks (summed over "
+             "workers); tree CPU = user + system seconds of that tree (adds set-up, dask and, with --check-fast, the fast "
+             "path). Machine: shared 2-core box with other jobs running and this benchmark at "
+             "nice 19, so wall times depend on the other load (load average at the end of each run in the JSON lines).",
+             "",
+             "| d | L | workers | time (s) | cluster start-up (s) | chunk CPU (s) | tree CPU (s) | model estimate, 1 worker (s) | rel. width | "
+             "prec (bits) | peak RSS (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(records, key=lambda r: (r["d"], r["L"], r["workers"])):
-        lines.append(f"| {r['d']} | {r['L']} | {r['workers']} | {r['seconds']:.1f} | {r['model_estimate_s']:.0f} | "
+        cpu = f"{r['cpu_s_tree']:.0f}" if "cpu_s_tree" in r else "-"
+        start = f"{r['startup_s']:.1f}" if "startup_s" in r else "-"
+        ccpu = f"{r['chunk_cpu_s']:.1f}" if r.get("chunk_cpu_s") is not None else "-"
+        lines.append(f"| {r['d']} | {r['L']} | {r['workers']} | {r['seconds']:.1f} | {start} | {ccpu} | {cpu} | "
+                     f"{r['model_estimate_s']:.0f} | "
                      f"{r['max_relative_width']:.1e} | {r['prec_bits']} | {r['peak_rss_mb']:.0f} |")
     speed = []
     by = {(r["d"], r["L"], r["workers"]): r for r in records}

@@ -112,10 +112,14 @@ def chunk(payload: Payload, item: int, r0: int, r1: int, block: int, prec: int) 
     """Loss and the three weight-gradient contractions over query rows ``r0:r1`` of batch ``item``.
 
     Returns :func:`pack`-ed balls: ``loss`` (``1/2 sum ||c_i||^2``), ``GQ`` (``X_Q^T p K``),
-    ``GK`` (``X_K^T p^T P``), ``GV`` (``X_V^T f^T c``), each summed over the rows in block order.
+    ``GK`` (``X_K^T p^T P``), ``GV`` (``X_V^T f^T c``), each summed over the rows in block order,
+    and ``cpu_s``, the CPU seconds the chunk took in its process.
     """
+    import time
+
     import flint
 
+    cpu0 = time.process_time()
     with flint.ctx.workprec(prec):
         W, K, V, Kt1, V1, Vt1 = _item_state(payload, item, prec)
         beta = flint.arb(payload["beta"])
@@ -157,7 +161,9 @@ def chunk(payload: Payload, item: int, r0: int, r1: int, block: int, prec: int) 
             dVt = vt if dVt is None else dVt + vt
         GK = (dKt * arb_matrix(payload["x_k"][item])).transpose()
         GV = (dVt * arb_matrix(payload["x_v"][item])).transpose()
-        return {"loss": pack(loss / 2), "GQ": pack(GQ), "GK": pack(GK), "GV": pack(GV)}
+        out = {"loss": pack(loss / 2), "GQ": pack(GQ), "GK": pack(GK), "GV": pack(GV)}
+    out["cpu_s"] = time.process_time() - cpu0
+    return out
 
 
 # ---------------------------------------------------------------------------- exact transport

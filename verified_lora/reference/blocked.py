@@ -175,13 +175,15 @@ def enclose_blocked(problem: LoraAttention, digits: int = DEFAULT_DIGITS, *, blo
         elapsed = time.perf_counter() - start
         enc = _assemble(problem, payload, parts, plan)
         width = enc.max_relative_width()
-        attempts.append({"prec_bits": plan.prec, "seconds": elapsed, "max_relative_width": width, **timings})
+        cpu = sum(part["cpu_s"] for part in parts)
+        attempts.append({"prec_bits": plan.prec, "seconds": elapsed, "chunk_cpu_s": cpu, "max_relative_width": width,
+                         **timings})
         if width <= 10.0 ** -plan.digits or len(attempts) >= max_attempts:
             break
         # cancellation (e.g. a saturated softmax) ate more than the guard bits: one more limb
         plan = replace(plan, prec=plan.prec + 64)
     info = {**plan.as_dict(), "runner": describe_runner(workers, scheduler), "seconds": elapsed,
-            "startup_s": timings.get("startup_s", 0.0), "max_relative_width": width,
+            "startup_s": timings.get("startup_s", 0.0), "chunk_cpu_s": cpu, "max_relative_width": width,
             "target_met": width <= 10.0 ** -plan.digits, "attempts": attempts}
     return Enclosure(loss=enc.loss, grads=enc.grads, weight_grads=enc.weight_grads, backend=enc.backend,
                      dps=enc.dps, info=info)
@@ -196,6 +198,8 @@ def _assemble(problem: LoraAttention, payload: dict[str, Any], parts: list[dict[
         total: dict[str, Any] = {}
         for part in parts:  # fixed order: item-major, rows ascending
             for name, packed in part.items():
+                if name == "cpu_s":
+                    continue
                 value = arb_blocks.unpack(packed)
                 total[name] = value if name not in total else total[name] + value
         n = problem.n_batch
