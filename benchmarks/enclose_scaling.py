@@ -23,7 +23,7 @@ Usage::
     nice -n 19 python benchmarks/enclose_scaling.py --d 8 --L 16384 --workers 2 --check-fast
 
 Appends one JSON line per run to ``benchmarks/results/enclose_scaling.jsonl`` and rewrites
-``benchmarks/results/enclose_scaling.md`` from all lines. A benchmark, never a test.
+``benchmarks/results/enclose_scaling.md`` from all lines (the latest line per configuration). A benchmark, never a test.
 """
 
 from __future__ import annotations
@@ -132,6 +132,10 @@ def _run_one(args: argparse.Namespace, d: int, L: int, workers: int) -> dict:
 
 
 def _table(records: list[dict]) -> str:
+    latest: dict[tuple, dict] = {}
+    for r in records:  # a re-run of a configuration replaces the earlier line
+        latest[(r["d"], r["L"], r["workers"], r["digits"])] = r
+    records = list(latest.values())
     lines = ["# Blocked interval enclosure: scaling", "",
              "Problem: `verified_lora.fast.bench.make_problem(d, L, R=1)` (self-attention, rank-4 LoRA on Q, K, V). "
              "Time = wall time of `enclose_blocked` (dask cluster start-up included for 2 workers); width = largest "
