@@ -109,7 +109,7 @@ def map_tasks(func: Callable[..., Any], tasks: Sequence[tuple], shared: Any = No
         client = distributed.Client(scheduler)
     else:
         cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                           dashboard_address=None, silence_logs=logging.ERROR)
+                                           dashboard_address=":0", silence_logs=logging.ERROR)
         client = distributed.Client(cluster)
     try:
         t1 = time.perf_counter()
