@@ -50,10 +50,11 @@ GUARD_BITS = 32
 CHUNKS_PER_ITEM = 16
 """Target number of chunks per batch item (fixed by the problem, so results are runner-independent)."""
 
-# Cost model measured on the project's 2-core reference machine (python-flint 0.9, 128 bits):
-# entrywise work (exp, products, conversions) per score entry, and matrix products per multiply-add.
-_NS_PER_ENTRY = 2300.0
-_NS_PER_MADD = {"small": 30.0, "large": 7.0}
+# Cost model fitted to benchmarks/results/enclose_scaling.md (python-flint 0.9, 128 bits, serial, the
+# project's shared 2-core machine at load ~5): time per score entry = entrywise work (exp, products,
+# conversions) + matrix-product multiply-adds. A quiet machine is faster; the estimate is a guide.
+_NS_PER_ENTRY = 3400.0
+_NS_PER_MADD = 83.0
 
 
 @dataclass(frozen=True)
@@ -95,9 +96,8 @@ def plan_blocks(problem: LoraAttention, digits: int = DEFAULT_DIGITS, *, block_s
     chunks = math.ceil(L / chunk_rows)
     d = problem.d_head
     madds = 3 * d + 3 * problem.d_v + 3
-    per_madd = _NS_PER_MADD["small" if min(d, problem.d_v) < 32 else "large"]
     limbs = prec / 128
-    estimate = problem.n_batch * L * L_k * (_NS_PER_ENTRY + madds * per_madd) * limbs * 1e-9
+    estimate = problem.n_batch * L * L_k * (_NS_PER_ENTRY + madds * _NS_PER_MADD) * limbs * 1e-9
     return BlockPlan(digits, prec, block, chunk_rows, chunks, estimate)
 
 
