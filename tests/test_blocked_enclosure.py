@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import example, given, settings
 
-from tests.strategies import problems
+from verified_lora.testing.strategies import problems
 from verified_lora import InputError, exact, reference
 from verified_lora.examples import random_problem
 from verified_lora.parallel import map_tasks

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import json_flag, jsonable, markdown_flag, progress, quiet_flag
+from ._common import json_flag, jsonable, markdown_flag, progress, quiet_flag, runner_flags
 
 __all__ = ["add", "run"]
 
@@ -17,7 +17,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "least certified degree, the rank k = C(d+g, g) and the predicted cost ratio "
                                    "fast/exact; prints a table, the boundary and the Aggarwal-Alman fit, and writes "
                                    "a PNG plot. Score interval: R = Gamma^2 (beta = 1/d, Alman-Song) unless --beta.",
-                       parents=[markdown_flag("print the table as Markdown"), json_flag(), quiet_flag()])
+                       parents=[markdown_flag("print the table as Markdown"), json_flag(), quiet_flag(),
+                                runner_flags()])
     p.add_argument("--L-exp", default="8:20", help="exponents e of L = 2^e: 'a:b' or a comma list (default 8:20)")
     p.add_argument("--gamma", default=None, help="Gamma multiples of sqrt(ln L), comma list "
                                                  "(default 0.125,0.25,0.375,0.5,0.625,0.75,1,1.25,1.5)")
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     beta = args.beta if args.beta == "1/d" else _parse_list(args.beta, "--beta")[0]
     points = phase_sweep(L_exponents=L_exps, gamma_multiples=gammas, eps_exponents=eps_exps, d=d, beta=beta,
                          families=args.family or ("minimax",), cost_model=CostModel(exp_cost=args.exp_cost),
-                         progress=progress(args))
+                         progress=progress(args), workers=args.workers, scheduler=args.scheduler)
     text, data = phase_report(points, markdown=args.markdown)
     if not args.no_plot:
         data["plot"] = plot_phase(points, args.plot)

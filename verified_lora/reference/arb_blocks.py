@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from ..numerics.intervals import scoped_precision
+
 __all__ = ["chunk", "pack", "unpack", "effective_weights", "arb_matrix", "adapter_scale", "Payload"]
 
 Payload = dict[str, Any]
@@ -120,7 +122,7 @@ def chunk(payload: Payload, item: int, r0: int, r1: int, block: int, prec: int) 
     import flint
 
     cpu0 = time.process_time()
-    with flint.ctx.workprec(prec):
+    with scoped_precision(prec=prec, backend="arb"):
         W, K, V, Kt1, V1, Vt1 = _item_state(payload, item, prec)
         beta = flint.arb(payload["beta"])
         d_v = V.ncols()

@@ -30,10 +30,11 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from ..numerics.intervals import available_backends, scoped_precision
 from ..parallel import check_runner, describe_runner, map_tasks
 from ..problem import ADAPTER_KEYS, LoraAttention
 from . import arb_blocks
-from .enclose import Enclosure, _arb_to_iv, _wrap, available_backends
+from .enclose import Enclosure, _arb_to_iv, _wrap
 
 __all__ = ["BlockPlan", "plan_blocks", "enclose_blocked", "DEFAULT_DIGITS", "BLOCK_ENTRIES", "GUARD_BITS"]
 
@@ -194,7 +195,7 @@ def _assemble(problem: LoraAttention, payload: dict[str, Any], parts: list[dict[
     """Add the chunk balls in task order, apply ``beta``, the batch mean and the chain rule."""
     import flint
 
-    with flint.ctx.workprec(plan.prec):
+    with scoped_precision(prec=plan.prec, backend="arb"):
         total: dict[str, Any] = {}
         for part in parts:  # fixed order: item-major, rows ascending
             for name, packed in part.items():

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import InputError
+from ..numerics.intervals import available_backends
 from ..problem import LoraAttention
 from . import blocked
-from .enclose import Enclosure, available_backends
+from .enclose import Enclosure
 from .enclose import enclose as enclose_jacobian
 
 __all__ = ["enclose", "METHODS", "JACOBIAN_MAX_COST", "jacobian_cost"]
