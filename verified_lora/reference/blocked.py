@@ -70,6 +70,7 @@ class BlockPlan:
     estimate_s: float
 
     def as_dict(self) -> dict[str, Any]:
+        """The plan as JSON-ready values (``prec_bits``, ``block_rows``, ...)."""
         return {"digits": self.digits, "prec_bits": self.prec, "block_rows": self.block,
                 "chunk_rows": self.chunk_rows, "chunks": self.chunks, "estimate_s": self.estimate_s}
 
@@ -84,7 +85,8 @@ def plan_blocks(problem: LoraAttention, digits: int = DEFAULT_DIGITS, *, block_s
     """Working precision, row blocks, chunks and a serial time estimate for ``problem``."""
     digits = _check_digits(digits)
     L, L_k = problem.L, problem.L_k
-    bits = math.ceil(digits * math.log2(10)) + GUARD_BITS + math.ceil(math.log2(L_k + 1)) + math.ceil(math.log2(L + 1))
+    bits = (math.ceil(digits * math.log2(10)) + GUARD_BITS + math.ceil(math.log2(L_k + 1))
+            + math.ceil(math.log2(L + 1)))
     prec = 64 * math.ceil(bits / 64)
     if block_size is None:  # at least CHUNKS_PER_ITEM blocks, so the chunks can balance workers
         block = max(1, min(math.ceil(L / CHUNKS_PER_ITEM), BLOCK_ENTRIES // L_k))
