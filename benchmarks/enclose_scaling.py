@@ -140,28 +140,35 @@ def _table(records: list[dict]) -> str:
              "Problem: `verified_lora.fast.bench.make_problem(d, L, R=1)` (self-attention, rank-4 LoRA on Q, K, V). "
              "Time = wall time of `enclose_blocked` (dask cluster start-up included for 2 workers); width = largest "
              "`max width / max |midpoint|` over the loss and every gradient; memory = peak RSS of the process tree "
-             "(sampled every 0.2 s); chunk CPU = CPU seconds spent inside the row chunks (summed over "
-             "workers); tree CPU = user + system seconds of that tree (adds set-up, dask and, with --check-fast, the fast "
+             "(sampled every 0.2 s); '-' = not recorded by that run; chunk CPU = CPU seconds spent inside the row "
+             "chunks (summed over workers); tree CPU = user + system seconds of that tree (adds set-up, dask and, with --check-fast, the fast "
              "path). Machine: shared 2-core box with other jobs running and this benchmark at "
-             "nice 19, so wall times depend on the other load (load average at the end of each run in the JSON lines).",
+             "nice 19, so wall times depend on the other load (1-minute load average at the end of each run in the last column).",
              "",
-             "| d | L | workers | time (s) | cluster start-up (s) | chunk CPU (s) | tree CPU (s) | model estimate, 1 worker (s) | rel. width | "
-             "prec (bits) | peak RSS (MB) |",
+             "| d | L | workers | time (s) | cluster start-up (s) | chunk CPU (s) | tree CPU (s) | rel. width | "
+             "prec (bits) | peak RSS (MB) | load at end |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(records, key=lambda r: (r["d"], r["L"], r["workers"])):
         cpu = f"{r['cpu_s_tree']:.0f}" if "cpu_s_tree" in r else "-"
         start = f"{r['startup_s']:.1f}" if "startup_s" in r else "-"
         ccpu = f"{r['chunk_cpu_s']:.1f}" if r.get("chunk_cpu_s") is not None else "-"
+        load = r["machine"].rsplit("load ", 1)[-1].split(" ")[0]
         lines.append(f"| {r['d']} | {r['L']} | {r['workers']} | {r['seconds']:.1f} | {start} | {ccpu} | {cpu} | "
-                     f"{r['model_estimate_s']:.0f} | "
-                     f"{r['max_relative_width']:.1e} | {r['prec_bits']} | {r['peak_rss_mb']:.0f} |")
+                     f"{r['max_relative_width']:.1e} | {r['prec_bits']} | {r['peak_rss_mb']:.0f} | {load} |")
     speed = []
     by = {(r["d"], r["L"], r["workers"]): r for r in records}
     for (d, L, w), r in sorted(by.items()):
         if w == 2 and (d, L, 1) in by:
-            speed.append(f"| {d} | {L} | {by[(d, L, 1)]['seconds'] / r['seconds']:.2f} |")
+            one = by[(d, L, 1)]
+            work = (f"{r['chunk_cpu_s'] / one['chunk_cpu_s']:.2f}"
+                    if r.get("chunk_cpu_s") and one.get("chunk_cpu_s") else "-")
+            speed.append(f"| {d} | {L} | {one['seconds'] / r['seconds']:.2f} | "
+                         f"{(one['seconds']) / (r['seconds'] - r.get('startup_s', 0.0)):.2f} | {work} |")
     if speed:
-        lines += ["", "Speedup 1 -> 2 workers (same machine, shared):", "", "| d | L | speedup |", "|---|---|---|"] + speed
+        lines += ["", "Speedup 1 -> 2 workers on this shared machine: wall time (1 worker) / wall time (2 workers), also "
+                      "without the cluster start-up; and the chunk CPU of the 2-worker run over the 1-worker run (1.00 = "
+                      "the split adds no work).", "",
+                  "| d | L | wall speedup | wall speedup without start-up | chunk CPU ratio |", "|---|---|---|---|---|"] + speed
     checks = [r for r in records if "fast_check" in r]
     for r in checks:
         c = r["fast_check"]
