@@ -163,19 +163,31 @@ def _resolve_d(d: int | str, L: int) -> int:
     return _check_positive_int("d", d)
 
 
+def _sweep_point(shared: dict[str, Any], L: int, d: int, R: float, eps: float, m: float, gam: float,
+                 c: float) -> PhasePoint:
+    """One grid point of :func:`phase_sweep` (module level, so dask workers can import it)."""
+    return phase_point(L, d, R, eps, families=shared["families"], cost_model=shared["cost_model"],
+                       gamma_multiple=m, gamma=gam, eps_exponent=c)
+
+
 def phase_sweep(*, L_exponents: Iterable[int] = DEFAULT_L_EXPONENTS,
                 gamma_multiples: Iterable[float] = DEFAULT_GAMMA_MULTIPLES,
                 eps_exponents: Iterable[float] = DEFAULT_EPS_EXPONENTS, d: int | str = "log",
                 beta: str | float = "1/d", families: Sequence[str] = ("minimax",),
                 cost_model: CostModel | None = None,
-                progress: Callable[[str], None] | None = None) -> list[PhasePoint]:
+                progress: Callable[[str], None] | None = None,
+                workers: int | None = None, scheduler: str | None = None) -> list[PhasePoint]:
     """The sweep over ``L = 2^e``, ``Gamma = m sqrt(ln L)``, ``eps = L^(-c)`` (module docstring).
 
     ``d`` is the head dimension: an int, or "log" (default) for ``ceil(log2(L) / 2)``, i.e.
     ``d = Theta(log L)`` as in Theorems 3.1 and 4.1 (with a fixed ``d`` the rank is polylogarithmic
     in ``L`` and the threshold multiple drifts upward with ``L``); ``beta`` is "1/d"
-    (default, ``R = Gamma^2``) or a number (``R = |beta| d Gamma^2``).
+    (default, ``R = Gamma^2``) or a number (``R = |beta| d Gamma^2``). The points are independent:
+    ``workers=N`` (a dask LocalCluster) or ``scheduler=ADDRESS`` runs them on dask through
+    :func:`verified_lora.parallel.map_tasks`; the points come back in grid order either way.
     """
+    from ..parallel import map_tasks
+
     Ls = [int(e) for e in L_exponents]
     ms = [_check_positive("gamma_multiples", float(m)) for m in gamma_multiples]
     cs = [_check_positive("eps_exponents", float(c)) for c in eps_exponents]
@@ -187,22 +199,24 @@ def phase_sweep(*, L_exponents: Iterable[int] = DEFAULT_L_EXPONENTS,
     if beta != "1/d":
         beta = _check_positive("beta", beta)
     progress = progress or (lambda m: None)
-    out: list[PhasePoint] = []
+    tasks = []
     for e in Ls:
         L = 2**e
         dd = _resolve_d(d, L)
         b = 1.0 / dd if beta == "1/d" else float(beta)
-        progress(f"L = 2^{e} (d = {dd})")
         for c in cs:
             eps = float(L) ** (-c)
             if not eps < 1:
                 raise InputError("eps_exponents", "exponents c with L^-c < 1", repr(c))
             for m in ms:
                 gam = m * math.sqrt(math.log(L))
-                R = b * dd * gam * gam
-                out.append(phase_point(L, dd, R, eps, families=families, cost_model=cost_model, gamma_multiple=m,
-                                       gamma=gam, eps_exponent=c))
-    return out
+                tasks.append((L, dd, b * dd * gam * gam, eps, m, gam, c))
+
+    def report(done: int, total: int) -> None:
+        progress(f"phase points done: {done}/{total}")
+
+    return map_tasks(_sweep_point, tasks, {"families": tuple(families), "cost_model": cost_model},
+                     workers=workers, scheduler=scheduler, progress=report)
 
 
 def phase_table(points: Sequence[PhasePoint]) -> tuple[list[str], list[list[Any]]]:

@@ -1,6 +1,6 @@
 """Command-line interface: argparse subcommands only; every computation lives in the library.
 
-One module per command (:mod:`.verify`, :mod:`.grad`, :mod:`.audit`, :mod:`.kernels`,
+One module per command (:mod:`.verify`, :mod:`.grad`, :mod:`.enclose`, :mod:`.audit`, :mod:`.kernels`,
 :mod:`.bench`, :mod:`.bounds`, :mod:`.phase`, :mod:`.prove`), each with ``add(subparsers)`` and
 ``run(args) -> exit code``; the flags they share (``-q``, ``--json``, ``--markdown``) are parent
 parsers in :mod:`._common`. Exit codes: 0 on success, 1 when a check failed, 2 on bad input.
@@ -14,12 +14,12 @@ import sys
 from collections.abc import Sequence
 
 from ..errors import InputError, VerifiedLoraError
-from . import audit, bench, bounds, grad, kernels, phase, prove, verify
+from . import audit, bench, bounds, enclose, grad, kernels, phase, prove, verify
 from ._common import debug_flag
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
-COMMANDS = (verify, grad, audit, kernels, bench, bounds, phase, prove)
+COMMANDS = (verify, grad, enclose, audit, kernels, bench, bounds, phase, prove)
 """The command modules, in the order ``--help`` lists them."""
 
 

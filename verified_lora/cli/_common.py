@@ -12,8 +12,8 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["quiet_flag", "json_flag", "markdown_flag", "json_or_markdown", "debug_flag", "progress", "jsonable",
-           "json_dumps", "writable_path"]
+__all__ = ["quiet_flag", "json_flag", "markdown_flag", "json_or_markdown", "debug_flag", "runner_flags", "progress",
+           "jsonable", "json_dumps", "writable_path"]
 
 
 def _parent() -> argparse.ArgumentParser:
@@ -63,6 +63,19 @@ def json_or_markdown(json_help: str, markdown_help: str) -> argparse.ArgumentPar
     group = p.add_mutually_exclusive_group()
     _add_json(group, json_help)
     _add_markdown(group, markdown_help)
+    return p
+
+
+def runner_flags() -> argparse.ArgumentParser:
+    """Parent parser of ``--workers N`` / ``--scheduler ADDRESS`` (mutually exclusive; default serial)."""
+    p = _parent()
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=int, metavar="N",
+                       help="run the independent tasks on a dask LocalCluster of N worker processes "
+                            "(needs the 'distributed' extra; default: serial, in this process)")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run them on an existing dask cluster, e.g. tcp://10.0.0.5:8786 (its workers must "
+                            "import the same verified-lora)")
     return p
 
 

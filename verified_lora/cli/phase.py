@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import json_dumps, json_or_markdown, progress, quiet_flag, writable_path
+from ._common import json_dumps, json_or_markdown, progress, quiet_flag, runner_flags, writable_path
 
 __all__ = ["add", "run", "FIELD_FLAGS"]
 
@@ -21,7 +21,8 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "least certified degree, the rank k = C(d+g, g) and the predicted cost ratio "
                                    "fast/exact; prints a table, the boundary and the Aggarwal-Alman fit, and writes "
                                    "a PNG plot. Score interval: R = Gamma^2 (beta = 1/d, Alman-Song) unless --beta.",
-                       parents=[json_or_markdown("print JSON", "print every table as Markdown"), quiet_flag()])
+                       parents=[json_or_markdown("print JSON", "print every table as Markdown"), quiet_flag(),
+                                runner_flags()])
     p.add_argument("--L-exp", default="8:20", help="exponents e of L = 2^e: 'a:b' or a comma list (default 8:20)")
     p.add_argument("--gamma", default=None, help="Gamma multiples of sqrt(ln L), comma list "
                                                  "(default 0.125,0.25,0.375,0.5,0.625,0.75,1,1.25,1.5)")
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
 
         points = phase_sweep(L_exponents=L_exps, gamma_multiples=gammas, eps_exponents=eps_exps, d=d, beta=beta,
                              families=args.family or ("minimax",), cost_model=CostModel(exp_cost=args.exp_cost),
-                             progress=report)
+                             progress=report, workers=args.workers, scheduler=args.scheduler)
         bar.update()
     text, data = phase_report(points, markdown=args.markdown)
     if not args.no_plot:

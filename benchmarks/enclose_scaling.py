@@ -1,0 +1,226 @@
+"""Benchmark: the blocked interval enclosure (python-flint balls) at L = 1k, 4k, 16k; 1 and 2 workers.
+
+For each (d, L, workers) a fresh child process runs
+:func:`verified_lora.reference.enclose_blocked` on the fast-path benchmark problem
+(self-attention, d_model = d_head = d_v = d, rank-4 LoRA on Q, K, V, certified score bound R = 1;
+``verified_lora.fast.bench.make_problem``) and reports wall time, the largest relative width over
+the loss and every gradient, and the peak resident memory of the child and all its descendants
+(dask workers included), sampled every 0.2 s. ``workers = 1`` is the serial in-process runner;
+``workers >= 2`` a dask LocalCluster (cluster start-up included in the time).
+
+``--check-fast`` additionally runs the certified fast path (``verified_lora.fast.loss_and_grads``,
+factored, ``tol`` relative, forced fast) on the same problem in the child and checks its certificate
+against the enclosure: for every adapter-gradient and weight-gradient entry, ``bound >= |fast - midpoint| + radius``
+(= ``max(fast - lo, hi - fast)``, computed exactly), reporting the margin ``bound / that``.
+
+A configuration whose time predicted from the plan's cost model (scaled by the ratio measured on
+the previous run) exceeds ``--max-seconds`` is skipped and listed as such; nothing is extrapolated
+into the table.
+
+Usage::
+
+    nice -n 19 python benchmarks/enclose_scaling.py --d 8 --L 1024 --L 4096 --workers 1 --workers 2
+    nice -n 19 python benchmarks/enclose_scaling.py --d 8 --L 16384 --workers 2 --check-fast
+
+Appends one JSON line per run to ``benchmarks/results/enclose_scaling.jsonl`` and rewrites
+``benchmarks/results/enclose_scaling.md`` from all lines (the latest line per configuration). A benchmark, never a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = HERE / "results"
+
+
+def _child(args: argparse.Namespace) -> dict:
+    """One configuration, in this (child) process; returns the record."""
+    import flint
+
+    from verified_lora.fast.bench import make_problem
+    from verified_lora.reference import enclose_blocked, plan_blocks
+
+    p = make_problem(args.one_d, args.one_L, args.R)
+    plan = plan_blocks(p, args.digits)
+    workers = None if args.one_workers == 1 else args.one_workers
+    t0 = time.perf_counter()
+    enc = enclose_blocked(p, args.digits, workers=workers)
+    seconds = time.perf_counter() - t0
+    widths = enc.relative_widths()
+    rec = {"d": args.one_d, "L": args.one_L, "workers": args.one_workers, "digits": args.digits,
+           "seconds": seconds, "startup_s": enc.info.get("startup_s", 0.0),
+           "chunk_cpu_s": enc.info.get("chunk_cpu_s"), "max_relative_width": max(widths.values()), "widths": widths,
+           "prec_bits": enc.info["prec_bits"], "attempts": len(enc.info["attempts"]),
+           "chunks": plan.chunks, "block_rows": plan.block, "model_estimate_s": plan.estimate_s,
+           "target_met": enc.info["target_met"], "flint": flint.__version__}
+    if args.check_fast:
+        from verified_lora import fast
+
+        t1 = time.perf_counter()
+        res = fast.loss_and_grads(p, tol=args.tol, force="fast")
+        rec["fast_seconds"] = time.perf_counter() - t1
+        observed = enc.error_bounds(res)  # max over entries of max(v - lo, hi - v), rounded up
+        check = {}
+        named = {**res.bounds, **{f"W_{k}": v for k, v in res.weight_bounds.items()}}
+        for name, bound in named.items():
+            check[name] = {"bound": bound, "max_abs_dev_plus_radius": observed[name],
+                           "margin": bound / observed[name] if observed[name] else float("inf"),
+                           "holds": observed[name] <= bound}
+        rec["fast_check"] = {"path": res.path, "degree": res.degree, "tol": args.tol, "per_gradient": check,
+                             "all_hold": all(c["holds"] for c in check.values())}
+    return rec
+
+
+def _tree_sample(pid: int, cpu: dict[int, float]) -> int:
+    """RSS of ``pid`` and its descendants (bytes); records each process's CPU seconds in ``cpu``."""
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        procs = [proc] + proc.children(recursive=True)
+    except psutil.Error:
+        return 0
+    total = 0
+    for p in procs:
+        try:
+            with p.oneshot():
+                total += p.memory_info().rss
+                t = p.cpu_times()
+                cpu[p.pid] = max(cpu.get(p.pid, 0.0), t.user + t.system)
+        except psutil.Error:
+            pass
+    return total
+
+
+def _run_one(args: argparse.Namespace, d: int, L: int, workers: int) -> dict:
+    cmd = [sys.executable, __file__, "--one", str(d), str(L), str(workers), "--digits", str(args.digits),
+           "--R", str(args.R), "--tol", str(args.tol)] + (["--check-fast"] if args.check_fast else [])
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, env=env, text=True)
+    peak = [0]
+    cpu: dict[int, float] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _tree_sample(proc.pid, cpu))
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    out, _ = proc.communicate()
+    stop.set()
+    thread.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"child failed for d={d} L={L} workers={workers} (exit {proc.returncode})")
+    rec = json.loads(out.strip().splitlines()[-1])
+    rec["peak_rss_mb"] = peak[0] / 2**20
+    rec["cpu_s_tree"] = sum(cpu.values())  # CPU seconds of the whole tree (child, nanny, workers; 0.2 s sampling)
+    rec["machine"] = f"{platform.node()} ({os.cpu_count()} cores), load {os.getloadavg()[0]:.1f} at end"
+    return rec
+
+
+def _table(records: list[dict]) -> str:
+    latest: dict[tuple, dict] = {}
+    for r in records:  # a re-run of a configuration replaces the earlier line
+        latest[(r["d"], r["L"], r["workers"], r["digits"])] = r
+    records = list(latest.values())
+    lines = ["# Blocked interval enclosure: scaling", "",
+             "Problem: `verified_lora.fast.bench.make_problem(d, L, R=1)` (self-attention, rank-4 LoRA on Q, K, V). "
+             "Time = wall time of `enclose_blocked` (dask cluster start-up included for 2 workers); width = largest "
+             "`max width / max |midpoint|` over the loss and every gradient; memory = peak RSS of the process tree "
+             "(sampled every 0.2 s); '-' = not recorded by that run; chunk CPU = CPU seconds spent inside the row "
+             "chunks (summed over workers); tree CPU = user + system seconds of that tree (adds set-up, dask and, with --check-fast, the fast "
+             "path). Machine: shared 2-core box with other jobs running and this benchmark at "
+             "nice 19, so wall times depend on the other load (1-minute load average at the end of each run in the last column).",
+             "",
+             "| d | L | workers | time (s) | cluster start-up (s) | chunk CPU (s) | tree CPU (s) | rel. width | "
+             "prec (bits) | peak RSS (MB) | load at end |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(records, key=lambda r: (r["d"], r["L"], r["workers"])):
+        cpu = f"{r['cpu_s_tree']:.0f}" if "cpu_s_tree" in r else "-"
+        start = f"{r['startup_s']:.1f}" if "startup_s" in r else "-"
+        ccpu = f"{r['chunk_cpu_s']:.1f}" if r.get("chunk_cpu_s") is not None else "-"
+        load = r["machine"].rsplit("load ", 1)[-1].split(" ")[0]
+        lines.append(f"| {r['d']} | {r['L']} | {r['workers']} | {r['seconds']:.1f} | {start} | {ccpu} | {cpu} | "
+                     f"{r['max_relative_width']:.1e} | {r['prec_bits']} | {r['peak_rss_mb']:.0f} | {load} |")
+    speed = []
+    by = {(r["d"], r["L"], r["workers"]): r for r in records}
+    for (d, L, w), r in sorted(by.items()):
+        if w == 2 and (d, L, 1) in by:
+            one = by[(d, L, 1)]
+            work = (f"{r['chunk_cpu_s'] / one['chunk_cpu_s']:.2f}"
+                    if r.get("chunk_cpu_s") and one.get("chunk_cpu_s") else "-")
+            speed.append(f"| {d} | {L} | {one['seconds'] / r['seconds']:.2f} | "
+                         f"{(one['seconds']) / (r['seconds'] - r.get('startup_s', 0.0)):.2f} | {work} |")
+    if speed:
+        lines += ["", "Speedup 1 -> 2 workers on this shared machine: wall time (1 worker) / wall time (2 workers), also "
+                      "without the cluster start-up; and the chunk CPU of the 2-worker run over the 1-worker run (1.00 = "
+                      "the split adds no work).", "",
+                  "| d | L | wall speedup | wall speedup without start-up | chunk CPU ratio |", "|---|---|---|---|---|"] + speed
+    checks = [r for r in records if "fast_check" in r]
+    for r in checks:
+        c = r["fast_check"]
+        lines += ["", f"Fast-path certificate vs enclosure, d = {r['d']}, L = {r['L']}, {r['workers']} worker(s) "
+                      f"(path {c['path']}, degree "
+                      f"{c['degree']}, tol {c['tol']}): all hold = {c['all_hold']}", "",
+                  "| gradient | certified bound | max(abs(fast - mid) + rad) | margin |", "|---|---|---|---|"]
+        for name, v in c["per_gradient"].items():
+            lines.append(f"| {name} | {v['bound']:.3e} | {v['max_abs_dev_plus_radius']:.3e} | {v['margin']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--d", type=int, action="append")
+    ap.add_argument("--L", type=int, action="append")
+    ap.add_argument("--workers", type=int, action="append")
+    ap.add_argument("--digits", type=int, default=20)
+    ap.add_argument("--R", type=float, default=1.0)
+    ap.add_argument("--tol", type=float, default=1e-6)
+    ap.add_argument("--check-fast", action="store_true")
+    ap.add_argument("--max-seconds", type=float, default=1800.0)
+    ap.add_argument("--one", nargs=3, type=int, metavar=("D", "L", "WORKERS"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.one:
+        args.one_d, args.one_L, args.one_workers = args.one
+        print(json.dumps(_child(args)))
+        return 0
+    from verified_lora.fast.bench import make_problem
+    from verified_lora.reference import plan_blocks
+
+    RESULTS.mkdir(exist_ok=True)
+    jsonl = RESULTS / "enclose_scaling.jsonl"
+    ratio = 1.0  # measured / model, from the previous run
+    for d in args.d or [8, 64]:
+        for L in args.L or [1024, 4096, 16384]:
+            for w in args.workers or [1, 2]:
+                model = plan_blocks(make_problem(d, min(L, 64), args.R), args.digits).estimate_s * (L / min(L, 64)) ** 2
+                predicted = model * ratio / w
+                if predicted > args.max_seconds:
+                    print(f"skip d={d} L={L} workers={w}: predicted {predicted:.0f} s > --max-seconds", flush=True)
+                    continue
+                print(f"run d={d} L={L} workers={w} (predicted {predicted:.0f} s)", flush=True)
+                rec = _run_one(args, d, L, w)
+                ratio = rec["seconds"] * w / max(rec["model_estimate_s"], 1e-9)
+                print(json.dumps({k: v for k, v in rec.items() if k != "widths"}), flush=True)
+                with jsonl.open("a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+    records = [json.loads(line) for line in jsonl.read_text().splitlines() if line.strip()] if jsonl.exists() else []
+    (RESULTS / "enclose_scaling.md").write_text(_table(records))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
