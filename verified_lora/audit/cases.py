@@ -126,9 +126,15 @@ def draw_values(rng: np.random.Generator, view: LayerView, lead: tuple[int, ...]
         b = entries(rng, (m, view.r), 0.6)
         bb = entries(rng, (m,), 0.5) if view.has_lora_bias() else None
         blocks.append((a, b, bb))
+    if view.input_kind == "index":  # an embedding: one-hot rows of token ids, every id distinct where possible
+        n = int(np.prod(lead))
+        ids = rng.permutation(max(n, view.d_in))[:n] % view.d_in
+        x = np.eye(view.d_in)[ids].reshape(*lead, view.d_in)
+    else:
+        x = entries(rng, (*lead, view.d_in))
     return LayerValues(W=entries(rng, (view.d_out, view.d_in), 0.6),
                        bias=entries(rng, (view.d_out,), 0.5) if view.has_bias() else None,
-                       blocks=blocks, x=entries(rng, (*lead, view.d_in)), g=entries(rng, (*lead, view.d_out)))
+                       blocks=blocks, x=x, g=entries(rng, (*lead, view.d_out)))
 
 
 # ------------------------------------------------------------------------------------ cases

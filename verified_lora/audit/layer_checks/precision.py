@@ -29,7 +29,7 @@ def _check_precision(ex: Example, dtype: str) -> Outcome:
     x0 = tensor(ex.values.x, dtype, requires_grad=True)
     g = tensor(ex.values.g, dtype)
     xr, gr = x0.detach().to(torch.float64).numpy(), g.to(torch.float64).numpy()
-    y = view.module(x0.clone())
+    y = view.call(x0.clone())
     (y * g).sum().backward()
     low = view.grads()
     dx_low = x0.grad
@@ -38,7 +38,7 @@ def _check_precision(ex: Example, dtype: str) -> Outcome:
                        x=xr, g=gr)
     v64 = ex.fresh("float64", values=vals)
     x64 = tensor(xr, requires_grad=True)
-    y64 = v64.module(x64.clone())
+    y64 = v64.call(x64.clone())
     (y64 * tensor(gr)).sum().backward()
     high = v64.grads()
     b_low = layer_bounds(arrays, xr, gr, dtype)
@@ -100,7 +100,7 @@ def check_precision_mixed(ex: Example) -> Outcome:
     g = tensor(v.g, "bfloat16")
     xr, gr = x0.detach().to(torch.float64).numpy(), g.to(torch.float64).numpy()
     try:
-        y = view.module(x0.clone())
+        y = view.call(x0.clone())
         (y * g.to(y.dtype)).sum().backward()
     except RuntimeError as exc:
         return Outcome(None, detail=f"float32 adapters on a bfloat16 base not supported: {str(exc).splitlines()[0][:100]}")

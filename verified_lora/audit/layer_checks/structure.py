@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..adapters import PAPER_MAPPING, LayerView
+from ..views import PAPER_MAPPING, LayerView
 from ..cases import Example, flat_out, tensor
 from ..outcome import Outcome
 from ..registry import check
@@ -28,6 +28,9 @@ def check_layout(ex: Example, view: LayerView) -> Outcome:
     lay = view.layout()
     bad = {k: v for k, v in lay.items() if v != "declared"}
     fifo = f"fan_in_fan_out={view.fan_in_fan_out}"
+    if not view.orientation_declared:  # no convention declares it: the orientation found is the layout
+        return Outcome(True, None, None, "orientation inferred from shapes: " + ", ".join(
+            f"{k} {'stored transposed' if v == 'transposed' else 'as canonical'}" for k, v in lay.items()))
     if bad:
         return Outcome(False, None, None, f"{fifo}; stored differently from the {view.convention} convention: "
                        + ", ".join(f"{k} {v}" for k, v in bad.items()))
@@ -65,7 +68,7 @@ def probe_placement(ex: Example) -> Outcome:
         v = ex.fresh(probe=False, write=False)
         v.write(zeros, None if not v.has_bias() else np.zeros(view.d_out), vals)
         with torch.no_grad():
-            y = flat_out(v.module(tensor(np.eye(view.d_in))), view.d_out)  # y[i, j] = s dW[j, i]
+            y = flat_out(v.call(tensor(np.eye(view.d_in))), view.d_out)  # y[i, j] = s dW[j, i]
         cols = np.full(m, -1)
         for j in range(view.d_out):
             c0, c1 = y[0, j], y[1, j]
