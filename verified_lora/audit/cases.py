@@ -147,6 +147,10 @@ class LayerCase:
     draw: Callable[[np.random.Generator, int], LayerSpec] | None
     select: Callable[[nn.Module], nn.Module] = lambda m: m
     notes: list[str] = field(default_factory=list)
+    #: explicit mapping of the layer (:class:`~.spec.LoraSpec`), passed to detection; None: detect
+    lora_spec: object | None = None
+    #: ``values(rng, view, lead)`` replacing :func:`draw_values` (e.g. a model's own trained weights)
+    values: Callable[[np.random.Generator, LayerView, tuple[int, ...]], "LayerValues"] | None = None
 
 
 @dataclass
@@ -168,7 +172,7 @@ class Example:
         self.placement_outcome: Outcome | None = None
         view = self.fresh(probe=False, write=False)
         lead = getattr(spec, "lead", (4,))
-        self.values = draw_values(np.random.default_rng(seed), view, lead)
+        self.values = (case.values or draw_values)(np.random.default_rng(seed), view, lead)
         self.lead = lead
 
     def fresh(self, dtype: str = "float64", *, probe: bool = True, write: bool = True,
@@ -176,7 +180,7 @@ class Example:
         """A new module of the case in ``dtype``, dropout 0, training mode, the drawn (or given) values written."""
         module = self.case.build(self.spec)
         layer = self.case.select(module)
-        view = detect_layer(layer)
+        view = detect_layer(layer, self.case.lora_spec)
         if view is None:
             raise AuditError(f"{self.case.name}: the factory's module contains no supported LoRA layer")
         view.set_dropout(0.0)
