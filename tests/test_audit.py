@@ -147,7 +147,6 @@ def test_degenerate_fixture_is_noted():
     ("verified_lora.testing.broken_lora:does_not_exist", "has no attribute"),
     ("verified_lora.testing.broken_lora:not_callable", "not callable"),
     ("verified_lora.testing.broken_lora:no_lora", "no LoRA layers found"),
-    ("verified_lora.testing.broken_lora:mlx_style", "follows no supported convention"),
     ("verified_lora.testing.broken_lora:attention_without_beta", "unsupported convention"),
     ("justaname", "expected 'peft', 'loralib' or 'module.path:factory'"),
 ])

@@ -169,6 +169,7 @@ class Example:
     def __init__(self, case: LayerCase, spec: LayerSpec | None, seed: int):
         self.case, self.spec, self.seed = case, spec, seed
         self.placement: list[np.ndarray] | None = None
+        self.lora_factor: float | None = None  # detected factor on the LoRA branch (embed_scale probe)
         self.placement_outcome: Outcome | None = None
         view = self.fresh(probe=False, write=False)
         lead = getattr(spec, "lead", (4,))
@@ -187,6 +188,8 @@ class Example:
         layer.train(True)
         if probe and self.placement is not None:
             view.placement = self.placement
+        if probe and self.lora_factor is not None:
+            view.lora_factor = self.lora_factor
         if dtype != "float64":
             layer.to(TORCH_DTYPES[dtype])
         else:

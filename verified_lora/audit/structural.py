@@ -103,7 +103,8 @@ def _find_base(module: nn.Module, spec: LoraSpec) -> tuple[str, str | None, str]
                          "one is the frozen base. Fix: LoraSpec(base='<child>')")
     child = kids[found[0]]
     if isinstance(child, nn.modules.conv._ConvNd):
-        raise AuditError(f"{type(module).__name__}: base {found[0]!r} is a convolution; not supported yet")
+        raise AuditError(f"{type(module).__name__}: found a convolution base {found[0]!r}; missing: a convolution "
+                         "reference in the audit (LoRA on Conv1d/Conv2d is not supported yet)")
     kind = "embedding" if isinstance(child, nn.Embedding) else "linear_t" if _is_conv1d_hf(child) else "linear"
     bp = f"{found[0]}.bias"
     return f"{found[0]}.weight", bp if _tensor_or_none(module, bp) is not None else None, kind
@@ -190,7 +191,13 @@ class StructuralView(LayerView):
         self.d_in, self.d_out, self.r = int(self.d_in), int(self.d_out), int(r)
         if kind == "embedding":
             self.input_kind = "index"
-        owners = [module] + [resolve_path(module, p.rsplit(".", 1)[0]) for p in (a, b) if "." in p]
+            owner = resolve_path(module, w.rsplit(".", 1)[0]) if "." in w else module
+            scale = getattr(owner, "embed_scale", None)
+            if scale is not None:
+                self.base_scale = self.lora_factor = float(scale)
+        prefixes = {".".join(p.split(".")[:k]) for p in (a, b) for k in range(1, p.count(".") + 1)}
+        owners = [module] + [o for o in (resolve_path(module, q) for q in sorted(prefixes, key=len))
+                             if isinstance(o, nn.Module)]
         pz = getattr(module, "parametrizations", None)
         if pz is not None and "weight" in pz:
             owners += list(pz["weight"])

@@ -12,6 +12,7 @@ import torch
 
 from ..views import PAPER_MAPPING, LayerView
 from ..cases import Example, flat_out, tensor
+from ..error_bounds import layer_bounds, scale_bound
 from ..outcome import Outcome
 from ..registry import check
 
@@ -92,3 +93,34 @@ def probe_placement(ex: Example) -> Outcome:
         return Outcome(False, float(sum(np.sum(d != c) for _, d, c in wrong)), 0.0,
                        f"block {g} declared at output columns {d.tolist()} but writes {c.tolist()}")
     return Outcome(True, 0.0, 0.0, f"{len(blocks)} blocks at their enable_lora slices")
+
+
+@check("embed_scale", takes="probe",
+       doc="a scaled embedding's output scale c multiplies the LoRA branch as it does the base (PEFT, Gemma)",
+       bug_classes="embedding scale missing: the base embedding multiplies its output by embed_scale but the LoRA "
+                   "branch does not, so the adapter is under- or over-scaled by that factor")
+def probe_embed_scale(ex: Example) -> Outcome:
+    """W = 0, X = every token id: the output is ``k s Z``; ``k`` must be the base scale ``c``, not 1."""
+    view = ex.fresh(probe=False, write=False)
+    c = float(view.base_scale)
+    if c == 1.0:
+        return Outcome(None, detail="no base output scale (embed_scale) on this layer")
+    vals = ex.values
+    view.write(np.zeros((view.d_out, view.d_in)), None if not view.has_bias() else np.zeros(view.d_out),
+               vals.blocks)
+    with torch.no_grad():
+        y = flat_out(view.call(tensor(np.eye(view.d_in))), view.d_out)
+    z = np.zeros_like(y)
+    for blk, (a, b, bb) in zip(view.blocks(), vals.blocks):
+        z[:, blk.declared_cols] += a.T @ b.T + (0 if bb is None else bb)
+    s = float(view.declared_scale)
+    k = float(np.sum(y * z) / np.sum(z * z)) / s
+    err = abs(k - c)
+    view.lora_factor = c  # the bound for the correct layer: |s_eff - s c| <= sum E|Z| / sum Z^2
+    e = layer_bounds(view.read(), np.eye(view.d_in), np.ones((view.d_in, view.d_out)), "float64")["Y"]
+    bound = scale_bound(e, z) / abs(s) + 4 * 2.0**-53 * abs(c)  # plus the roundings of the ratio and division
+    if err <= bound:
+        ex.lora_factor = c
+        return Outcome(True, err, bound, f"LoRA branch scaled by embed_scale c = {c:.6g}, as the base")
+    ex.lora_factor = k
+    return Outcome(False, err, bound, f"LoRA branch scaled by {k:.6g}; the base by embed_scale c = {c:.6g}")

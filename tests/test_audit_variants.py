@@ -1,0 +1,84 @@
+"""Embeddings (PEFT, loralib), fused q/k/v with unequal widths, dropout placement, merge round trip:
+correct code passes, each broken variant fails exactly its own check."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from torch import nn  # noqa: E402
+
+from verified_lora.audit import audit  # noqa: E402
+from verified_lora.testing import broken_variants as bv  # noqa: E402
+
+EXAMPLES = 2
+
+
+def _failed(report) -> set[str]:
+    return {r.check for r in report.results if r.passed is False}
+
+
+@pytest.mark.parametrize("name", bv.GOOD_VARIANTS)
+def test_correct_conventions_pass(name):
+    report = audit(f"verified_lora.testing.broken_variants:{name}", examples=EXAMPLES)
+    assert report.passed, report.to_text()
+
+
+@pytest.mark.parametrize("name", sorted(bv.EXPECTED_FAILURE))
+def test_broken_variant_fails_exactly_its_check(name):
+    report = audit(f"verified_lora.testing.broken_variants:{name}", examples=EXAMPLES)
+    assert _failed(report) == {bv.EXPECTED_FAILURE[name]}, report.to_text()
+
+
+def test_dropout_after_the_up_projection_is_a_named_warning():
+    report = audit("verified_lora.testing.broken_variants:dropout_after_up", examples=EXAMPLES)
+    row = [r for r in report.results if r.check == "dropout"][0]
+    assert report.passed and row.verdict == "WARN" and "after the up-projection" in row.detail
+
+
+def test_layer_without_dropout_is_not_applicable():
+    report = audit("verified_lora.testing.broken_variants:lora_layer_child", examples=1, checks=["dropout"])
+    row = report.results[0]
+    assert row.passed is None and "no dropout" in row.detail
+
+
+class _Holder(nn.Module):
+    def __init__(self, emb):
+        super().__init__()
+        self.emb = emb
+
+    def forward(self, x):
+        return self.emb(x)
+
+
+def peft_embedding(d_in: int, d_out: int, r: int, alpha: float) -> nn.Module:
+    from peft import LoraConfig, inject_adapter_in_model
+
+    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=["emb"], init_lora_weights=False)
+    return inject_adapter_in_model(cfg, _Holder(nn.Embedding(d_in, d_out))).emb
+
+
+def peft_scaled_embedding(d_in: int, d_out: int, r: int, alpha: float) -> nn.Module:
+    """embed_scale 1.75 is exact in bfloat16 (PEFT casts it to the base weight's dtype)."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=["emb"], init_lora_weights=False, use_rslora=True)
+    return inject_adapter_in_model(cfg, _Holder(bv.ScaledEmbedding(d_in, d_out, 1.75))).emb
+
+
+def loralib_embedding(d_in: int, d_out: int, r: int, alpha: float) -> nn.Module:
+    import loralib
+
+    return loralib.Embedding(d_in, d_out, r=r, lora_alpha=alpha)
+
+
+@pytest.mark.parametrize("factory", [peft_embedding, peft_scaled_embedding, loralib_embedding])
+def test_real_embeddings_pass_as_written(factory):
+    pytest.importorskip("peft" if factory is not loralib_embedding else "loralib")
+    report = audit(factory, examples=EXAMPLES)
+    assert report.passed, report.to_text()
+    applicable = {r.check for r in report.results if r.passed is not None}
+    assert {"forward", "grad_A", "grad_B", "scaling", "merge_forward", "merge_roundtrip"} <= applicable
+    if factory is peft_scaled_embedding:
+        assert "embed_scale" in applicable
