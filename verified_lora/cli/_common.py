@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["quiet_flag", "json_flag", "markdown_flag", "json_or_markdown", "progress", "jsonable"]
+__all__ = ["quiet_flag", "debug_flag", "add_debug", "json_flag", "markdown_flag", "json_or_markdown", "progress",
+           "jsonable"]
 
 
 def _parent() -> argparse.ArgumentParser:
@@ -23,6 +24,21 @@ def quiet_flag() -> argparse.ArgumentParser:
     """Parent parser of ``-q/--quiet`` (no progress messages on stderr)."""
     p = _parent()
     p.add_argument("-q", "--quiet", action="store_true", help="no progress messages")
+    return p
+
+
+DEBUG_HELP = "on an error of the tool itself, print the full traceback (default: one line, exit 2)"
+
+
+def add_debug(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` the ``--debug`` flag (every command has it: :func:`verified_lora.cli.build_parser`)."""
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+
+
+def debug_flag() -> argparse.ArgumentParser:
+    """Parent parser of ``--debug`` (a traceback on errors of the tool itself)."""
+    p = _parent()
+    add_debug(p)
     return p
 
 
