@@ -115,6 +115,7 @@ class LayerValues:
     blocks: list  # [(A, B, bB)]
     x: np.ndarray
     g: np.ndarray
+    m: np.ndarray | None = None  # DoRA magnitude, drawn independently of the norms (moved off its init)
 
 
 def draw_values(rng: np.random.Generator, view: LayerView, lead: tuple[int, ...]) -> LayerValues:
@@ -132,9 +133,10 @@ def draw_values(rng: np.random.Generator, view: LayerView, lead: tuple[int, ...]
         x = np.eye(view.d_in)[ids].reshape(*lead, view.d_in)
     else:
         x = entries(rng, (*lead, view.d_in))
+    m = None if view.magnitude_tensor() is None else rng.uniform(0.5, 2.0, view.d_out)
     return LayerValues(W=entries(rng, (view.d_out, view.d_in), 0.6),
                        bias=entries(rng, (view.d_out,), 0.5) if view.has_bias() else None,
-                       blocks=blocks, x=x, g=entries(rng, (*lead, view.d_out)))
+                       blocks=blocks, x=x, g=entries(rng, (*lead, view.d_out)), m=m)
 
 
 # ------------------------------------------------------------------------------------ cases
@@ -170,6 +172,8 @@ class Example:
         self.case, self.spec, self.seed = case, spec, seed
         self.placement: list[np.ndarray] | None = None
         self.lora_factor: float | None = None  # detected factor on the LoRA branch (embed_scale probe)
+        self.norm_axis: int | None = None  # DoRA: detected norm axis (dora_norm probe)
+        self.bias_scaled: bool | None = None  # DoRA: detected bias handling (dora_bias probe)
         self.placement_outcome: Outcome | None = None
         view = self.fresh(probe=False, write=False)
         lead = getattr(spec, "lead", (4,))
@@ -190,6 +194,10 @@ class Example:
             view.placement = self.placement
         if probe and self.lora_factor is not None:
             view.lora_factor = self.lora_factor
+        if probe and self.norm_axis is not None:
+            view.norm_axis = self.norm_axis
+        if probe and self.bias_scaled is not None:
+            view.bias_scaled = self.bias_scaled
         if dtype != "float64":
             layer.to(TORCH_DTYPES[dtype])
         else:
@@ -197,6 +205,7 @@ class Example:
         if write:
             v = values or self.values
             view.write(v.W, v.bias, v.blocks)
+            view.write_magnitude(v.m)
         view.root = module
         return view
 

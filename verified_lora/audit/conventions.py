@@ -59,10 +59,14 @@ class PeftView(LayerView):
             raise AuditError(f"PEFT {type(module).__name__}: no active adapter among {list(keys.keys())}")
         self.name = names[0]
         variant = getattr(module, "lora_variant", {}).get(self.name)
-        if variant is not None or getattr(module, "use_dora", {}).get(self.name, False):
-            raise AuditError(f"PEFT layer {type(module).__name__}: found adapter {self.name!r} with a "
-                             f"{type(variant).__name__ if variant is not None else 'DoRA'} variant; missing: a "
-                             "reference for that variant (only plain LoRA is supported)")
+        is_dora = getattr(module, "use_dora", {}).get(self.name, False)
+        if (variant is not None and type(variant).__name__ != "DoraLinearVariant") or (
+                is_dora and variant is None) or (is_dora and getattr(module, "fan_in_fan_out", False)):
+            raise AuditError(f"PEFT layer {type(module).__name__}: found adapter {self.name!r} with a LoRA variant "
+                             f"({type(variant).__name__ if variant is not None else 'DoRA'}); missing: a reference "
+                             "for that variant (supported: plain LoRA, DoRA on Linear)")
+        if is_dora:
+            self.variant = "dora"
         base = module.get_base_layer()
         if self.embedding:
             self.convention = "peft-embedding"
@@ -94,6 +98,11 @@ class PeftView(LayerView):
 
     def set_dropout(self, p: float) -> None:
         self.module.lora_dropout[self.name] = nn.Dropout(p) if p > 0 else nn.Identity()
+
+    def magnitude_tensor(self):
+        if self.variant != "dora":
+            return None
+        return self.module.lora_magnitude_vector[self.name].weight
 
     def dropout_slot(self) -> tuple[object, str]:
         return self.module.lora_dropout, self.name

@@ -99,6 +99,9 @@ class LayerArrays:
     blocks: list
     s: float
     c: float = 1.0  # the base branch's output scale (scaled embeddings): Y = c (X W^T + b) + s Z
+    m: np.ndarray | None = None  # DoRA magnitude (d_out,); None for plain LoRA (see audit.variants.dora)
+    norm_axis: int = 1  # DoRA: the axis of V = W + s B A whose norm divides m (1 = per output, the paper's)
+    bias_scaled: bool = False  # DoRA: whether the layer rescales the bias by m / n (detected by a probe)
 
     @property
     def d_out(self) -> int:

@@ -177,8 +177,25 @@ class LayerView:
         cols = self.placement or [b.declared_cols for b in self.blocks()]
         for blk, c in zip(self.blocks(), cols):
             blocks.append((np.asarray(c), An[blk.a_rows], Bn[blk.b_rows], None if bBn is None else bBn[blk.b_rows]))
+        mag = self.magnitude_tensor()
         return LayerArrays(W=Wn, bias=None if bias is None else _np(bias), blocks=blocks,
-                           s=float(self.declared_scale) * self.lora_factor, c=float(self.base_scale))
+                           s=float(self.declared_scale) * self.lora_factor, c=float(self.base_scale),
+                           m=None if mag is None else _np(mag).reshape(-1), norm_axis=self.norm_axis,
+                           bias_scaled=self.bias_scaled)
+
+    # -- DoRA ------------------------------------------------------------------------------------
+    variant = "lora"
+    norm_axis = 1  # DoRA: detected norm axis (set from the dora_norm probe)
+    bias_scaled = False  # DoRA: detected bias handling (set from the dora_bias probe)
+
+    def magnitude_tensor(self) -> torch.Tensor | None:
+        """DoRA's magnitude vector (d_out,) as a live tensor; ``None`` for plain LoRA."""
+        return None
+
+    def write_magnitude(self, m: np.ndarray | None) -> None:
+        t = self.magnitude_tensor()
+        if t is not None and m is not None:
+            _assign(t, np.asarray(m).reshape(tuple(t.shape)))
 
     def write(self, W: np.ndarray, bias: np.ndarray | None, blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]) -> None:
         """Write canonical ``W``, ``bias`` and per-block ``(A_g, B_g, bB_g)`` into the module's storage."""
@@ -203,6 +220,8 @@ class LayerView:
     def lora_parameters(self) -> dict[str, torch.Tensor]:
         _, _, A, B, bB = self._tensors()
         out = {"A": A, "B": B}
+        if self.magnitude_tensor() is not None:
+            out["m"] = self.magnitude_tensor()
         if bB is not None:
             out["bB"] = bB
         return out
@@ -219,8 +238,11 @@ class LayerView:
             return a.T if transposed else a
 
         gA, gB, gbB = g(A, o["A"]), g(B, o["B"]), g(bB, False)
-        return [{"dA": None if gA is None else gA[blk.a_rows], "dB": None if gB is None else gB[blk.b_rows],
-                 "dbB": None if gbB is None else gbB[blk.b_rows]} for blk in self.blocks()]
+        mag = self.magnitude_tensor()
+        extra = {} if mag is None else {"dm": None if g(mag, False) is None else g(mag, False).reshape(-1)}
+        return [{**(extra if i == 0 else {}), "dA": None if gA is None else gA[blk.a_rows],
+                 "dB": None if gB is None else gB[blk.b_rows],
+                 "dbB": None if gbB is None else gbB[blk.b_rows]} for i, blk in enumerate(self.blocks())]
 
     def has_lora_bias(self) -> bool:
         return self._tensors()[4] is not None

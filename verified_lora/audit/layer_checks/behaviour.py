@@ -6,8 +6,7 @@ import numpy as np
 import torch
 
 from ..cases import Example, flat_out, tensor
-from ..error_bounds import layer_bounds
-from ..layer_reference import layer_reference
+from ..variants import bounds, reference
 from ..outcome import Outcome, compare, worst
 from ..registry import check
 
@@ -91,8 +90,8 @@ def check_dropout(ex: Example) -> Outcome:
     view.set_dropout(p)
     view.module.eval()
     arrays = view.read()
-    ref = layer_reference(arrays, ex.values.x)
-    bnd = layer_bounds(arrays, ex.values.x, np.ones((*ex.lead, view.d_out)), "float64")["Y"]
+    ref = reference(arrays, ex.values.x)
+    bnd = bounds(arrays, ex.values.x, np.ones((*ex.lead, view.d_out)), "float64")["Y"]
     with torch.no_grad():
         torch.manual_seed(1)
         ya = flat_out(view.call(x.clone()), view.d_out)
@@ -110,9 +109,11 @@ def check_dropout(ex: Example) -> Outcome:
     vals = ex.values
     v0.write(vals.W, vals.bias, [(a, np.zeros_like(b), None if bb is None else np.zeros_like(bb))
                                  for a, b, bb in vals.blocks])
+    if vals.m is not None:  # DoRA at the identity: m = ||W|| per output, so m / n = 1
+        v0.write_magnitude(np.sqrt(np.sum(vals.W**2, axis=1)))
     arr0 = v0.read()
-    ref0 = layer_reference(arr0, vals.x)
-    bnd0 = layer_bounds(arr0, vals.x, np.ones((*ex.lead, view.d_out)), "float64")["Y"]
+    ref0 = reference(arr0, vals.x)
+    bnd0 = bounds(arr0, vals.x, np.ones((*ex.lead, view.d_out)), "float64")["Y"]
     with torch.no_grad():
         torch.manual_seed(3)
         y0 = flat_out(v0.call(x.clone()), view.d_out)

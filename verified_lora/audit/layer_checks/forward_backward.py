@@ -16,8 +16,10 @@ import numpy as np
 
 from ..views import LayerView
 from ..cases import Example, flat_out, tensor
-from ..error_bounds import LayerArrays, layer_bounds, scale_bound
-from ..layer_reference import effective_scale, layer_reference
+from ..error_bounds import LayerArrays, scale_bound
+from ..layer_reference import effective_scale
+from ..variants import bounds as variant_bounds
+from ..variants import reference
 from ..outcome import Outcome, compare, worst
 from ..registry import check
 
@@ -49,8 +51,8 @@ def standard_pass(ex: Example) -> Pass:
     y = view.call(x.clone())
     (y * tensor(ex.values.g)).sum().backward()
     arrays = view.read()
-    ref = layer_reference(arrays, ex.values.x, ex.values.g)
-    bounds = layer_bounds(arrays, ex.values.x, ex.values.g, "float64")
+    ref = reference(arrays, ex.values.x, ex.values.g)
+    bounds = variant_bounds(arrays, ex.values.x, ex.values.g, "float64")
     dx = None if x0.grad is None else x0.grad.detach().numpy().reshape(-1, view.d_in)
     return Pass(view, arrays, flat_out(y, view.d_out), view.grads(), dx, ref, bounds)
 
@@ -84,6 +86,14 @@ def _name_scale(s: float, view: LayerView, tol: float) -> str:
                    "when the rank changes); tests with alpha = r cannot see it")
 def check_scaling(p: Pass) -> Outcome:
     view = p.view
+    if p.arrays.m is not None:  # DoRA: the output is not linear in s (n depends on it); compare declarations
+        s_claim = _claimed_scale(view)
+        if math.isnan(s_claim):
+            return Outcome(None, detail="DoRA with no alpha or scale declared")
+        err = abs(view.declared_scale * view.lora_factor - s_claim)
+        bound = abs(s_claim) * 2.0**-52
+        return Outcome(err <= bound, err, bound, f"DoRA: declared scaling {view.declared_scale:.6g} vs claimed "
+                       f"{s_claim:.6g} (alpha={view.alpha:g}, r={view.r}); the forward check confirms its use")
     s_eff = effective_scale(p.ref, p.y)
     tol = scale_bound(p.bounds["Y"], p.ref.Z)
     s_claim = _claimed_scale(view)
@@ -153,8 +163,8 @@ def check_grad_input(p: Pass) -> Outcome:
 def check_grad_nonzero(p: Pass) -> Outcome:
     outs = []
     for g, (got, bnd) in enumerate(zip(p.grads, p.bounds["blocks"])):
-        for n in ("dA", "dB", "dbB"):
-            if bnd[n] is None:
+        for n in ("dA", "dB", "dbB", "dm"):
+            if bnd.get(n) is None:
                 continue
             if got[n] is None:
                 outs.append(Outcome(False, 0.0, float(np.max(bnd[n])), f"{n} of block {g} has no gradient"))
@@ -166,3 +176,15 @@ def check_grad_nonzero(p: Pass) -> Outcome:
     o = worst(outs)
     o.detail = "error column = rounding level, bound column = largest |grad| (must exceed it)"
     return o
+
+
+@check("grad_magnitude", takes="pass", doc="DoRA: dL/d magnitude vs mpmath reference (N/A for plain LoRA)",
+       bug_classes="wrong DoRA magnitude gradient: the norm not treated as the constant of the DoRA paper, the "
+                   "bias folded into the magnitude path, or the magnitude left out of the graph")
+def check_grad_magnitude(p: Pass) -> Outcome:
+    if p.arrays.m is None:
+        return Outcome(None, detail="plain LoRA: no magnitude vector")
+    got = p.grads[0].get("dm")
+    if got is None:
+        return Outcome(False, math.inf, None, "no gradient reached the magnitude")
+    return compare(got, p.ref.blocks[0]["dm"], p.bounds["blocks"][0]["dm"])

@@ -8,7 +8,8 @@ import numpy as np
 import torch
 
 from ..cases import Example, flat_out, tensor
-from ..error_bounds import gamma, layer_bounds, roundtrip_bound, unit_roundoff_of
+from ..error_bounds import gamma, roundtrip_bound, unit_roundoff_of
+from ..variants import bounds
 from ..outcome import Outcome, compare, worst
 from ..registry import check
 
@@ -29,7 +30,7 @@ def _merge_pair(ex: Example, dtype: str) -> Outcome:
             view.merge()
         y1 = flat_out(view.call(x.clone()), view.d_out)
         merged_w = view.read().W
-    bound = 2 * layer_bounds(arrays, xr, np.ones((*ex.lead, view.d_out)), dtype)["Y"]
+    bound = 2 * bounds(arrays, xr, np.ones((*ex.lead, view.d_out)), dtype)["Y"]
     o = compare(y1, y0, bound)
     o.detail = f"merged vs unmerged output ({dtype})"
     if dtype == "float64" and o.passed is False:
@@ -85,7 +86,7 @@ def _roundtrip(ex: Example, dtype: str) -> Outcome:
         outs.append(ob)
     # the forward after unmerge: the restored weight's drift (<= gw, gb) plus two forward evaluations
     drift = (np.abs(xr) @ gw.T + (0 if gb is None else gb)) * abs(before.c)
-    by = 2 * layer_bounds(before, xr, np.ones((xr.shape[0], view.d_out)), dtype)["Y"] + drift
+    by = 2 * bounds(before, xr, np.ones((xr.shape[0], view.d_out)), dtype)["Y"] + drift
     oy = compare(y2, y0, by)
     oy.detail = f"output after unmerge vs before merge ({dtype})" + ("" if oy.passed else
                                                                        ": the adapter is lost or altered by merge/unmerge")

@@ -12,8 +12,8 @@ import math
 import torch
 
 from ..cases import Example, LayerValues, tensor
-from ..error_bounds import layer_bounds, unit_roundoff_of
-from ..layer_reference import layer_reference
+from ..error_bounds import unit_roundoff_of
+from ..variants import bounds, reference
 from ..outcome import Outcome, compare, worst
 from ..registry import check
 
@@ -35,19 +35,19 @@ def _check_precision(ex: Example, dtype: str) -> Outcome:
     dx_low = x0.grad
     # the same module in float64 on the same (rounded) values
     vals = LayerValues(W=arrays.W, bias=arrays.bias, blocks=[(a, b, bb) for _, a, b, bb in arrays.blocks],
-                       x=xr, g=gr)
+                       x=xr, g=gr, m=arrays.m)
     v64 = ex.fresh("float64", values=vals)
     x64 = tensor(xr, requires_grad=True)
     y64 = v64.call(x64.clone())
     (y64 * tensor(gr)).sum().backward()
     high = v64.grads()
-    b_low = layer_bounds(arrays, xr, gr, dtype)
-    b_64 = layer_bounds(arrays, xr, gr, "float64")
+    b_low = bounds(arrays, xr, gr, dtype)
+    b_64 = bounds(arrays, xr, gr, "float64")
     outs = []
     u = unit_roundoff_of(dtype)
     for gi, (lo, hi, bl, bh) in enumerate(zip(low, high, b_low["blocks"], b_64["blocks"])):
-        for n in ("dA", "dB", "dbB"):
-            if bl[n] is None or hi[n] is None:
+        for n in ("dA", "dB", "dbB", "dm"):
+            if bl.get(n) is None or hi.get(n) is None:
                 continue
             if lo[n] is None:
                 outs.append(Outcome(False, math.inf, None, f"no {dtype} gradient for {n}"))
@@ -94,7 +94,10 @@ def check_precision_mixed(ex: Example) -> Outcome:
     for t in view.lora_parameters().values():
         t.data = t.data.to(torch.float32)
     v = ex.values
+    if view.magnitude_tensor() is not None:
+        view.magnitude_tensor().data = view.magnitude_tensor().data.to(torch.float32)
     view.write(v.W, v.bias, v.blocks)  # W, b rounded to bfloat16; A, B (and bB) to float32
+    view.write_magnitude(v.m)
     arrays = view.read()
     x0 = tensor(v.x, "bfloat16", requires_grad=True)
     g = tensor(v.g, "bfloat16")
@@ -104,12 +107,12 @@ def check_precision_mixed(ex: Example) -> Outcome:
         (y * g.to(y.dtype)).sum().backward()
     except RuntimeError as exc:
         return Outcome(None, detail=f"float32 adapters on a bfloat16 base not supported: {str(exc).splitlines()[0][:100]}")
-    ref = layer_reference(arrays, xr, gr)
-    bnd = layer_bounds(arrays, xr, gr, "float32")
+    ref = reference(arrays, xr, gr)
+    bnd = bounds(arrays, xr, gr, "float32")
     outs = []
     for gi, (got, rb, bb) in enumerate(zip(view.grads(), ref.blocks, bnd["blocks"])):
-        for n in ("dA", "dB", "dbB"):
-            if rb[n] is None:
+        for n in ("dA", "dB", "dbB", "dm"):
+            if rb.get(n) is None:
                 continue
             if got[n] is None:
                 outs.append(Outcome(False, math.inf, None, f"no gradient for {n}"))
