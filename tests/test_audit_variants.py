@@ -82,3 +82,35 @@ def test_real_embeddings_pass_as_written(factory):
     assert {"forward", "grad_A", "grad_B", "scaling", "merge_forward", "merge_roundtrip"} <= applicable
     if factory is peft_scaled_embedding:
         assert "embed_scale" in applicable
+
+
+def peft_dora(d_in: int, d_out: int, r: int, alpha: float, bias: bool) -> nn.Module:
+    from peft import LoraConfig, inject_adapter_in_model
+
+    from verified_lora.audit.torch_models import Holder
+
+    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=["proj"], use_dora=True, init_lora_weights=False)
+    return inject_adapter_in_model(cfg, Holder(nn.Linear(d_in, d_out, bias=bias))).proj
+
+
+def test_real_peft_dora_passes_as_written():
+    pytest.importorskip("peft")
+    report = audit(peft_dora, examples=EXAMPLES)
+    assert report.passed, report.to_text()
+    applicable = {r.check for r in report.results if r.passed is not None}
+    assert {"forward", "grad_A", "grad_B", "grad_magnitude", "grad_input", "dora_norm", "dora_bias",
+            "merge_forward", "merge_roundtrip", "double_merge", "precision_bfloat16"} <= applicable
+
+
+def test_dora_magnitude_is_drawn_away_from_its_init():
+    from verified_lora.audit.cases import Example, LayerCase, draw_layer_spec
+
+    case = LayerCase("dora", lambda spec: bv.dora(spec.d_in, spec.d_out, spec.r, spec.alpha, spec.bias),
+                     lambda rng, i: draw_layer_spec(rng, i))
+    import numpy as np
+
+    from verified_lora.audit.variants.dora import row_norms
+
+    ex = Example(case, draw_layer_spec(np.random.default_rng(0), 0), seed=1)
+    arrays = ex.fresh().read()
+    assert np.all(np.abs(arrays.m / row_norms(arrays) - 1) > 1e-3)  # m / n != 1: magnitude moved off its init

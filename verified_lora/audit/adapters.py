@@ -5,8 +5,10 @@ including its ``Embedding``, loralib ``Linear``/``MergedLinear``/``Embedding``, 
 ``LoRALinear``); anything else goes through detection by structure and behaviour
 (:mod:`.structural`): a frozen base operator wherever it lives, a low-rank factor pair whatever it is
 called. An explicit :class:`~.spec.LoraSpec` takes precedence over both. A layer declaring rank 0 is
-a disabled adapter (:class:`DisabledAdapter`), not an unsupported one. Conventions still refused,
-each with a one-line reason: LoRA variants (DoRA and PEFT's other variants), convolutions.
+a disabled adapter (:class:`DisabledAdapter`), not an unsupported one. DoRA is recognised by its
+magnitude vector (PEFT's ``lora_magnitude_vector``, or a 1-D ``magnitude`` parameter). Conventions
+still refused, each with a one-line reason: PEFT's other LoRA variants, DoRA on embeddings and
+convolutions, LoRA on convolutions.
 
 The canonical orientation and the mapping to the paper are documented in :mod:`.views`.
 """
@@ -67,9 +69,6 @@ def detect_layer(module: nn.Module, spec: LoraSpec | None = None) -> LayerView |
     found, what is missing) for a LoRA layer the audit cannot map.
     """
     if spec is not None and not spec.is_empty():
-        if spec.variant == "dora":
-            raise AuditError(f"{type(module).__name__}: LoraSpec(variant='dora') declared; missing: a DoRA "
-                             "reference (not supported yet)")
         if isinstance(getattr(module, "lora_A", None), nn.Parameter) and spec.slices is not None and hasattr(
                 module, "enable_lora"):
             return LoralibView(module, slices=spec.slices)
@@ -86,6 +85,8 @@ def detect_layer(module: nn.Module, spec: LoraSpec | None = None) -> LayerView |
         if why:
             raise DisabledAdapter(why)
         return None
+    if any("magnitude" in n.lower() for n, _ in module.named_parameters(recurse=False)):
+        return structural_view(module)  # DoRA in a custom convention: the structural view finds the magnitude
     if isinstance(la, nn.Parameter) and isinstance(lb, nn.Parameter) and isinstance(
             getattr(module, "scaling", None), (int, float)) and isinstance(getattr(module, "weight", None), nn.Parameter):
         return LoralibView(module)

@@ -164,6 +164,19 @@ def _find_factors(module: nn.Module, spec: LoraSpec, base_w: str, d_in: int, d_o
     return pairs[0]
 
 
+MAGNITUDE_NAMES = ("magnitude", "m", "mag", "lora_magnitude", "lora_magnitude_vector", "weight_m", "dora_scale")
+
+
+def _find_magnitude(module: nn.Module, d_out: int, taken: tuple[str, ...]) -> str | None:
+    """Path of a 1-D trainable tensor of length d_out named like DoRA's magnitude, or None."""
+    for n, p in module.named_parameters():
+        if n in taken or p.dim() != 1 or p.shape[0] != d_out:
+            continue
+        if _leaf(n) in MAGNITUDE_NAMES or "magnitude" in n.lower():
+            return n
+    return None
+
+
 def _attr(objs: list, names: tuple[str, ...], kinds: tuple[type, ...]):
     for o in objs:
         for n in names:
@@ -202,6 +215,11 @@ class StructuralView(LayerView):
         if pz is not None and "weight" in pz:
             owners += list(pz["weight"])
         self._read_hyper(owners, spec)
+        self.magnitude_path = spec.magnitude or _find_magnitude(module, self.d_out, (w, a, b))
+        if spec.variant == "lora":
+            self.magnitude_path = None
+        if self.magnitude_path is not None:
+            self.variant = "dora"
         self._find_merge(spec)
         self._find_dropout(owners)
         self.convention = f"structural ({'embedding' if kind == 'embedding' else 'linear'}: W={w}, A={a}, B={b})"
@@ -293,6 +311,9 @@ class StructuralView(LayerView):
     def set_dropout(self, p: float) -> None:
         if self._dropout is not None:
             setattr(self._dropout[0], self._dropout[1], nn.Dropout(p) if p > 0 else nn.Identity())
+
+    def magnitude_tensor(self):
+        return None if self.magnitude_path is None else resolve_path(self.module, self.magnitude_path)
 
     # -- storage -------------------------------------------------------------------------------
     def layout(self) -> dict[str, object]:

@@ -4,7 +4,8 @@ Each class follows one convention met in public code, written here from its publ
 ``Y = c (X W^T + b) + s c D(X) A^T B^T`` (``c`` = 1 except for scaled embeddings): factors named
 ``lora_down``/``lora_up`` next to a child base layer; a ``lora_layer`` child with ``down``/``up`` and
 ``_fuse_lora``/``_unfuse_lora``; a ``torch.nn.utils.parametrize`` parametrization of the weight; a
-scaled embedding; a fused q/k/v projection with unequal slice widths (grouped-query attention).
+scaled embedding; a fused q/k/v projection with unequal slice widths (grouped-query attention); DoRA
+(``Y = (m / n) X (W + s B A)^T + b``, per-output norm, detached, as in the DoRA paper and PEFT).
 Each broken variant changes one thing; :data:`EXPECTED_FAILURE` names the check that must catch it.
 """
 
@@ -208,7 +209,57 @@ class FusedSliceWidthOffByOne(FusedGQA):
     off_by_one = 1
 
 
+class DoraLinear(nn.Module):
+    """DoRA as in its paper and PEFT: ``Y = (m / n) * (X V^T) + b``, ``V = W + s B A``, ``n`` = per-output norm,
+    detached; ``magnitude`` (d_out,) trainable."""
+
+    norm_dim = 1
+    scale_bias = False
+
+    def __init__(self, d_in: int, d_out: int, r: int, alpha: float, bias: bool):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(d_out, d_in), requires_grad=False)
+        self.bias = nn.Parameter(torch.randn(d_out), requires_grad=False) if bias else None
+        self.lora_A = nn.Parameter(0.1 * torch.randn(r, d_in))
+        self.lora_B = nn.Parameter(0.1 * torch.randn(d_out, r))
+        self.lora_alpha, self.r = alpha, r
+        self.scaling = alpha / r
+        self.magnitude = nn.Parameter(torch.ones(d_out))
+
+    def forward(self, x):
+        V = self.weight + self.scaling * (self.lora_B @ self.lora_A)
+        k = self.magnitude / V.norm(dim=self.norm_dim).detach()
+        if self.scale_bias and self.bias is not None:
+            return F.linear(x, V, self.bias) * k
+        y = F.linear(x, V) * k
+        return y if self.bias is None else y + self.bias
+
+
+class DoraNormWrongAxis(DoraLinear):
+    """The norm is taken per input (``dim=0`` of the (out x in) weight): silent only on square layers."""
+
+    norm_dim = 0
+
+
+class DoraBiasScaled(DoraLinear):
+    """The bias is rescaled by ``m / n`` together with the weight."""
+
+    scale_bias = True
+
+
 # ------------------------------------------------------------------------- factories
+def dora(d_in: int, d_out: int, r: int, alpha: float, bias: bool) -> nn.Module:
+    return DoraLinear(d_in, d_out, r, alpha, bias)
+
+
+def dora_norm_wrong_axis(d_in: int, r: int, alpha: float, bias: bool) -> nn.Module:
+    """Square (d_in x d_in): the only shape on which this mistake runs without a shape error."""
+    return DoraNormWrongAxis(d_in, d_in, r, alpha, bias)
+
+
+def dora_bias_scaled(d_in: int, d_out: int, r: int, alpha: float, bias: bool) -> nn.Module:
+    return DoraBiasScaled(d_in, d_out, r, alpha, bias)
+
 def down_up(d_in: int, d_out: int, r: int, alpha: float, bias: bool) -> nn.Module:
     return DownUpLinear(d_in, d_out, r, alpha, bias)
 
@@ -246,12 +297,14 @@ def fused_slice_width_off_by_one(d_in: int, d_out: int, r: int, alpha: float, bi
     return FusedSliceWidthOffByOne(d_in, r, alpha, bias, enable_lora, _gqa_widths(d_out))
 
 
-GOOD_VARIANTS = ("down_up", "lora_layer_child", "parametrized", "scaled_embedding", "fused_gqa")
+GOOD_VARIANTS = ("down_up", "lora_layer_child", "parametrized", "scaled_embedding", "fused_gqa", "dora")
 
 EXPECTED_FAILURE = {
     "embedding_scale_missing": "embed_scale",
     "fused_slice_width_off_by_one": "qkv_slices",
     "unmerge_drops_adapter": "merge_roundtrip",
+    "dora_norm_wrong_axis": "dora_norm",
+    "dora_bias_scaled": "dora_bias",
 }
 """Broken factory name -> the one check that must fail (every other applicable check must pass)."""
 

@@ -91,6 +91,10 @@ def check_precision_mixed(ex: Example) -> Outcome:
     mpmath reference on the stored values. A layer that rejects the mixed dtypes is not applicable.
     """
     view = ex.fresh("bfloat16")
+    if view.magnitude_tensor() is not None:
+        return Outcome(None, detail="DoRA: every gradient depends on X W^T and ||W + s B A||, which a bfloat16 base "
+                       "computes in bfloat16; float32 accuracy is unattainable by design (precision_bfloat16 "
+                       "holds DoRA to the bfloat16 bound)")
     for t in view.lora_parameters().values():
         t.data = t.data.to(torch.float32)
     v = ex.values
