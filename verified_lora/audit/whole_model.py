@@ -101,10 +101,19 @@ def own_values(rng: np.random.Generator, view, lead: tuple[int, ...]) -> LayerVa
     return LayerValues(W=arrays.W, bias=arrays.bias, blocks=blocks, x=drawn.x, g=drawn.g)
 
 
-def _copier(module: nn.Module):
+def _copier(module: nn.Module, trainable: list[str]):
     def build(spec):
-        return copy.deepcopy(module)
+        twin = copy.deepcopy(module)
+        for name in trainable:  # the audit checks the adapter's gradients even where the model froze it
+            twin.get_parameter(name).requires_grad_(True)
+        return twin
     return build
+
+
+def _frozen_factors(module: nn.Module, view) -> list[str]:
+    """Names (in ``module``) of the LoRA factors that do not require grad (e.g. an adapter loaded for inference)."""
+    ids = {id(t) for t in view.lora_parameters().values()}
+    return [n for n, p in module.named_parameters() if id(p) in ids and not p.requires_grad]
 
 
 def model_cases(model: nn.Module, label: str, inv: Inventory) -> list[LayerCase]:
@@ -112,10 +121,14 @@ def model_cases(model: nn.Module, label: str, inv: Inventory) -> list[LayerCase]
     cases: list[LayerCase] = []
     for name, view in inv.audited:
         sub = model.get_submodule(name)
-        notes = []
         arrays = view.read()
-        if any(not np.any(b) for _, _, b, _ in arrays.blocks):
-            notes.append("own weights: B = 0 (an untrained adapter): the gradient of A is exactly 0 there")
-        cases.append(LayerCase(f"{label} {name} [own weights]", _copier(sub), None, notes=notes, values=own_values))
-        cases.append(LayerCase(f"{label} {name} [drawn]", _copier(sub), None))
+        own_notes = (["own weights: B = 0 (an untrained adapter): the gradient of A is exactly 0 there"]
+                     if any(not np.any(b) for _, _, b, _ in arrays.blocks) else [])
+        frozen = _frozen_factors(sub, view)
+        notes = ([f"the model holds this adapter frozen ({', '.join(frozen)} requires_grad=False, e.g. "
+                  "PeftModel.from_pretrained without is_trainable=True); the audited copies are made trainable "
+                  "so that the gradients can be checked"] if frozen else [])
+        cases.append(LayerCase(f"{label} {name} [own weights]", _copier(sub, frozen), None, notes=own_notes + notes,
+                               values=own_values))
+        cases.append(LayerCase(f"{label} {name} [drawn]", _copier(sub, frozen), None, notes=list(notes)))
     return cases
