@@ -132,11 +132,11 @@ def draw_values(rng: np.random.Generator, view: LayerView, lead: tuple[int, ...]
         ids = rng.permutation(max(n, view.d_in))[:n] % view.d_in
         x = np.eye(view.d_in)[ids].reshape(*lead, view.d_in)
     else:
-        x = entries(rng, (*lead, view.d_in))
+        x = entries(rng, view.input_shape(lead))
     m = None if view.magnitude_tensor() is None else rng.uniform(0.5, 2.0, view.d_out)
     return LayerValues(W=entries(rng, (view.d_out, view.d_in), 0.6),
                        bias=entries(rng, (view.d_out,), 0.5) if view.has_bias() else None,
-                       blocks=blocks, x=x, g=entries(rng, (*lead, view.d_out)), m=m)
+                       blocks=blocks, x=x, g=entries(rng, view.output_shape(x.shape)), m=m)
 
 
 # ------------------------------------------------------------------------------------ cases
@@ -179,6 +179,8 @@ class Example:
         lead = getattr(spec, "lead", (4,))
         self.values = (case.values or draw_values)(np.random.default_rng(seed), view, lead)
         self.lead = lead
+        self.cx = view.canonical(self.values.x)  # canonical input rows X (N x d_in): patches for a conv
+        self.cg = view.flat(torch.as_tensor(self.values.g))  # canonical upstream gradient rows G (N x d_out)
 
     def fresh(self, dtype: str = "float64", *, probe: bool = True, write: bool = True,
               values: LayerValues | None = None) -> LayerView:

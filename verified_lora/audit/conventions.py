@@ -68,7 +68,15 @@ class PeftView(LayerView):
         if is_dora:
             self.variant = "dora"
         base = module.get_base_layer()
-        if self.embedding:
+        if isinstance(base, nn.modules.conv._ConvNd):
+            from .conv import conv_geom
+
+            self.conv = conv_geom(base)
+            self.input_kind = "conv"
+            self.convention = f"peft-{type(base).__name__.lower()}"
+            self.d_in, self.d_out = self.conv.patch, self.conv.c_out
+            self.fan_in_fan_out = False
+        elif self.embedding:
             self.convention = "peft-embedding"
             self.input_kind = "index"
             self.d_in, self.d_out = int(base.num_embeddings), int(base.embedding_dim)
@@ -80,6 +88,9 @@ class PeftView(LayerView):
             self.d_in = int(module.in_features)
             self.d_out = int(module.out_features)
             self.fan_in_fan_out = bool(getattr(module, "fan_in_fan_out", False))
+        if self.conv is not None and self.variant == "dora":
+            raise AuditError(f"PEFT layer {type(module).__name__}: found a LoRA variant (DoRA) on a convolution; "
+                             "missing: a reference for it (supported: DoRA on Linear)")
         self.r = int(module.r[self.name])
         self.alpha = float(module.lora_alpha[self.name])
         self.declared_scale = float(module.scaling[self.name])
@@ -93,8 +104,29 @@ class PeftView(LayerView):
             return (base.weight, None, self.module.lora_embedding_A[self.name],
                     self.module.lora_embedding_B[self.name], None)
         lb = self.module.lora_B[self.name]
+        if self.conv is not None:  # flattened views share storage: writes reach the parameters
+            return (base.weight.view(self.d_out, -1), getattr(base, "bias", None),
+                    self.module.lora_A[self.name].weight.view(self.r, -1), lb.weight.view(self.d_out, -1),
+                    getattr(lb, "bias", None))
         return (base.weight, getattr(base, "bias", None), self.module.lora_A[self.name].weight, lb.weight,
                 getattr(lb, "bias", None))
+
+    def grads(self) -> list[dict]:
+        if self.conv is None:
+            return super().grads()
+        A, B = self.module.lora_A[self.name].weight, self.module.lora_B[self.name].weight
+        lb = getattr(self.module.lora_B[self.name], "bias", None)
+        f = lambda t, shape: None if t is None or t.grad is None else t.grad.detach().double().reshape(shape).numpy()  # noqa: E731
+        return [{"dA": f(A, (self.r, -1)), "dB": f(B, (self.d_out, -1)), "dbB": f(lb, (-1,))}]
+
+    def lora_parameters(self) -> dict:
+        if self.conv is None:
+            return super().lora_parameters()
+        out = {"A": self.module.lora_A[self.name].weight, "B": self.module.lora_B[self.name].weight}
+        lb = getattr(self.module.lora_B[self.name], "bias", None)
+        if lb is not None:
+            out["bB"] = lb
+        return out
 
     def set_dropout(self, p: float) -> None:
         self.module.lora_dropout[self.name] = nn.Dropout(p) if p > 0 else nn.Identity()

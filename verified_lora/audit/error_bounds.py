@@ -174,6 +174,7 @@ def layer_bounds(layer: LayerArrays, x: np.ndarray, g: np.ndarray, dtype: str) -
         "dX": gamma(d_out + r + extra, u) * MX + under,
         "blocks": blocks,
         "magnitude_Y": MY,
+        "magnitude_dX": MX,
     }
 
 

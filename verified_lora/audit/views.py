@@ -93,6 +93,36 @@ class LayerView:
     declared: dict = {}  # hyperparameters as the layer declares them (name -> value), for the report
     dropout_declared = True  # False: the layer was built without dropout (its slot is a no-op)
 
+    conv = None  # ConvGeom for a convolution (input_kind "conv"): the layer is linear on patches
+
+    def canonical(self, x: np.ndarray) -> np.ndarray:
+        """The canonical input rows ``X`` (N x d_in) of a module-layout input (patches for a conv)."""
+        if self.input_kind == "conv":
+            return self.conv.unfold(x)
+        return np.asarray(x, dtype=np.float64).reshape(-1, self.d_in)
+
+    def flat(self, y: torch.Tensor) -> np.ndarray:
+        """A module-layout output (or upstream gradient) as float64 rows (N x d_out)."""
+        y = torch.as_tensor(y).detach().to(torch.float64)
+        if self.input_kind == "conv":
+            y = y.movedim(1, -1)
+        return y.reshape(-1, self.d_out).numpy()
+
+    def input_shape(self, lead: tuple[int, ...]) -> tuple[int, ...]:
+        """The module-layout shape of a drawn input with leading shape ``lead``."""
+        if self.input_kind == "conv":
+            return self.conv.input_shape(min(int(lead[0]), 2), 1 + (len(lead) > 1))
+        return (*lead, self.d_in)
+
+    def output_shape(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The module-layout shape of the output for an input of ``x_shape``."""
+        if self.input_kind == "conv":
+            g = self.conv
+            sp = [(n + 2 * p - d * (k - 1) - 1) // s + 1 for n, k, s, p, d in
+                  zip(x_shape[2:], g.kernel, g.stride, g.padding, g.dilation)]
+            return (x_shape[0], self.d_out, *sp)
+        return (*x_shape[:-1], self.d_out)
+
     def call(self, x: torch.Tensor) -> torch.Tensor:
         """The layer applied to canonical input ``x`` (..., d_in); one-hot rows become ids for embeddings."""
         if self.input_kind == "index":
@@ -102,7 +132,7 @@ class LayerView:
     @property
     def has_input_grad(self) -> bool:
         """Whether the layer's input is differentiable (not for integer token ids)."""
-        return self.input_kind == "dense"
+        return self.input_kind != "index"
 
     def blocks(self) -> list[Block]:
         return [Block(slice(0, self.r), slice(0, self.d_out), np.arange(self.d_out))]

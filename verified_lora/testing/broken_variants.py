@@ -4,7 +4,7 @@ Each class follows one convention met in public code, written here from its publ
 ``Y = c (X W^T + b) + s c D(X) A^T B^T`` (``c`` = 1 except for scaled embeddings): factors named
 ``lora_down``/``lora_up`` next to a child base layer; a ``lora_layer`` child with ``down``/``up`` and
 ``_fuse_lora``/``_unfuse_lora``; a ``torch.nn.utils.parametrize`` parametrization of the weight; a
-scaled embedding; a fused q/k/v projection with unequal slice widths (grouped-query attention); DoRA
+scaled embedding; PEFT's conv LoRA with a deliberately transposed merge kernel; a fused q/k/v projection with unequal slice widths (grouped-query attention); DoRA
 (``Y = (m / n) X (W + s B A)^T + b``, per-output norm, detached, as in the DoRA paper and PEFT).
 Each broken variant changes one thing; :data:`EXPECTED_FAILURE` names the check that must catch it.
 """
@@ -297,6 +297,39 @@ def fused_slice_width_off_by_one(d_in: int, d_out: int, r: int, alpha: float, bi
     return FusedSliceWidthOffByOne(d_in, r, alpha, bias, enable_lora, _gqa_widths(d_out))
 
 
+def _peft_conv(base: nn.Module, r: int, alpha: float, rslora: bool = False) -> nn.Module:
+    from peft import LoraConfig, inject_adapter_in_model
+
+    class Holder(nn.Module):
+        def __init__(self, proj):
+            super().__init__()
+            self.proj = proj
+
+        def forward(self, x):
+            return self.proj(x)
+
+    cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=["proj"], init_lora_weights=False, use_rslora=rslora)
+    return inject_adapter_in_model(cfg, Holder(base)).proj
+
+
+def peft_conv2d(d_out: int, r: int, alpha: float, bias: bool) -> nn.Module:
+    """PEFT's LoRA on a Conv2d (kernel 3 x 2, stride (1, 2), padding (1, 0)), as written."""
+    return _peft_conv(nn.Conv2d(2, d_out, kernel_size=(3, 2), stride=(1, 2), padding=(1, 0), bias=bias), r, alpha)
+
+
+def peft_conv1d(d_out: int, r: int, alpha: float, bias: bool, use_rslora: bool = False) -> nn.Module:
+    """PEFT's LoRA on a Conv1d (kernel 3, padding 1), as written."""
+    return _peft_conv(nn.Conv1d(3, d_out, kernel_size=3, padding=1, bias=bias), r, alpha, use_rslora)
+
+
+def conv_kernel_transposed(d_out: int, r: int, alpha: float, bias: bool) -> nn.Module:
+    """PEFT's Conv2d LoRA whose merge adds the update with the kernel's spatial axes swapped (3 x 3 kernel)."""
+    layer = _peft_conv(nn.Conv2d(2, d_out, kernel_size=3, padding=1, bias=bias), r, alpha)
+    delta = layer.get_delta_weight
+    layer.get_delta_weight = lambda adapter: delta(adapter).transpose(-1, -2)
+    return layer
+
+
 GOOD_VARIANTS = ("down_up", "lora_layer_child", "parametrized", "scaled_embedding", "fused_gqa", "dora")
 
 EXPECTED_FAILURE = {
@@ -305,6 +338,7 @@ EXPECTED_FAILURE = {
     "unmerge_drops_adapter": "merge_roundtrip",
     "dora_norm_wrong_axis": "dora_norm",
     "dora_bias_scaled": "dora_bias",
+    "conv_kernel_transposed": "merge_forward",
 }
 """Broken factory name -> the one check that must fail (every other applicable check must pass)."""
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..cases import Example, flat_out, tensor
+from ..cases import Example, tensor
 from ..variants import bounds, reference
 from ..outcome import Outcome, compare, worst
 from ..registry import check
@@ -49,7 +49,7 @@ def _placement(ex: Example) -> str | None:
     t = rec.seen[0].to(torch.float64)
     shape = tuple(t.shape)
     A = view.lora_parameters()["A"]
-    if shape[-1:] == (view.d_in,) and t.numel() == x.numel() and torch.equal(t.reshape(x.shape), x):
+    if t.numel() == x.numel() and torch.equal(t.reshape(x.shape), x):
         return PAPER_PLACEMENT
     if shape in (tuple(A.shape), tuple(view.lora_parameters()["B"].shape)):
         return "per feature (on a factor: one mask shared by every token)"
@@ -78,7 +78,7 @@ def check_dropout(ex: Example) -> Outcome:
             ys = []
             for seed in (4, 5):
                 torch.manual_seed(seed)
-                ys.append(flat_out(probe.call(x.clone()), probe.d_out))
+                ys.append(probe.flat(probe.call(x.clone())))
         if np.array_equal(ys[0], ys[1]):
             if probe.dropout_declared:
                 return Outcome(False, 0.0, 0.0, "the layer declares a dropout but its forward never applies it")
@@ -90,13 +90,13 @@ def check_dropout(ex: Example) -> Outcome:
     view.set_dropout(p)
     view.module.eval()
     arrays = view.read()
-    ref = reference(arrays, ex.values.x)
-    bnd = bounds(arrays, ex.values.x, np.ones((*ex.lead, view.d_out)), "float64")["Y"]
+    ref = reference(arrays, ex.cx)
+    bnd = bounds(arrays, ex.cx, np.ones((ex.cx.shape[0], view.d_out)), "float64")["Y"]
     with torch.no_grad():
         torch.manual_seed(1)
-        ya = flat_out(view.call(x.clone()), view.d_out)
+        ya = view.flat(view.call(x.clone()))
         torch.manual_seed(2)
-        yb = flat_out(view.call(x.clone()), view.d_out)
+        yb = view.flat(view.call(x.clone()))
     if not np.array_equal(ya, yb):
         outs.append(Outcome(False, float(np.max(np.abs(ya - yb))), 0.0, "eval output changes between calls"))
     o = compare(ya, ref.Y, bnd)
@@ -112,11 +112,11 @@ def check_dropout(ex: Example) -> Outcome:
     if vals.m is not None:  # DoRA at the identity: m = ||W|| per output, so m / n = 1
         v0.write_magnitude(np.sqrt(np.sum(vals.W**2, axis=1)))
     arr0 = v0.read()
-    ref0 = reference(arr0, vals.x)
-    bnd0 = bounds(arr0, vals.x, np.ones((*ex.lead, view.d_out)), "float64")["Y"]
+    ref0 = reference(arr0, ex.cx)
+    bnd0 = bounds(arr0, ex.cx, np.ones((ex.cx.shape[0], view.d_out)), "float64")["Y"]
     with torch.no_grad():
         torch.manual_seed(3)
-        y0 = flat_out(v0.call(x.clone()), view.d_out)
+        y0 = v0.flat(v0.call(x.clone()))
     o = compare(y0, ref0.Y, bnd0)
     if not o.passed:
         o.detail = "training output with B = 0 differs from X W^T + b: dropout reaches the base branch"
@@ -128,7 +128,7 @@ def check_dropout(ex: Example) -> Outcome:
         ys = []
         for seed in (4, 5, 6):
             torch.manual_seed(seed)
-            ys.append(flat_out(v1.call(x.clone()), view.d_out))
+            ys.append(v1.flat(v1.call(x.clone())))
     if all(np.array_equal(ys[0], y) for y in ys[1:]):
         outs.append(Outcome(False, 0.0, 0.0, f"dropout p={p} never changes the training output"))
     out = worst(outs)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..cases import Example, flat_out, tensor
+from ..cases import Example, tensor
 from ..outcome import Outcome
 from ..registry import check
 from ..variants.dora import dora_bounds, row_norms
@@ -32,7 +32,7 @@ def probe_dora_bias(ex: Example) -> Outcome:
         return Outcome(None, detail="DoRA layer without a bias")
     arrays = view.read()
     with torch.no_grad():
-        y = flat_out(view.call(tensor(np.zeros((1, view.d_in)))), view.d_out)[0]
+        y = view.flat(view.call(tensor(np.zeros((1, view.d_in)))))[0]
     bnd = dora_bounds(arrays, np.zeros((1, view.d_in)), np.ones((1, view.d_out)), "float64")["Y"][0]
     err = np.abs(y - arrays.bias)
     if np.all(err <= bnd):
@@ -56,7 +56,7 @@ def probe_dora_norm(ex: Example) -> Outcome:
     arrays = view.read()
     eye = np.eye(view.d_in)
     with torch.no_grad():
-        y = flat_out(view.call(tensor(eye)), view.d_out)
+        y = view.flat(view.call(tensor(eye)))
     b = np.zeros(view.d_out) if arrays.bias is None else arrays.bias
     V = arrays.W.copy()
     for rows, a, bm, _ in arrays.blocks:

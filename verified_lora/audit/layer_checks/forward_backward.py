@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..views import LayerView
-from ..cases import Example, flat_out, tensor
+from ..cases import Example, tensor
 from ..error_bounds import LayerArrays, scale_bound
 from ..layer_reference import effective_scale
 from ..variants import bounds as variant_bounds
@@ -51,10 +51,12 @@ def standard_pass(ex: Example) -> Pass:
     y = view.call(x.clone())
     (y * tensor(ex.values.g)).sum().backward()
     arrays = view.read()
-    ref = reference(arrays, ex.values.x, ex.values.g)
-    bounds = variant_bounds(arrays, ex.values.x, ex.values.g, "float64")
-    dx = None if x0.grad is None else x0.grad.detach().numpy().reshape(-1, view.d_in)
-    return Pass(view, arrays, flat_out(y, view.d_out), view.grads(), dx, ref, bounds)
+    ref = reference(arrays, ex.cx, ex.cg)
+    bounds = variant_bounds(arrays, ex.cx, ex.cg, "float64")
+    dx = None if x0.grad is None else x0.grad.detach().numpy()
+    if dx is not None and view.input_kind != "conv":
+        dx = dx.reshape(-1, view.d_in)
+    return Pass(view, arrays, view.flat(y), view.grads(), dx, ref, bounds)
 
 
 def _claimed_scale(view: LayerView) -> float:
@@ -154,7 +156,28 @@ def check_grad_input(p: Pass) -> Outcome:
         return Outcome(None, detail="the input is integer token ids (embedding): no input gradient")
     if p.dx is None:
         return Outcome(False, math.inf, None, "no gradient reached the input")
+    if p.view.input_kind == "conv":  # the input gradient is the overlap-add (fold) of the patch gradients
+        return compare(p.dx, *fold_bound(p))
     return compare(p.dx, p.ref.dX, p.bounds["dX"])
+
+
+def fold_bound(p: Pass) -> tuple[np.ndarray, np.ndarray]:
+    """Reference and bound of a conv's input gradient: the fold of the patch ones, widened by its additions.
+
+    The implementation's sums for one input entry run over at most ``overlap`` patches more than
+    the patch-level chain, so its bound is ``gamma_{K + overlap}`` times the folded magnitude; the
+    reference's own fold (float64 additions) adds ``gamma_overlap`` times the folded ``|dX|``.
+    """
+    from ..error_bounds import EXTRA_ROUNDINGS, gamma
+
+    geom, shape = p.view.conv, p.dx.shape
+    o = geom.overlap()
+    u = 2.0**-53
+    K = p.view.d_out + p.arrays.r + EXTRA_ROUNDINGS + 1
+    ref = geom.fold(p.ref.dX, shape)
+    mag = geom.fold(p.bounds["magnitude_dX"], shape)
+    bnd = gamma(K + o, u) * mag + gamma(o + 1, u) * geom.fold(np.abs(p.ref.dX), shape) + geom.fold(p.bounds["dX"], shape)
+    return ref, bnd
 
 
 @check("grad_nonzero", takes="pass", doc="every adapter tensor receives a gradient above rounding level",

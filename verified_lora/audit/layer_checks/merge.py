@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 import torch
 
-from ..cases import Example, flat_out, tensor
+from ..cases import Example, tensor
 from ..error_bounds import gamma, roundtrip_bound, unit_roundoff_of
 from ..variants import bounds
 from ..outcome import Outcome, compare, worst
@@ -22,15 +22,15 @@ def _merge_pair(ex: Example, dtype: str) -> Outcome:
         return Outcome(None, detail=view.merge_skip_reason)
     arrays = view.read()
     x = tensor(ex.values.x, dtype)
-    xr = x.to(torch.float64).numpy()
+    xr = view.canonical(x.to(torch.float64).numpy())
     with torch.no_grad():
-        y0 = flat_out(view.call(x.clone()), view.d_out)
+        y0 = view.flat(view.call(x.clone()))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             view.merge()
-        y1 = flat_out(view.call(x.clone()), view.d_out)
+        y1 = view.flat(view.call(x.clone()))
         merged_w = view.read().W
-    bound = 2 * bounds(arrays, xr, np.ones((*ex.lead, view.d_out)), dtype)["Y"]
+    bound = 2 * bounds(arrays, xr, np.ones((ex.cx.shape[0], view.d_out)), dtype)["Y"]
     o = compare(y1, y0, bound)
     o.detail = f"merged vs unmerged output ({dtype})"
     if dtype == "float64" and o.passed is False:
@@ -69,13 +69,13 @@ def _roundtrip(ex: Example, dtype: str) -> Outcome:
         return Outcome(None, detail=view.merge_skip_reason)
     before = view.read()
     x = tensor(ex.values.x, dtype)
-    xr = x.to(torch.float64).numpy().reshape(-1, view.d_in)
+    xr = view.canonical(x.to(torch.float64).numpy())
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        y0 = flat_out(view.call(x.clone()), view.d_out)
+        y0 = view.flat(view.call(x.clone()))
         view.merge()
         view.unmerge()
-        y2 = flat_out(view.call(x.clone()), view.d_out)
+        y2 = view.flat(view.call(x.clone()))
     after = view.read()
     gw, gb = roundtrip_bound(before, dtype)
     outs = [compare(after.W, before.W, gw)]

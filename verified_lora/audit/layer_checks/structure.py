@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from ..views import PAPER_MAPPING, LayerView
-from ..cases import Example, flat_out, tensor
+from ..cases import Example, tensor
 from ..error_bounds import layer_bounds, scale_bound
 from ..outcome import Outcome
 from ..registry import check
@@ -69,7 +69,7 @@ def probe_placement(ex: Example) -> Outcome:
         v = ex.fresh(probe=False, write=False)
         v.write(zeros, None if not v.has_bias() else np.zeros(view.d_out), vals)
         with torch.no_grad():
-            y = flat_out(v.call(tensor(np.eye(view.d_in))), view.d_out)  # y[i, j] = s dW[j, i]
+            y = v.flat(v.call(tensor(np.eye(view.d_in))))  # y[i, j] = s dW[j, i]
         cols = np.full(m, -1)
         for j in range(view.d_out):
             c0, c1 = y[0, j], y[1, j]
@@ -109,7 +109,7 @@ def probe_embed_scale(ex: Example) -> Outcome:
     view.write(np.zeros((view.d_out, view.d_in)), None if not view.has_bias() else np.zeros(view.d_out),
                vals.blocks)
     with torch.no_grad():
-        y = flat_out(view.call(tensor(np.eye(view.d_in))), view.d_out)
+        y = view.flat(view.call(tensor(np.eye(view.d_in))))
     z = np.zeros_like(y)
     for blk, (a, b, bb) in zip(view.blocks(), vals.blocks):
         z[:, blk.declared_cols] += a.T @ b.T + (0 if bb is None else bb)
