@@ -39,6 +39,14 @@ def test_dropout_after_the_up_projection_is_a_named_warning():
     assert report.passed and row.verdict == "WARN" and "after the up-projection" in row.detail
 
 
+def test_a_merge_in_a_narrower_dtype_is_named():
+    report = audit("verified_lora.testing.broken_variants:merge_in_float32", examples=1,
+                   checks=["merge_forward", "forward"])
+    rows = {r.check: r for r in report.results}
+    assert rows["forward"].passed and rows["merge_forward"].passed is False
+    assert "the merge computes in float32" in rows["merge_forward"].detail
+
+
 def test_layer_without_dropout_is_not_applicable():
     report = audit("verified_lora.testing.broken_variants:lora_layer_child", examples=1, checks=["dropout"])
     row = report.results[0]

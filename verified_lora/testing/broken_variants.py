@@ -68,6 +68,22 @@ class UnmergeDropsAdapter(DownUpLinear):
             self.lora_up.weight.data.zero_()
 
 
+class MergeInFloat32(DownUpLinear):
+    """Merges (and unmerges) through float32 whatever the weight's dtype: a narrower-precision merge."""
+
+    def merge(self):
+        if not self.merged:
+            w = self.linear.weight
+            w.data = (w.float() + self.s * (self.lora_up.weight.float() @ self.lora_down.weight.float())).to(w.dtype)
+            self.merged = True
+
+    def unmerge(self):
+        if self.merged:
+            w = self.linear.weight
+            w.data = (w.float() - self.s * (self.lora_up.weight.float() @ self.lora_down.weight.float())).to(w.dtype)
+            self.merged = False
+
+
 class _LoraLayer(nn.Module):
     def __init__(self, d_in: int, d_out: int, r: int, network_alpha: float):
         super().__init__()
@@ -270,6 +286,10 @@ def dropout_after_up(d_in: int, d_out: int, r: int, alpha: float, bias: bool) ->
 
 def unmerge_drops_adapter(d_in: int, d_out: int, r: int, alpha: float, bias: bool) -> nn.Module:
     return UnmergeDropsAdapter(d_in, d_out, r, alpha, bias)
+
+
+def merge_in_float32(d_in: int, d_out: int, r: int, alpha: float, bias: bool) -> nn.Module:
+    return MergeInFloat32(d_in, d_out, r, alpha, bias)
 
 
 def lora_layer_child(d_in: int, d_out: int, r: int, alpha: float, bias: bool) -> nn.Module:
