@@ -88,3 +88,21 @@ def test_spec_validation_names_the_field():
     with pytest.raises(AuditError, match="unmerge"):
         LoraSpec(merge="merge")
     assert LoraSpec.from_flags(merge="_fuse_lora,_unfuse_lora").unmerge == "_unfuse_lora"
+
+
+def test_fused_slice_widths_come_from_the_layer_or_the_spec():
+    layer = bv.fused_gqa(5, 8, 2, 3.0, True, (True, False, True))
+    widths = layer.qkv_shapes
+    assert len(set(widths)) > 1  # q wider than k, v
+    view = detect_layer(layer)
+    assert [len(b.declared_cols) for b in view.blocks()] == [widths[0], widths[2]]
+    declared = detect_layer(layer, LoraSpec(slices=widths, enable=(True, False, True)))
+    assert [b.declared_cols.tolist() for b in declared.blocks()] == [b.declared_cols.tolist() for b in view.blocks()]
+    with pytest.raises(AuditError, match="slices"):
+        detect_layer(layer, LoraSpec(slices=(widths[0] + 1, widths[1], widths[2]))).blocks()
+
+
+def test_rank_one_is_audited():
+    report = audit(lambda: bl.GoodLoraLinear(5, 4, 1, 3.0, True), examples=1)
+    assert report.passed, report.to_text()
+    assert {r.check for r in report.results if r.passed} >= {"scaling", "forward", "grad_A", "grad_B", "merge_roundtrip"}
