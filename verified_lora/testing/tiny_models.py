@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["LLAMA_TARGETS", "GPT2_TARGETS", "llama_base", "peft_llama", "gpt2_base", "peft_gpt2",
-           "save_adapter", "load_adapter"]
+__all__ = ["LLAMA_TARGETS", "GPT2_TARGETS", "UNET_ATTENTION", "llama_base", "peft_llama", "gpt2_base", "peft_gpt2",
+           "save_adapter", "load_adapter", "diffusers_unet", "diffusers_unet_conv"]
 
 LLAMA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "embed_tokens")
 GPT2_TARGETS = ("c_attn", "c_proj", "c_fc", "wte")
+#: the middle block's self- and cross-attention projections of :func:`diffusers_unet`
+UNET_ATTENTION = r".*mid_block\.attentions\.0\.transformer_blocks\.0\.attn[12]\.(to_q|to_k|to_v|to_out\.0)"
 
 
 def llama_base(seed: int = 0) -> Any:
@@ -67,6 +69,33 @@ def peft_gpt2(r: int = 2, alpha: float = 3.0) -> Any:
     cfg = LoraConfig(r=r, lora_alpha=alpha, target_modules=list(GPT2_TARGETS), lora_dropout=0.0,
                      init_lora_weights=False, fan_in_fan_out=True)
     return get_peft_model(base, cfg)
+
+
+def _unet(target_modules: Any) -> Any:
+    import torch
+    from diffusers import UNet2DConditionModel
+    from peft import LoraConfig
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(block_out_channels=(4, 8), layers_per_block=1, sample_size=8, in_channels=2,
+                                out_channels=2, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=6,
+                                norm_num_groups=2, attention_head_dim=2)
+    torch.manual_seed(1)
+    unet.add_adapter(LoraConfig(r=2, lora_alpha=3.0, init_lora_weights=False, target_modules=target_modules))
+    return unet
+
+
+def diffusers_unet() -> Any:
+    """A tiny diffusers ``UNet2DConditionModel`` with LoRA added by diffusers' own ``add_adapter`` (its
+    PEFT backend) on the middle block's attention (``to_q``, ``to_k``, ``to_v``, ``to_out.0``; the
+    cross-attention ``to_k``/``to_v`` read the 6-wide text states)."""
+    return _unet(UNET_ATTENTION)
+
+
+def diffusers_unet_conv() -> Any:
+    """:func:`diffusers_unet` plus LoRA on the middle block's two ``Conv2d`` (``resnets.0.conv1``/``conv2``)."""
+    return _unet(f"(?:{UNET_ATTENTION})|(?:" + r".*mid_block\.resnets\.0\.conv[12])")
 
 
 def save_adapter(path: str, **kwargs: Any) -> str:
