@@ -134,3 +134,47 @@ def test_real_peft_conv_passes_as_written(name):
     applicable = {r.check for r in report.results if r.passed is not None}
     assert {"forward", "grad_A", "grad_B", "grad_input", "scaling", "merge_forward", "merge_roundtrip",
             "dropout", "precision_bfloat16"} <= applicable
+
+
+def loralib_conv2d(d_out: int, r: int, alpha: float, bias: bool) -> nn.Module:
+    import loralib
+
+    return loralib.Conv2d(2, d_out, 3, r=r, lora_alpha=alpha, bias=bias, padding=1)
+
+
+def loralib_conv2d_strided(d_out: int, r: int, alpha: float, bias: bool) -> nn.Module:
+    import loralib
+
+    return loralib.Conv2d(3, d_out, 2, r=r, lora_alpha=alpha, bias=bias, stride=2)
+
+
+@pytest.mark.parametrize("factory", [loralib_conv2d, loralib_conv2d_strided])
+def test_real_loralib_convlora_passes_as_written(factory):
+    pytest.importorskip("loralib")
+    report = audit(factory, examples=EXAMPLES)
+    assert report.passed, report.to_text()
+    applicable = {r.check for r in report.results if r.passed is not None}
+    assert {"forward", "grad_A", "grad_B", "grad_input", "scaling", "merge_forward", "merge_roundtrip",
+            "precision_float32"} <= applicable
+
+
+def test_loralib_convlora_with_a_transposed_kernel_fails_forward():
+    """Negative control for the shared-A reduction: the kernel view transposed in forward is caught."""
+    loralib = pytest.importorskip("loralib")
+
+    class Transposed(loralib.Conv2d):
+        def forward(self, x):
+            delta = (self.lora_B @ self.lora_A).view(self.conv.weight.shape).transpose(-1, -2)
+            return self.conv._conv_forward(x, self.conv.weight + delta * self.scaling, self.conv.bias)
+
+    report = audit(lambda: Transposed(2, 3, 3, r=2, lora_alpha=3.0, padding=1, merge_weights=False), examples=1)
+    assert "forward" in {r.check for r in report.results if r.passed is False}
+
+
+def test_loralib_conv1d_is_refused_with_its_reason():
+    loralib = pytest.importorskip("loralib")
+    from verified_lora import AuditError
+    from verified_lora.audit.adapters import detect_layer
+
+    with pytest.raises(AuditError, match="only Conv2d"):
+        detect_layer(loralib.Conv1d(2, 4, 3, r=2, lora_alpha=3))

@@ -8,7 +8,8 @@ called. An explicit :class:`~.spec.LoraSpec` takes precedence over both. A layer
 a disabled adapter (:class:`DisabledAdapter`), not an unsupported one. DoRA is recognised by its
 magnitude vector (PEFT's ``lora_magnitude_vector``, or a 1-D ``magnitude`` parameter). Conventions
 still refused, each with a one-line reason: PEFT's other LoRA variants, DoRA on embeddings and
-convolutions, LoRA on convolutions.
+convolutions, convolutions with groups > 1, loralib's ConvLoRA on non-square or 1-D kernels, and
+custom (non-PEFT, non-loralib) convolution LoRA layers.
 
 The canonical orientation and the mapping to the paper are documented in :mod:`.views`.
 """
@@ -19,6 +20,7 @@ from torch import nn
 
 from ..errors import AuditError
 from .conventions import LoralibView, PeftView, TorchtuneView
+from .loralib_conv import LoralibConvView, is_loralib_conv
 from .spec import LoraSpec
 from .structural import StructuralView, structural_view
 from .views import PAPER_MAPPING, Block, LayerView, to_paper
@@ -85,6 +87,8 @@ def detect_layer(module: nn.Module, spec: LoraSpec | None = None) -> LayerView |
         if why:
             raise DisabledAdapter(why)
         return None
+    if is_loralib_conv(module):
+        return LoralibConvView(module)
     if any("magnitude" in n.lower() for n, _ in module.named_parameters(recurse=False)):
         return structural_view(module)  # DoRA in a custom convention: the structural view finds the magnitude
     if isinstance(la, nn.Parameter) and isinstance(lb, nn.Parameter) and isinstance(

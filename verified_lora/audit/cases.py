@@ -121,12 +121,14 @@ class LayerValues:
 def draw_values(rng: np.random.Generator, view: LayerView, lead: tuple[int, ...]) -> LayerValues:
     """Draw every value of ``view``'s layer and an input with leading shape ``lead``."""
     blocks = []
-    for blk in view.blocks():
+    for blk in ([] if hasattr(view, "draw_blocks") else view.blocks()):
         m = blk.b_rows.stop - blk.b_rows.start
         a = entries(rng, (view.r, view.d_in), 0.6)
         b = entries(rng, (m, view.r), 0.6)
         bb = entries(rng, (m,), 0.5) if view.has_lora_bias() else None
         blocks.append((a, b, bb))
+    if hasattr(view, "draw_blocks"):  # factors with a shared structure (loralib ConvLoRA)
+        blocks = view.draw_blocks(rng, entries)
     if view.input_kind == "index":  # an embedding: one-hot rows of token ids, every id distinct where possible
         n = int(np.prod(lead))
         ids = rng.permutation(max(n, view.d_in))[:n] % view.d_in

@@ -105,9 +105,8 @@ def _find_base(module: nn.Module, spec: LoraSpec) -> tuple[str, str | None, str]
     if isinstance(child, nn.modules.conv._ConvNd):
         shapes = {n: tuple(p.shape) for n, p in module.named_parameters(recurse=False)}
         raise AuditError(f"{type(module).__name__}: found a convolution base {found[0]!r} and factors {shapes}; "
-                         "missing: a reference for this factorisation (the audit supports PEFT's conv LoRA, A = conv "
-                         "with the base kernel, B = 1x1; not loralib's ConvLoRA, whose update reshape(B A) to the "
-                         "kernel is not a low-rank product on patches)")
+                         "missing: a mapping for this convolution LoRA (supported: PEFT's conv LoRA, A = conv with "
+                         "the base kernel and B = 1x1, and loralib's ConvLoRA on Conv2d)")
     kind = "embedding" if isinstance(child, nn.Embedding) else "linear_t" if _is_conv1d_hf(child) else "linear"
     bp = f"{found[0]}.bias"
     return f"{found[0]}.weight", bp if _tensor_or_none(module, bp) is not None else None, kind

@@ -9,7 +9,7 @@ attribute), so a wrong convention fails ``scaling`` alone.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,10 @@ def standard_pass(ex: Example) -> Pass:
     arrays = view.read()
     ref = reference(arrays, ex.cx, ex.cg)
     bounds = variant_bounds(arrays, ex.cx, ex.cg, "float64")
+    if getattr(view, "shared_a", False):  # blocks sharing one stored A: compare in the stored layout
+        rb, bb = view.reduce(ref.blocks, bounds["blocks"], ex.cx.shape[0], "float64")
+        ref = replace(ref, blocks=rb)
+        bounds = {**bounds, "blocks": bb}
     dx = None if x0.grad is None else x0.grad.detach().numpy()
     if dx is not None and view.input_kind != "conv":
         dx = dx.reshape(-1, view.d_in)
@@ -67,8 +71,9 @@ def _claimed_scale(view: LayerView) -> float:
     if getattr(view, "claimed_value", None) is not None and view.claimed_scaling == "declared scale":
         return float(view.claimed_value) * view.lora_factor
 
+    r = getattr(view, "lora_rank", view.r)  # the declared rank (loralib ConvLoRA's blocks have rank r k)
     with mpmath.workdps(40):
-        s = mpmath.mpf(view.alpha) / (mpmath.sqrt(view.r) if view.claimed_scaling == "rslora" else view.r)
+        s = mpmath.mpf(view.alpha) / (mpmath.sqrt(r) if view.claimed_scaling == "rslora" else r)
         return float(s * mpmath.mpf(view.lora_factor))
 
 

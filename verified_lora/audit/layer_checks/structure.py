@@ -49,6 +49,8 @@ def probe_placement(ex: Example) -> Outcome:
     blocks = view.blocks()
     if len(blocks) == 1 and len(blocks[0].declared_cols) == view.d_out:
         return Outcome(None, detail="single LoRA block over every output column: nothing to place")
+    if getattr(view, "shared_a", False):
+        return Outcome(None, detail="blocks share one A over every output column (a conv kernel): nothing to place")
     if view.r < 2 or view.d_in < view.r:
         return Outcome(None, detail="probe needs r >= 2 and d_in >= r")
     zeros = np.zeros((view.d_out, view.d_in))
