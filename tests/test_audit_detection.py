@@ -106,3 +106,23 @@ def test_rank_one_is_audited():
     report = audit(lambda: bl.GoodLoraLinear(5, 4, 1, 3.0, True), examples=1)
     assert report.passed, report.to_text()
     assert {r.check for r in report.results if r.passed} >= {"scaling", "forward", "grad_A", "grad_B", "merge_roundtrip"}
+
+
+class _SquareUnnamed(nn.Module):
+    """A square layer whose factor names say nothing about their roles: only behaviour can tell."""
+
+    def __init__(self, d: int = 4, r: int = 2):
+        super().__init__()
+        self.linear = nn.Linear(d, d)
+        self.lora_p = nn.Parameter(torch.randn(r, d))
+        self.lora_q = nn.Parameter(torch.randn(d, r))
+        self.scale = 0.75
+
+    def forward(self, x):
+        return self.linear(x) + self.scale * (x @ self.lora_p.T @ self.lora_q.T)
+
+
+def test_factor_roles_of_a_square_layer_are_found_by_behaviour():
+    view = detect_layer(_SquareUnnamed())
+    assert (view.paths["A"], view.paths["B"], view.a_t, view.b_t) == ("lora_p", "lora_q", False, False)
+    assert audit(lambda: _SquareUnnamed(), examples=1, checks=["forward", "grad_A", "grad_B", "scaling"]).passed

@@ -160,10 +160,49 @@ def _find_factors(module: nn.Module, spec: LoraSpec, base_w: str, d_in: int, d_o
         raise AuditError(f"{type(module).__name__}: base weight {base_w!r} (d_in={d_in}, d_out={d_out}) found; "
                          f"missing: a factor pair A (r x {d_in}) and B ({d_out} x r) among {names or 'no 2-D tensors'}"
                          ". Fix: LoraSpec(lora_a=..., lora_b=...)")
+    if len(pairs) > 1 and len({frozenset(p[:2]) for p in pairs}) == 1:
+        pairs = _by_behaviour(module, base_w, pairs, d_in, d_out)  # the same two tensors, roles unclear
     if len(pairs) > 1:
         raise AuditError(f"{type(module).__name__}: found several factor pairs {[(p[0], p[1]) for p in pairs]}; "
                          "missing: which is (A, B). Fix: LoraSpec(lora_a=..., lora_b=...)")
     return pairs[0]
+
+
+def _by_behaviour(module: nn.Module, base_w: str, pairs: list, d_in: int, d_out: int) -> list:
+    """The candidate (A, B) readings whose ``s B A`` reproduces the measured ``Delta W = W_eff - W``.
+
+    On a float64 copy with ``W = 0`` and positive random factors, the layer's output at ``X = I`` is
+    ``Delta W^T``; a reading fits when ``Delta W`` is a scalar multiple of its ``B A`` up to rounding.
+    """
+    import copy
+
+    import numpy as np
+
+    fits = []
+    for cand in pairs:
+        twin = copy.deepcopy(module).to(torch.float64)
+        rng = np.random.default_rng(1)
+        with torch.no_grad():
+            resolve_path(twin, base_w).zero_()
+            tensors = [resolve_path(twin, cand[0]), resolve_path(twin, cand[1])]
+            for t in tensors:
+                t.copy_(torch.as_tensor(rng.uniform(0.5, 1.0, tuple(t.shape))))
+            A = (tensors[0].T if cand[2] else tensors[0]).clone()
+            B = (tensors[1].T if cand[3] else tensors[1]).clone()
+            twin.eval()
+            eye = torch.eye(d_in, dtype=torch.float64)
+            try:
+                y1 = twin(eye)
+                tensors[1].zero_()
+                y0 = twin(eye)  # the base branch alone (its bias included)
+            except Exception:  # noqa: BLE001 - a reading the module cannot run is not a fit
+                continue
+            dw = (y1 - y0).T.detach().numpy()
+        z = (B @ A).detach().numpy()
+        s = float(np.sum(dw * z) / np.sum(z * z))
+        if np.allclose(dw, s * z, rtol=1e-12, atol=1e-12 * float(np.abs(dw).max(initial=1))):
+            fits.append(cand)
+    return fits or pairs
 
 
 MAGNITUDE_NAMES = ("magnitude", "m", "mag", "lora_magnitude", "lora_magnitude_vector", "weight_m", "dora_scale")
