@@ -188,3 +188,27 @@ def test_every_command_takes_debug():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
     assert sub.choices and all("--debug" in p._option_string_actions for p in sub.choices.values())
+
+
+def test_programming_error_of_the_audit_inside_a_check_exits_2(monkeypatch, capsys):
+    import verified_lora.audit.layer_checks.forward_backward as fb
+
+    monkeypatch.setattr(fb, "tensor", len)  # the audit's own code now calls len(array, dtype, ...): a TypeError
+    assert main(["audit", f"{CONV}:down_up_fixed", "-q", "--check", "forward"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "internal error: TypeError" in err
+
+
+def test_an_implementation_that_raises_fails_the_check_not_the_tool():
+    from verified_lora.audit.tool_errors import raised_by_the_audit
+
+    class Raises(lc.DownUpParams):
+        def forward(self, x):
+            raise TypeError("this layer rejects its input")
+
+    report = audit(lambda: Raises(5, 4, 2, 3.0, True), examples=1, checks=["forward"])
+    assert report.verdict == "FAIL" and "raised TypeError: this layer rejects its input" in report.failures[0].detail
+    try:
+        {}["missing"]
+    except KeyError as exc:  # raised here, in a test module: not the audit's code
+        assert not raised_by_the_audit(exc)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import AuditError
 from . import registry
+from .tool_errors import raised_by_the_audit
 
 __all__ = ["Outcome", "CheckResult", "compare", "worst", "aggregate", "guard"]
 
@@ -111,10 +112,13 @@ def aggregate(check: str, case: str, outs: list[Outcome], seconds: float) -> Che
 
 
 def guard(fn: Callable[[], Outcome]) -> Outcome:
-    """Run one check: an implementation that raises fails the check, with the reason (AuditError escapes)."""
+    """Run one check: an implementation that raises fails the check, with the reason; an AuditError and a
+    programming error of the audit's own code (:mod:`.tool_errors`) escape."""
     try:
         return fn()
     except AuditError:
         raise
     except Exception as exc:
+        if raised_by_the_audit(exc):
+            raise
         return Outcome(False, None, None, f"raised {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
