@@ -212,3 +212,18 @@ def test_an_implementation_that_raises_fails_the_check_not_the_tool():
         {}["missing"]
     except KeyError as exc:  # raised here, in a test module: not the audit's code
         assert not raised_by_the_audit(exc)
+
+
+def test_rank_zero_adapter_in_a_model_is_listed_as_disabled():
+    loralib = pytest.importorskip("loralib")
+
+    def model():
+        torch.manual_seed(0)
+        m = torch.nn.ModuleDict({"off": loralib.Linear(5, 4, r=0), "on": loralib.Linear(4, 3, r=2, lora_alpha=3)})
+        loralib.mark_only_lora_as_trainable(m)
+        return m
+
+    report = audit(model, examples=1, checks=["forward"])
+    assert [n for n, _ in report.disabled] == ["off"] and not report.unaudited
+    assert report.verdict == "PASS" and {c.split()[1] for c in report.cases()} == {"on"}
+    assert "disabled off" in report.to_text()

@@ -8,7 +8,8 @@ PEFT layers are created with ``init_lora_weights=False`` so that ``B != 0`` from
 * PEFT: :func:`peft_linear` (rsLoRA on alternate draws), :func:`peft_lora_bias`,
   :func:`peft_conv1d_hf` (transformers ``Conv1D``, ``fan_in_fan_out``), :func:`peft_embedding`,
   :func:`peft_dora` (PEFT's Conv1d/Conv2d are ``verified_lora.testing.broken_variants:peft_conv1d``/``peft_conv2d``);
-* loralib: :func:`loralib_linear`, :func:`loralib_merged`, :func:`loralib_embedding`, :func:`loralib_conv2d`;
+* loralib: :func:`loralib_linear`, :func:`loralib_merged`, :func:`loralib_embedding`, :func:`loralib_conv2d`,
+  :func:`loralib_conv1d`;
 * torchtune: :func:`torchtune_lora`, :func:`torchtune_dora`;
 * diffusers: :func:`diffusers_linear` (``LoRACompatibleLinear`` with a ``LoRALinearLayer``).
 """
@@ -19,7 +20,7 @@ import warnings
 from typing import Any
 
 __all__ = ["peft_linear", "peft_lora_bias", "peft_conv1d_hf", "peft_embedding", "peft_dora", "loralib_linear",
-           "loralib_merged", "loralib_embedding", "loralib_conv2d", "torchtune_lora", "torchtune_dora",
+           "loralib_merged", "loralib_embedding", "loralib_conv2d", "loralib_conv1d", "torchtune_lora", "torchtune_dora",
            "diffusers_linear"]
 
 
@@ -96,6 +97,13 @@ def loralib_conv2d(d_out: int, r: int, alpha: float) -> Any:
     import loralib
 
     return loralib.Conv2d(2, d_out, kernel_size=3, r=r, lora_alpha=alpha, padding=1)
+
+
+def loralib_conv1d(d_out: int, r: int, alpha: float) -> Any:
+    """loralib ``Conv1d`` (its ``ConvLoRA`` on a 1-D convolution), 2 input channels, kernel 3, padding 1."""
+    import loralib
+
+    return loralib.Conv1d(2, d_out, kernel_size=3, r=r, lora_alpha=alpha, padding=1)
 
 
 def torchtune_lora(d_in: int, d_out: int, r: int, alpha: float, bias: bool) -> Any:
