@@ -1,13 +1,18 @@
-"""Checks x targets matrix of ``verified-lora audit``: PEFT, loralib, each broken variant, the controls.
+"""Implementations x checks matrix of ``verified-lora audit``: real libraries as written, other conventions,
+whole models, every broken variant, with times.
 
-Run from the repository root (or with verified_lora installed with the audit extra)::
+Run from the repository root (with the ``audit`` extra, and ``audit-libs`` for torchtune and diffusers)::
 
-    python3 benchmarks/audit_matrix.py [--examples 3] [--seed 0] [--out benchmarks/results/audit_matrix.md]
+    python3 benchmarks/audit_matrix.py [--examples 3] [--seed 0] [--only SUBSTRING] [--out benchmarks/results/audit_matrix.md]
 
-Each cell is ``VERDICT max error / allowed bound`` for the worst example (and, for PEFT and loralib,
-the worst of their cases); ``N/A`` when the check does not apply; blank when the target has no such
-check (layer checks for an attention-only target and vice versa). The last rows give the audit's
-wall time per target on this machine and the expected failing check of each broken variant.
+One row per target (a ``module:factory``, or the built-in ``peft``/``loralib``); one column per check.
+A cell is the verdict of the worst case and example, with the worst ratio ``max error / allowed bound``
+(``PASS .03`` = the error is 3% of its derived bound); ``N/A`` when the check does not apply; blank
+when the target has no such check (attention checks of a layer). A target the audit refuses (exit 2)
+gets one row with the reason, as does a library that is not installed. ``expected`` is what the row
+must show: ``pass`` for correct code, the check a broken variant must fail (or WARN on), or a
+third-party finding (``benchmarks/results/third_party_findings.md``). The script exits 1 when a row
+differs from its expectation.
 """
 
 from __future__ import annotations
@@ -17,88 +22,219 @@ import os
 import platform
 import sys
 import time
+from dataclasses import dataclass
 
 sys.path.insert(0, os.getcwd())
+
+LL = "verified_lora.testing.library_layers"
+BV = "verified_lora.testing.broken_variants"
+BL = "verified_lora.testing.broken_lora"
+TM = "verified_lora.testing.tiny_models"
+LC = "tests.lora_conventions"
+
+
+@dataclass
+class Row:
+    group: str
+    label: str
+    target: str
+    expected: str = "pass"  # "pass", "fail:<check>[,<check>]", "warn:<check>", "refused", "finding:<check>"
+    needs: str = ""
+
+
+def targets() -> list[Row]:
+    from verified_lora.testing import broken_lora as bl
+    from verified_lora.testing import broken_variants as bv
+
+    rows = [
+        Row("PEFT", "peft (built-in: Linear, Conv1D, attention q,v and q,k,v)", "peft", needs="peft"),
+        Row("PEFT", "Linear (rsLoRA on alternate draws)", f"{LL}:peft_linear", needs="peft"),
+        Row("PEFT", "Linear, lora_bias=True", f"{LL}:peft_lora_bias", needs="peft"),
+        Row("PEFT", "transformers Conv1D (fan_in_fan_out)", f"{LL}:peft_conv1d_hf", needs="transformers"),
+        Row("PEFT", "Embedding", f"{LL}:peft_embedding", needs="peft"),
+        Row("PEFT", "Conv1d", f"{BV}:peft_conv1d", needs="peft"),
+        Row("PEFT", "Conv2d", f"{BV}:peft_conv2d", needs="peft"),
+        Row("PEFT", "DoRA (Linear)", f"{LL}:peft_dora", needs="peft"),
+        Row("loralib", "loralib (built-in: Linear, Linear fan_in_fan_out, MergedLinear)", "loralib", needs="loralib"),
+        Row("loralib", "Linear", f"{LL}:loralib_linear", needs="loralib"),
+        Row("loralib", "MergedLinear (enable_lora masks)", f"{LL}:loralib_merged", needs="loralib"),
+        Row("loralib", "Embedding", f"{LL}:loralib_embedding", needs="loralib"),
+        Row("loralib", "Conv2d (ConvLoRA)", f"{LL}:loralib_conv2d", needs="loralib"),
+        Row("loralib", "Conv1d (ConvLoRA)", f"{LL}:loralib_conv1d", expected="refused", needs="loralib"),
+        Row("torchtune", "LoRALinear", f"{LL}:torchtune_lora", needs="torchtune.modules.peft"),
+        Row("torchtune", "DoRALinear", f"{LL}:torchtune_dora", expected="finding:dora_bias",
+            needs="torchtune.modules.peft"),
+        Row("diffusers", "LoRACompatibleLinear + LoRALinearLayer", f"{LL}:diffusers_linear", expected="refused",
+            needs="diffusers"),
+        Row("diffusers", "UNet2DConditionModel.add_adapter (whole model: attention + Conv2d)",
+            f"{TM}:diffusers_unet_conv", needs="diffusers"),
+        Row("whole model", "PEFT 1-layer Llama (GQA attention, MLP, embed_tokens)", f"{TM}:peft_llama",
+            needs="transformers"),
+        Row("whole model", "PEFT 1-layer GPT-2 (Conv1D, wte)", f"{TM}:peft_gpt2", needs="transformers"),
+    ]
+    for name in bv.GOOD_VARIANTS:
+        rows.append(Row("convention", name, f"{BV}:{name}"))
+    for name in ("transposed_ab", "parametrized", "down_up_params"):
+        rows.append(Row("convention", f"{name} (tests)", f"{LC}:{name}"))
+    for name in bl.GOOD:
+        rows.append(Row("control", name, f"{BL}:{name}"))
+    for name, check in bl.BROKEN.items():
+        rows.append(Row("broken", name, f"{BL}:{name}", expected=f"fail:{check}"))
+    for name, checks in bl.BROKEN_ATTENTION.items():
+        rows.append(Row("broken", name, f"{BL}:{name}", expected="fail:" + ",".join(sorted(checks))))
+    for name, check in bv.EXPECTED_FAILURE.items():
+        rows.append(Row("broken", name, f"{BV}:{name}", expected=f"fail:{check}"))
+    for name, check in bv.EXPECTED_WARN.items():
+        rows.append(Row("broken", name, f"{BV}:{name}", expected=f"warn:{check}"))
+    return rows
+
+
+def _importable(name: str) -> str:
+    if not name:
+        return ""
+    import importlib
+    import warnings
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            importlib.import_module(name)
+    except Exception as exc:
+        return f"{name} not importable ({type(exc).__name__})"
+    return ""
+
+
+def _cell(results) -> str:
+    from verified_lora._table import fmt_num
+
+    if not results:
+        return ""
+    real = [r for r in results if r.passed is not None]
+    if not real:
+        return "N/A"
+    worst = max(real, key=lambda r: (r.passed is False, (r.max_error or 0) / r.bound if r.bound else 0))
+    verdict = "**FAIL**" if any(r.passed is False for r in real) else (
+        "WARN" if any(r.verdict == "WARN" for r in real) else "PASS")
+    if worst.max_error is None or not worst.bound:
+        return verdict
+    return f"{verdict} {fmt_num(worst.max_error / worst.bound, 1)}"
+
+
+def _outcome(report) -> tuple[str, set[str], set[str]]:
+    failed = {r.check for r in report.failures}
+    warned = {r.check for r in report.results if r.verdict == "WARN"}
+    return report.verdict, failed, warned
+
+
+def _meets(row: Row, verdict: str, failed: set[str], warned: set[str]) -> bool:
+    kind, _, what = row.expected.partition(":")
+    if kind == "pass":
+        return verdict == "PASS"
+    if kind in ("fail", "finding"):
+        return failed == set(what.split(","))
+    if kind == "warn":
+        return not failed and warned == {what}
+    if kind == "refused":
+        return verdict == "refused"
+    return False
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", default=None, help="run only the targets whose label or path contains this")
     parser.add_argument("--out", default="benchmarks/results/audit_matrix.md")
     args = parser.parse_args()
 
+    import warnings
+
     import torch
 
-    from verified_lora.testing import broken_lora as bl
-    from verified_lora._table import fmt_num
-    from verified_lora.audit import audit
-    from verified_lora.audit import check_names
+    from verified_lora.audit import audit, check_names
+    from verified_lora.errors import AuditError
 
-    targets = ["peft", "loralib"] + [f"verified_lora.testing.broken_lora:{n}" for n in
-                                     list(bl.BROKEN) + list(bl.BROKEN_ATTENTION) + list(bl.GOOD)]
-    reports, seconds = {}, {}
-    for t in targets:
-        print(f"auditing {t} ...", file=sys.stderr, flush=True)
+    warnings.simplefilter("ignore")
+    rows = [r for r in targets() if args.only is None or args.only in r.label or args.only in r.target]
+    checks = check_names()
+    results: list[tuple[Row, object, str, float, str]] = []  # row, report or None, verdict, seconds, reason
+    environment: dict[str, str] = {}
+    for row in rows:
+        print(f"auditing {row.target} ...", file=sys.stderr, flush=True)
+        missing = _importable(row.needs)
+        if missing:
+            results.append((row, None, "not installed", 0.0, missing))
+            continue
         t0 = time.perf_counter()
-        reports[t] = audit(t, seed=args.seed, examples=args.examples)
-        seconds[t] = time.perf_counter() - t0
+        try:
+            report = audit(row.target, seed=args.seed, examples=args.examples)
+        except AuditError as exc:
+            results.append((row, None, "refused", time.perf_counter() - t0, str(exc)))
+            continue
+        except Exception as exc:  # an error of the audit itself: recorded, the matrix goes on
+            results.append((row, None, "audit error", time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"))
+            continue
+        environment.update(report.environment)
+        results.append((row, report, report.verdict, time.perf_counter() - t0, ""))
 
-    def short(t: str) -> str:
-        return t.split(":")[-1]
-
-    def cell(results) -> str:
-        real = [r for r in results if r.passed is not None]
-        if not results:
-            return ""
-        if not real:
-            return "N/A"
-        worst = max(real, key=lambda r: (r.passed is False,
-                                         (r.max_error or 0) / r.bound if r.bound else 0))
-        verdict = "PASS" if all(r.passed for r in real) else "**FAIL**"
-        if worst.max_error is None:
-            return verdict
-        return f"{verdict} {fmt_num(worst.max_error, 2)} / {fmt_num(worst.bound, 2)}"
-
-    headers = ["check"] + [short(t) for t in targets]
-    rows = []
-    for check in check_names():
-        rows.append([f"`{check}`"] + [cell([r for r in reports[t].results if r.check == check]) for t in targets])
-    expected = {**{f"verified_lora.testing.broken_lora:{k}": v for k, v in bl.BROKEN.items()},
-                **{f"verified_lora.testing.broken_lora:{k}": ", ".join(sorted(v)) for k, v in bl.BROKEN_ATTENTION.items()}}
-    rows.append(["expected failure"] + [expected.get(t, "none") for t in targets])
-    rows.append(["failed checks"] + [", ".join(sorted({r.check for r in reports[t].failures})) or "none"
-                                     for t in targets])
-    rows.append(["overall"] + [("PASS" if reports[t].passed else "FAIL") for t in targets])
-    rows.append(["audit time (s)"] + [f"{seconds[t]:.1f}" for t in targets])
-
+    headers = ["group", "implementation", "verdict", "expected", "time (s)"] + [f"`{c}`" for c in checks]
     lines = [
-        "# Audit matrix: checks x targets",
+        "# Audit matrix: implementations x checks",
         "",
         f"Generated by `python3 benchmarks/audit_matrix.py --examples {args.examples} --seed {args.seed}` on "
-        f"{platform.machine()} ({os.cpu_count()} cores), torch {torch.__version__}, "
-        + ", ".join(f"{k} {v}" for k, v in reports["peft"].environment.items() if k != "torch") + ".",
-        "Cells: verdict, then the worst example's max error / allowed bound (derived per entry from the dtype's "
-        "unit roundoff; for `grad_nonzero` the pair is rounding level / largest |grad|, which must exceed it). "
-        "PEFT and loralib columns are the worst over their cases (PEFT: Linear, Conv1D fan_in_fan_out, attention "
-        "with LoRA on q,v and on q,k,v; loralib: Linear, Linear fan_in_fan_out, MergedLinear with enable_lora masks). "
-        "Blank: the target has no such check (layer checks of attention-only targets). "
-        "Audit time includes importing the library on first use (PEFT imports transformers).",
+        f"{platform.machine()} ({os.cpu_count()} cores, shared), torch {torch.__version__}, "
+        + ", ".join(f"{k} {v}" for k, v in environment.items() if k != "torch") + ".",
+        "",
+        "Cells: the verdict of the worst case and example, then the worst ratio max error / allowed bound "
+        "(`PASS .03`: the error is 3% of the bound derived from the dtype's unit roundoff; for `grad_nonzero` "
+        "the ratio is rounding level / largest |grad|). `N/A`: the check does not apply (its reason is in the "
+        "audit's report); blank: the target has no such check. Whole models: every LoRA module with its own "
+        "weights and with fresh draws, the worst of them. Time: the whole audit of the row, including "
+        "building the modules and, on first use, importing the library (PEFT imports transformers).",
         "",
         "| " + " | ".join(headers) + " |",
         "|" + "---|" * len(headers),
     ]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    lines += ["", "## Cases and run time", "", "| target | case | seconds | verdict |", "|---|---|---|---|"]
-    for t in targets:
-        for case in reports[t].cases():
-            ok = all(r.passed is not False for r in reports[t].results if r.case == case)
-            lines.append(f"| {short(t)} | {case} | {reports[t].case_seconds[case]:.2f} | {'PASS' if ok else 'FAIL'} |")
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    bad = []
+    for row, report, verdict, seconds, reason in results:
+        if report is None:
+            ok = (verdict == "refused" and row.expected == "refused")
+            cells = [row.group, row.label, verdict, row.expected, f"{seconds:.1f}"] + [""] * len(checks)
+        else:
+            v, failed, warned = _outcome(report)
+            ok = _meets(row, v, failed, warned)
+            cells = [row.group, row.label, v, row.expected, f"{seconds:.1f}"]
+            cells += [_cell([r for r in report.results if r.check == c]) for c in checks]
+        if verdict != "not installed" and not ok:
+            bad.append(row.label)
+            cells[2] = f"**{cells[2]} (unexpected)**"
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+
+    lines += ["", "## Refused, not installed, not audited", ""]
+    for row, report, verdict, seconds, reason in results:
+        if report is None:
+            lines.append(f"- **{row.label}** (`{row.target}`): {verdict}: {reason}")
+        elif report.unaudited:
+            for name, why in report.unaudited:
+                lines.append(f"- **{row.label}**, module `{name}`: not audited: {why}")
+    lines += ["", "## Failures of correct-code rows and third-party findings", ""]
+    for row, report, verdict, seconds, reason in results:
+        if report is not None and report.failures and not row.expected.startswith("fail"):
+            for r in report.failures:
+                lines.append(f"- **{row.label}** `{r.check}` ({r.case}): {r.detail}")
+    lines += ["", "## Cases and times", "", "| implementation | case | seconds | verdict |", "|---|---|---|---|"]
+    for row, report, verdict, seconds, reason in results:
+        if report is None:
+            continue
+        for case in report.cases():
+            lines.append(f"| {row.label} | {case} | {report.case_seconds.get(case, 0):.2f} | "
+                         f"{report.case_verdict(case)} |")
+    if bad:
+        lines += ["", "Rows that differ from their expectation: " + ", ".join(bad)]
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     with open(args.out, "w") as fh:
         fh.write("\n".join(lines) + "\n")
     print("\n".join(lines))
-    bad = [t for t in targets if (t in expected) == reports[t].passed]
     return 1 if bad else 0
 
 

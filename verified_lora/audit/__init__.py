@@ -31,7 +31,7 @@ def _environment() -> dict[str, str]:
     import importlib.metadata as md
 
     env = {}
-    for name in ("torch", "peft", "loralib"):
+    for name in ("torch", "peft", "loralib", "transformers", "torchtune", "diffusers"):
         try:
             env[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -41,8 +41,16 @@ def _environment() -> dict[str, str]:
 
 
 def audit_cases(cases: Sequence[Any], *, target: str = "custom", seed: int = 0, examples: int = 3,
-                checks: Sequence[str] | None = None, progress: Callable[[str], None] | None = None) -> AuditReport:
-    """Run every check on every case (see :mod:`.runner`) and collect an :class:`AuditReport`."""
+                checks: Sequence[str] | None = None, progress: Callable[[str], None] | None = None,
+                keep_going: bool = False, case_progress: Callable[[int, int, str], None] | None = None
+                ) -> AuditReport:
+    """Run every check on every case (see :mod:`.runner`) and collect an :class:`AuditReport`.
+
+    With ``keep_going`` (whole models) a case that cannot be audited, because detection refuses its
+    fresh copy or the audit itself raises, is listed in ``report.unaudited`` with the reason (verdict
+    PARTIAL) and the others still run; without it the error propagates (an :class:`AuditError`, or the
+    unexpected exception itself). ``case_progress(i, n, name)`` is called before case ``i`` of ``n``.
+    """
     from .runner import check_names as names
     from .runner import run_case
 
@@ -55,19 +63,30 @@ def audit_cases(cases: Sequence[Any], *, target: str = "custom", seed: int = 0, 
             raise AuditError(f"unknown check(s) {unknown}; known: {known}")
     report = AuditReport(target=target, seed=seed, examples=examples, environment=_environment())
     t_all = time.perf_counter()
+    import traceback
     import warnings
 
     import torch
 
-    for case in cases:
+    for k, case in enumerate(cases):
+        if case_progress:
+            case_progress(k, len(cases), case.name)
         t0 = time.perf_counter()
         # the caller's torch RNG state is restored afterwards; warnings the implementation emits
         # (e.g. PEFT's fan_in_fan_out notice) are recorded as notes instead of escaping
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             torch.manual_seed(seed)
-            report.results += run_case(case, seed=seed, examples=examples,
-                                       checks=None if checks is None else list(checks), progress=progress)
+            try:
+                report.results += run_case(case, seed=seed, examples=examples,
+                                           checks=None if checks is None else list(checks), progress=progress)
+            except Exception as exc:
+                if not keep_going:
+                    raise
+                kind = "refused" if isinstance(exc, AuditError) else f"audit error {type(exc).__name__}"
+                report.unaudited.append((case.name, f"{kind}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"))
+                if not isinstance(exc, AuditError):
+                    report.tracebacks[case.name] = traceback.format_exc()
         report.case_seconds[case.name] = time.perf_counter() - t0
         notes = list(case.notes)
         seen: list[str] = []
@@ -83,9 +102,16 @@ def audit_cases(cases: Sequence[Any], *, target: str = "custom", seed: int = 0, 
 
 
 def audit(target: str | Callable[..., Any], *, seed: int = 0, examples: int = 3, checks: Sequence[str] | None = None,
-          progress: Callable[[str], None] | None = None) -> AuditReport:
-    """Audit ``target``: ``"peft"``, ``"loralib"``, ``"module.path:factory"`` or a factory callable."""
-    from .targets import builtin_available, factory_cases, resolve
+          progress: Callable[[str], None] | None = None, spec: Any = None,
+          case_progress: Callable[[int, int, str], None] | None = None) -> AuditReport:
+    """Audit ``target``: ``"peft"``, ``"loralib"``, ``"module.path:factory"`` or a factory callable.
+
+    A factory may return one LoRA layer, a single-head attention module, or a whole model: then every
+    LoRA-carrying module is audited with its own weights and with fresh draws, and the modules the
+    audit cannot map are listed in ``report.unaudited`` (verdict PARTIAL). ``spec`` (a
+    :class:`~.spec.LoraSpec`) maps a single layer explicitly.
+    """
+    from .targets import builtin_available, factory_target, resolve_target
 
     ok, why = builtin_available("torch")
     if not ok:
@@ -94,13 +120,18 @@ def audit(target: str | Callable[..., Any], *, seed: int = 0, examples: int = 3,
 
     with torch.random.fork_rng(devices=[]):  # building the probe modules must not move the caller's RNG
         if callable(target):
-            label = getattr(target, "__qualname__", repr(target))
-            cases = factory_cases(target, label)
-            name = label
+            name = getattr(target, "__qualname__", repr(target))
+            resolved = factory_target(target, name, spec)
         else:
-            cases = resolve(str(target))
             name = str(target)
-        return audit_cases(cases, target=name, seed=seed, examples=examples, checks=checks, progress=progress)
+            resolved = resolve_target(name, spec)
+        report = audit_cases(resolved.cases, target=name, seed=seed, examples=examples, checks=checks,
+                             progress=progress, keep_going=resolved.model, case_progress=case_progress)
+    report.whole_model = resolved.model
+    report.unaudited = list(resolved.unaudited) + report.unaudited
+    report.disabled = list(resolved.disabled)
+    report.model_notes = list(resolved.notes)
+    return report
 
 
 def assert_lora_module_ok(factory: Callable[..., Any] | str, *, seed: int = 0, examples: int = 2,
@@ -110,5 +141,6 @@ def assert_lora_module_ok(factory: Callable[..., Any] | str, *, seed: int = 0, e
     if not report.passed:
         lines = [f"{r.case}: {r.check} FAILED (max error {r.max_error}, bound {r.bound}): {r.detail}"
                  for r in report.failures]
-        raise AssertionError("LoRA audit failed:\n" + "\n".join(lines))
+        lines += [f"{name}: NOT AUDITED: {why}" for name, why in report.unaudited]
+        raise AssertionError(f"LoRA audit {report.verdict}:\n" + "\n".join(lines))
     return report

@@ -115,20 +115,30 @@ class LayerValues:
     blocks: list  # [(A, B, bB)]
     x: np.ndarray
     g: np.ndarray
+    m: np.ndarray | None = None  # DoRA magnitude, drawn independently of the norms (moved off its init)
 
 
 def draw_values(rng: np.random.Generator, view: LayerView, lead: tuple[int, ...]) -> LayerValues:
     """Draw every value of ``view``'s layer and an input with leading shape ``lead``."""
     blocks = []
-    for blk in view.blocks():
+    for blk in ([] if hasattr(view, "draw_blocks") else view.blocks()):
         m = blk.b_rows.stop - blk.b_rows.start
         a = entries(rng, (view.r, view.d_in), 0.6)
         b = entries(rng, (m, view.r), 0.6)
         bb = entries(rng, (m,), 0.5) if view.has_lora_bias() else None
         blocks.append((a, b, bb))
+    if hasattr(view, "draw_blocks"):  # factors with a shared structure (loralib ConvLoRA)
+        blocks = view.draw_blocks(rng, entries)
+    if view.input_kind == "index":  # an embedding: one-hot rows of token ids, every id distinct where possible
+        n = int(np.prod(lead))
+        ids = rng.permutation(max(n, view.d_in))[:n] % view.d_in
+        x = np.eye(view.d_in)[ids].reshape(*lead, view.d_in)
+    else:
+        x = entries(rng, view.input_shape(lead))
+    m = None if view.magnitude_tensor() is None else rng.uniform(0.5, 2.0, view.d_out)
     return LayerValues(W=entries(rng, (view.d_out, view.d_in), 0.6),
                        bias=entries(rng, (view.d_out,), 0.5) if view.has_bias() else None,
-                       blocks=blocks, x=entries(rng, (*lead, view.d_in)), g=entries(rng, (*lead, view.d_out)))
+                       blocks=blocks, x=x, g=entries(rng, view.output_shape(x.shape)), m=m)
 
 
 # ------------------------------------------------------------------------------------ cases
@@ -141,6 +151,10 @@ class LayerCase:
     draw: Callable[[np.random.Generator, int], LayerSpec] | None
     select: Callable[[nn.Module], nn.Module] = lambda m: m
     notes: list[str] = field(default_factory=list)
+    #: explicit mapping of the layer (:class:`~.spec.LoraSpec`), passed to detection; None: detect
+    lora_spec: object | None = None
+    #: ``values(rng, view, lead)`` replacing :func:`draw_values` (e.g. a model's own trained weights)
+    values: Callable[[np.random.Generator, LayerView, tuple[int, ...]], "LayerValues"] | None = None
 
 
 @dataclass
@@ -159,24 +173,35 @@ class Example:
     def __init__(self, case: LayerCase, spec: LayerSpec | None, seed: int):
         self.case, self.spec, self.seed = case, spec, seed
         self.placement: list[np.ndarray] | None = None
+        self.lora_factor: float | None = None  # detected factor on the LoRA branch (embed_scale probe)
+        self.norm_axis: int | None = None  # DoRA: detected norm axis (dora_norm probe)
+        self.bias_scaled: bool | None = None  # DoRA: detected bias handling (dora_bias probe)
         self.placement_outcome: Outcome | None = None
         view = self.fresh(probe=False, write=False)
         lead = getattr(spec, "lead", (4,))
-        self.values = draw_values(np.random.default_rng(seed), view, lead)
+        self.values = (case.values or draw_values)(np.random.default_rng(seed), view, lead)
         self.lead = lead
+        self.cx = view.canonical(self.values.x)  # canonical input rows X (N x d_in): patches for a conv
+        self.cg = view.flat(torch.as_tensor(self.values.g))  # canonical upstream gradient rows G (N x d_out)
 
     def fresh(self, dtype: str = "float64", *, probe: bool = True, write: bool = True,
               values: LayerValues | None = None) -> LayerView:
         """A new module of the case in ``dtype``, dropout 0, training mode, the drawn (or given) values written."""
         module = self.case.build(self.spec)
         layer = self.case.select(module)
-        view = detect_layer(layer)
+        view = detect_layer(layer, self.case.lora_spec)
         if view is None:
             raise AuditError(f"{self.case.name}: the factory's module contains no supported LoRA layer")
         view.set_dropout(0.0)
         layer.train(True)
         if probe and self.placement is not None:
             view.placement = self.placement
+        if probe and self.lora_factor is not None:
+            view.lora_factor = self.lora_factor
+        if probe and self.norm_axis is not None:
+            view.norm_axis = self.norm_axis
+        if probe and self.bias_scaled is not None:
+            view.bias_scaled = self.bias_scaled
         if dtype != "float64":
             layer.to(TORCH_DTYPES[dtype])
         else:
@@ -184,6 +209,7 @@ class Example:
         if write:
             v = values or self.values
             view.write(v.W, v.bias, v.blocks)
+            view.write_magnitude(v.m)
         view.root = module
         return view
 

@@ -25,7 +25,7 @@ passes through at most ``K`` roundings, so (Higham, Lemma 3.1 and eq. (3.5) appl
 where ``M`` is the same expression evaluated with absolute values (``|X||W|^T + |b| + |s| sum_g P_g
 (|X||A_g|^T|B_g|^T + |bB_g|)`` for ``Y``; the merged form has the same ``M`` because
 ``|B A| <= |B||A|``). ``K`` is the longest chain: the inner-product lengths on the path (``d_in + r``
-for ``Y``; ``m_g + N`` for ``dA``; ``d_in + N`` for ``dB``; ``d_out + r`` for ``dX``) plus
+for ``Y``, plus one for a base output scale ``c != 1``; ``m_g + N`` for ``dA``; ``d_in + N`` for ``dB``; ``d_out + r`` for ``dX``) plus
 ``EXTRA_ROUNDINGS = 6`` single operations, which bound every variant met in PEFT, loralib and
 torchtune: the bias add, the LoRA-bias add, the multiplication by ``s``, the conversion of the
 Python float ``s`` to the working dtype, the final add of the two branches, and one dtype cast of
@@ -98,6 +98,10 @@ class LayerArrays:
     bias: np.ndarray | None
     blocks: list
     s: float
+    c: float = 1.0  # the base branch's output scale (scaled embeddings): Y = c (X W^T + b) + s Z
+    m: np.ndarray | None = None  # DoRA magnitude (d_out,); None for plain LoRA (see audit.variants.dora)
+    norm_axis: int = 1  # DoRA: the axis of V = W + s B A whose norm divides m (1 = per output, the paper's)
+    bias_scaled: bool = False  # DoRA: whether the layer rescales the bias by m / n (detected by a probe)
 
     @property
     def d_out(self) -> int:
@@ -143,10 +147,12 @@ def layer_bounds(layer: LayerArrays, x: np.ndarray, g: np.ndarray, dtype: str) -
     n_mult = (d_in + 1) * (d_out + 1) * (r + 1) * (N + 1)
     under = 2 * n_mult * eta * max(1.0, s) * m**3
 
+    c = abs(layer.c)
     MY = X @ W.T
     if layer.bias is not None:
         MY = MY + np.abs(layer.bias)
-    MX = G @ W
+    MY = c * MY
+    MX = c * (G @ W)
     blocks = []
     for rows, a, b, bb in layer.blocks:
         A, B = np.abs(a), np.abs(b)
@@ -162,11 +168,13 @@ def layer_bounds(layer: LayerArrays, x: np.ndarray, g: np.ndarray, dtype: str) -
             "dB": gamma(d_in + N + EXTRA_ROUNDINGS, u) * (s * (Gg.T @ (X @ A.T))) + under,
             "dbB": None if bb is None else gamma(N + EXTRA_ROUNDINGS, u) * (s * Gg.sum(axis=0)) + under,
         })
+    extra = EXTRA_ROUNDINGS + (layer.c != 1.0)  # one more rounding: the multiplication by c
     return {
-        "Y": gamma(d_in + r + EXTRA_ROUNDINGS, u) * MY + under,
-        "dX": gamma(d_out + r + EXTRA_ROUNDINGS, u) * MX + under,
+        "Y": gamma(d_in + r + extra, u) * MY + under,
+        "dX": gamma(d_out + r + extra, u) * MX + under,
         "blocks": blocks,
         "magnitude_Y": MY,
+        "magnitude_dX": MX,
     }
 
 

@@ -6,8 +6,10 @@ correct to about 10^-38 relative, so after rounding to float64 the reference is 
 rounded exact value up to one float64 ulp. Formulas (docs/design.md section 2.2, with
 blocks as in :class:`~verified_lora.audit.error_bounds.LayerArrays`)::
 
-    Y    = X W^T + b + s sum_g P_g (X A_g^T B_g^T + 1 bB_g^T)
-    dA_g = s B_g^T G_g^T X,   dB_g = s G_g^T (X A_g^T),   dbB_g = s 1^T G_g,   dX = G W + s sum_g G_g B_g A_g
+    Y    = c (X W^T + b) + s sum_g P_g (X A_g^T B_g^T + 1 bB_g^T)
+    dA_g = s B_g^T G_g^T X,   dB_g = s G_g^T (X A_g^T),   dbB_g = s 1^T G_g,   dX = c G W + s sum_g G_g B_g A_g
+
+(``c`` is the base layer's output scale, 1 except for scaled embeddings.)
 
 The lora branch without ``s`` (``Z``) is returned too; it defines the effective scale.
 """
@@ -74,6 +76,9 @@ def layer_reference(layer: LayerArrays, x: np.ndarray, g: np.ndarray | None = No
             for row in base:
                 for j, bj in enumerate(layer.bias):
                     row[j] += mpmath.mpf(float(bj))
+        c = mpmath.mpf(float(layer.c))
+        if layer.c != 1.0:
+            base = [[c * v for v in row] for row in base]
         d_out = layer.W.shape[0]
         Z = [[mpmath.mpf(0)] * d_out for _ in range(N)]
         H = []
@@ -92,7 +97,7 @@ def layer_reference(layer: LayerArrays, x: np.ndarray, g: np.ndarray | None = No
             G = _mp_rows(np.asarray(g, dtype=np.float64).reshape(N, d_out))
             Gt = _t(G)  # d_out x N
             Wt_cols = _t(Wr)  # columns of W = rows of W^T
-            dX = _mm(G, Wt_cols)  # G @ W
+            dX = [[c * v for v in row] for row in _mm(G, Wt_cols)]  # c G @ W
             for (rows, a, b, bb), h in zip(layer.blocks, H):
                 Ar, Br = _mp_rows(a), _mp_rows(b)
                 Ggt = [Gt[j] for j in rows]  # m x N  (G_g^T)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..errors import AuditError
 from . import registry
+from .tool_errors import raised_by_the_audit
 
 __all__ = ["Outcome", "CheckResult", "compare", "worst", "aggregate", "guard"]
 
@@ -28,6 +29,7 @@ class Outcome:
     error: float | None = None
     bound: float | None = None
     detail: str = ""
+    warn: bool = False  # passed, but with a named deviation from the paper's convention (verdict WARN)
 
     @property
     def ratio(self) -> float:
@@ -49,9 +51,12 @@ class CheckResult:
     detail: str
     examples: int
     seconds: float = 0.0
+    warned: bool = False  # passed with a named deviation (see Outcome.warn)
 
     @property
     def verdict(self) -> str:
+        if self.passed and self.warned:
+            return "WARN"
         return {True: "PASS", False: "FAIL", None: "N/A"}[self.passed]
 
     @property
@@ -85,8 +90,8 @@ def worst(outcomes: list[Outcome]) -> Outcome:
         return outcomes[0] if outcomes else Outcome(None, detail="nothing to compare")
     top = max(real, key=lambda o: (o.passed is False, o.ratio))
     passed = all(o.passed for o in real)
-    details = "; ".join(o.detail for o in real if o.detail and (o.passed is False or o is top))
-    return Outcome(passed, top.error, top.bound, details)
+    details = "; ".join(o.detail for o in real if o.detail and (o.passed is False or o is top or o.warn))
+    return Outcome(passed, top.error, top.bound, details, warn=any(o.warn for o in real))
 
 
 def aggregate(check: str, case: str, outs: list[Outcome], seconds: float) -> CheckResult:
@@ -97,16 +102,23 @@ def aggregate(check: str, case: str, outs: list[Outcome], seconds: float) -> Che
     top = max(real, key=lambda o: (o.passed is False, o.ratio))
     n_fail = sum(o.passed is False for o in real)
     detail = top.detail
+    warned = [o for o in real if o.warn]
+    if warned and not n_fail and not top.warn:
+        detail = warned[0].detail
     if n_fail:
         detail = f"{n_fail}/{len(real)} examples fail; " + detail
-    return CheckResult(check, case, n_fail == 0, top.error, top.bound, detail, len(real), seconds)
+    return CheckResult(check, case, n_fail == 0, top.error, top.bound, detail, len(real), seconds,
+                       warned=bool(warned))
 
 
 def guard(fn: Callable[[], Outcome]) -> Outcome:
-    """Run one check: an implementation that raises fails the check, with the reason (AuditError escapes)."""
+    """Run one check: an implementation that raises fails the check, with the reason; an AuditError and a
+    programming error of the audit's own code (:mod:`.tool_errors`) escape."""
     try:
         return fn()
     except AuditError:
         raise
     except Exception as exc:
+        if raised_by_the_audit(exc):
+            raise
         return Outcome(False, None, None, f"raised {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")

@@ -20,13 +20,14 @@ import importlib
 import inspect
 import os
 import sys
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from collections.abc import Callable
 from typing import Any
 
 from ..errors import AuditError
 
-__all__ = ["resolve", "builtin_available", "BUILTIN_TARGETS"]
+__all__ = ["resolve", "resolve_target", "factory_target", "factory_cases", "Resolved", "builtin_available",
+           "BUILTIN_TARGETS"]
 
 BUILTIN_TARGETS = ("peft", "loralib")
 
@@ -158,12 +159,35 @@ def _accepted(factory: Callable[..., Any], names: tuple[str, ...]) -> tuple[str,
     return tuple(n for n in names if n in params)
 
 
-def factory_cases(factory: Callable[..., Any], label: str) -> list:
-    """Cases for a user factory (see the module docstring)."""
+@dataclass
+class Resolved:
+    """What a target resolved to: the ``cases`` to run and, for a whole model, the modules it does not
+    audit (``unaudited``: ``(name, reason)``, they make the verdict PARTIAL), the ``disabled`` rank-0
+    adapters and ``notes`` on the model as a whole."""
+
+    cases: list
+    model: bool = False
+    unaudited: list = field(default_factory=list)
+    disabled: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+
+def factory_cases(factory: Callable[..., Any], label: str, lora_spec: Any = None) -> list:
+    """Cases for a user factory (see the module docstring); a whole model's unaudited modules are
+    not in this list: use :func:`factory_target`."""
+    return factory_target(factory, label, lora_spec).cases
+
+
+def factory_target(factory: Callable[..., Any], label: str, lora_spec: Any = None) -> Resolved:
+    """Resolve a user factory: one layer, one attention module, or a whole model (see the module docstring).
+
+    ``lora_spec`` (a :class:`~.spec.LoraSpec`) is the explicit mapping of a single layer; detection
+    uses it instead of its own conventions.
+    """
     import numpy as np
     from torch import nn
 
-    from .adapters import detect_layer, find_lora_layers
+    from .adapters import DisabledAdapter, detect_layer
     from .cases import AttentionCase, LayerCase, draw_attention_spec, draw_layer_spec
 
     attention_kw = _accepted(factory, ATTENTION_KWARGS)
@@ -197,12 +221,23 @@ def factory_cases(factory: Callable[..., Any], label: str) -> list:
         return module
 
     probe = build(draw(np.random.default_rng(0), 0) if draw else None)
-    notes = []
-    view = detect_layer(probe)
+    spec = lora_spec if lora_spec is not None and not lora_spec.is_empty() else None
+    root_error: AuditError | None = None
+    try:
+        view = detect_layer(probe, spec)
+    except DisabledAdapter:
+        raise
+    except AuditError as exc:
+        if spec is not None:
+            raise AuditError(f"{label}: {exc}") from None
+        root_error, view = exc, None
     if view is not None:
-        notes += _degenerate_notes(view)
-        return [LayerCase(label, build, draw, notes=notes)]
-    if all(hasattr(probe, a) for a in ("q_proj", "k_proj", "v_proj")):
+        return Resolved([LayerCase(label, build, draw, notes=_degenerate_notes(view), lora_spec=spec)])
+    if spec is not None:
+        raise AuditError(f"{label}: the explicit mapping (--base/--lora-a/--lora-b) describes one LoRA layer, "
+                         f"but the factory returned {type(probe).__name__}, which is not one. Fix: a factory "
+                         "returning that layer")
+    if root_error is None and all(hasattr(probe, a) for a in ("q_proj", "k_proj", "v_proj")):
         if not isinstance(getattr(probe, "beta", None), (int, float)):
             raise AuditError(f"{label}: attention module {type(probe).__name__} has q_proj/k_proj/v_proj but no float "
                              "attribute 'beta' (the score scale, S = beta Q K^T); unsupported convention. "
@@ -215,13 +250,19 @@ def factory_cases(factory: Callable[..., Any], label: str) -> list:
         if not cases:
             raise AuditError(f"{label}: no LoRA layers found (q_proj, k_proj and v_proj are plain layers)")
         cases.append(AttentionCase(f"{label} attention", build, draw))
-        return cases
-    layers = find_lora_layers(probe)
-    if not layers:
+        return Resolved(cases)
+    from .whole_model import inventory, model_cases
+
+    inv = inventory(probe)
+    real_refusals = [u for u in inv.unaudited if u[0] != "(trainable parameters)"]
+    if not inv.audited and not inv.disabled and not real_refusals:
+        if root_error is not None:
+            raise AuditError(f"{label}: {root_error}") from None
         raise AuditError(f"{label}: no LoRA layers found in {type(probe).__name__} (looked for PEFT LoraLayer, "
-                         "loralib Linear/MergedLinear and torchtune LoRALinear conventions)")
-    return [LayerCase(f"{label} {name}", build, draw, select=_getter(name), notes=_degenerate_notes(v))
-            for name, v in layers]
+                         "loralib, torchtune, factor pairs such as lora_A/B, lora_down/up, down/up, and "
+                         "parametrizations)")
+    return Resolved(model_cases(probe, label, inv), model=True, unaudited=inv.unaudited, disabled=inv.disabled,
+                    notes=[inv.summary()] + inv.notes)
 
 
 def _getter(name: str):
@@ -241,15 +282,22 @@ def _degenerate_notes(view) -> list[str]:
     return notes
 
 
-def resolve(target: str) -> list:
-    """The cases of ``target`` (``peft``, ``loralib`` or ``module.path:factory``)."""
+def resolve_target(target: str, lora_spec: Any = None) -> Resolved:
+    """What ``target`` (``peft``, ``loralib`` or ``module.path:factory``) resolves to (see :class:`Resolved`)."""
     if target in BUILTIN_TARGETS:
+        if lora_spec is not None and not lora_spec.is_empty():
+            raise AuditError(f"audit target {target!r}: an explicit mapping applies to a 'module.path:factory' target")
         ok, why = builtin_available(target)
         if not ok:
             raise AuditError(f"audit target {target!r}: {why}. Fix: pip install 'verified-lora[audit]'")
-        return _peft_cases() if target == "peft" else _loralib_cases()
+        return Resolved(_peft_cases() if target == "peft" else _loralib_cases())
     ok, why = builtin_available("torch")
     if not ok:
         raise AuditError(f"audit target {target!r}: {why}")
     factory = load_factory(target)
-    return factory_cases(factory, target.partition(":")[2])
+    return factory_target(factory, target.partition(":")[2], lora_spec)
+
+
+def resolve(target: str) -> list:
+    """The cases of ``target`` (``peft``, ``loralib`` or ``module.path:factory``)."""
+    return resolve_target(target).cases

@@ -3,7 +3,9 @@
 One module per command (:mod:`.verify`, :mod:`.grad`, :mod:`.enclose`, :mod:`.audit`, :mod:`.kernels`,
 :mod:`.bench`, :mod:`.bounds`, :mod:`.phase`, :mod:`.prove`), each with ``add(subparsers)`` and
 ``run(args) -> exit code``; the flags they share (``-q``, ``--json``, ``--markdown``) are parent
-parsers in :mod:`._common`. Exit codes: 0 on success, 1 when a check failed, 2 on bad input.
+parsers in :mod:`._common`, and every command takes ``--debug``. Exit codes: 0 on success, 1 when a
+check failed, 2 on bad input or an error of the tool itself (one line on stderr; the traceback only
+with ``--debug``).
 ``verified_lora.cli:main`` is the ``verified-lora`` console script; ``python -m verified_lora`` runs it too.
 """
 
@@ -11,11 +13,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Sequence
 
 from ..errors import InputError, VerifiedLoraError
 from . import audit, bench, bounds, enclose, grad, kernels, phase, prove, verify
-from ._common import debug_flag
+from ._common import add_debug, debug_flag
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
@@ -35,15 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="verified-lora",
         description="Verification-backed LoRA attention gradients (Hu et al., ICLR 2025). Exit codes: 0 success, "
-                    "1 a check failed, 2 bad input (one line naming the flag or field), 3 internal error.",
+                    "1 a check failed, 2 bad input (one line naming the flag or field) or an error of the tool itself.",
         parents=[debug_flag()])
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add(sub)
-    for sub_parser in sub.choices.values():  # the shared --debug flag, unless a command declared it
-        if "--debug" not in sub_parser._option_string_actions:
-            sub_parser._add_container_actions(debug_flag())
+    for command_parser in sub.choices.values():
+        if "--debug" not in command_parser._option_string_actions:
+            add_debug(command_parser)
     return parser
 
 
@@ -77,30 +80,35 @@ def _message(exc: BaseException, flags: dict[str, str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv`` (default ``sys.argv[1:]``), run the command and return its exit code.
 
-    Errors are one line on stderr (the full traceback only with ``--debug``): exit 2 for bad input
-    and every deliberate verified_lora error, 3 for an unexpected internal error.
+    Errors are one line on stderr (the full traceback too with ``--debug``): exit 2 for bad input,
+    every deliberate verified_lora error and an unexpected error of the tool itself.
     """
     from .._table import markdown_tables
     from ..progress import reporting
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    debug = getattr(args, "debug", False)
+    debug = bool(getattr(args, "debug", False))
     try:
         with reporting(enabled=not getattr(args, "quiet", False)), markdown_tables(getattr(args, "markdown", False)):
             return int(args.func(args))
     except VerifiedLoraError as exc:
         if debug:
-            raise
+            traceback.print_exc()
         print(f"verified-lora {args.command}: error: {_message(exc, _flag_names(parser, args.command))}",
               file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # a bug: one line, the traceback with --debug
+    except Exception as exc:  # an error of the tool itself: one line, exit 2; the traceback with --debug
         if debug:
-            raise
-        print(f"verified-lora {args.command}: internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
-              "(rerun with --debug for the traceback, and please report it)", file=sys.stderr)
-        return 3
+            traceback.print_exc()
+        print(f"verified-lora {args.command}: internal error: {type(exc).__name__}: {_one_line(exc)}"
+              + ("" if debug else " (rerun with --debug for the traceback)"), file=sys.stderr)
+        return 2
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text[:400] + ("..." if len(text) > 400 else "")

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["quiet_flag", "json_flag", "markdown_flag", "json_or_markdown", "debug_flag", "runner_flags", "progress",
+__all__ = ["quiet_flag", "json_flag", "markdown_flag", "json_or_markdown", "debug_flag", "add_debug", "runner_flags", "progress",
            "jsonable", "json_dumps", "writable_path"]
 
 
@@ -27,11 +27,18 @@ def quiet_flag() -> argparse.ArgumentParser:
     return p
 
 
+DEBUG_HELP = "on an error of the tool itself, print the full traceback (default: one line, exit 2)"
+
+
+def add_debug(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` the ``--debug`` flag (every command has it: :func:`verified_lora.cli.build_parser`)."""
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+
+
 def debug_flag() -> argparse.ArgumentParser:
-    """Parent parser of ``--debug`` (show the full traceback of an error instead of one line)."""
+    """Parent parser of ``--debug`` (a traceback on errors of the tool itself)."""
     p = _parent()
-    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                   help="on an error, print the full traceback")
+    add_debug(p)
     return p
 
 

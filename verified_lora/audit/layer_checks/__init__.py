@@ -6,7 +6,8 @@ with the mpmath reference (:mod:`..layer_reference`) under the derived bounds of
 :mod:`..error_bounds`. The checks live in the submodules below, each registered once, where it is
 defined, in :mod:`..registry`; they are imported here in the order of the report's rows:
 
-* :mod:`.structure`: ``layout``, ``qkv_slices`` (detect how adapters are stored and placed);
+* :mod:`.structure`: ``layout``, ``qkv_slices``, ``embed_scale`` (detect how adapters are stored and placed);
+* :mod:`.dora`: ``dora_bias``, ``dora_norm`` (detect DoRA's bias handling and norm axis);
 * :mod:`.forward_backward`: ``scaling``, ``forward``, ``grad_A``, ``grad_B``, ``grad_input``,
   ``grad_nonzero`` (one shared float64 pass);
 * :mod:`.merge`: ``merge_forward``, ``merge_roundtrip``, ``double_merge``;
@@ -29,6 +30,7 @@ from .. import registry
 from ..cases import Example, LayerCase
 from ..outcome import CheckResult, Outcome, aggregate, guard
 from . import structure  # noqa: F401  (registers; the import order is the report's row order)
+from . import dora  # noqa: F401
 from . import forward_backward
 from . import merge  # noqa: F401
 from . import behaviour  # noqa: F401

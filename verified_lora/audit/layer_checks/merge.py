@@ -7,8 +7,9 @@ import warnings
 import numpy as np
 import torch
 
-from ..cases import Example, flat_out, tensor
-from ..error_bounds import layer_bounds, roundtrip_bound
+from ..cases import Example, tensor
+from ..error_bounds import gamma, roundtrip_bound, unit_roundoff_of
+from ..variants import bounds
 from ..outcome import Outcome, compare, worst
 from ..registry import check
 
@@ -21,20 +22,40 @@ def _merge_pair(ex: Example, dtype: str) -> Outcome:
         return Outcome(None, detail=view.merge_skip_reason)
     arrays = view.read()
     x = tensor(ex.values.x, dtype)
-    xr = x.to(torch.float64).numpy()
+    xr = view.canonical(x.to(torch.float64).numpy())
     with torch.no_grad():
-        y0 = flat_out(view.module(x.clone()), view.d_out)
+        y0 = view.flat(view.call(x.clone()))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             view.merge()
-        y1 = flat_out(view.module(x.clone()), view.d_out)
-    bound = 2 * layer_bounds(arrays, xr, np.ones((*ex.lead, view.d_out)), dtype)["Y"]
+        y1 = view.flat(view.call(x.clone()))
+        merged_w = view.read().W
+    bound = 2 * bounds(arrays, xr, np.ones((ex.cx.shape[0], view.d_out)), dtype)["Y"]
     o = compare(y1, y0, bound)
     o.detail = f"merged vs unmerged output ({dtype})"
+    if dtype == "float64" and o.passed is False:
+        narrow = _merge_dtype(arrays, merged_w)
+        if narrow:
+            o.detail += f"; the merged weight is only {narrow}-accurate: the merge computes in {narrow}"
     return o
 
 
-@check("merge_forward", doc="merged forward = unmerged forward (float64 and bfloat16)",
+def _merge_dtype(arrays, merged_w: np.ndarray) -> str | None:
+    """The narrowest dtype whose merge bound covers ``|W_merged - (W + s sum B A)|`` (None: none does)."""
+    delta = np.zeros_like(arrays.W)
+    mag = np.abs(arrays.W).copy()
+    for rows, a, b, _ in arrays.blocks:
+        delta[rows] += arrays.s * (b @ a)
+        mag[rows] += abs(arrays.s) * (np.abs(b) @ np.abs(a))
+    err = np.abs(merged_w - (arrays.W + delta))
+    for dt in ("float64", "float32", "bfloat16", "float16"):
+        if np.all(err <= gamma(arrays.r + 8, unit_roundoff_of(dt)) * mag):
+            return None if dt == "float64" else dt
+    return None
+
+
+@check("merge_forward", doc="merged forward = unmerged forward (float64 and bfloat16); names a merge computed "
+                            "in a narrower dtype than the weights",
        bug_classes="merge differs from the adapter it merges: a term merged without the scale (LoRA bias), a "
                    "missing transpose (fan_in_fan_out, embeddings), fused slices padded wrongly, a merge done "
                    "in a lower precision or onto a different base weight")
@@ -47,10 +68,14 @@ def _roundtrip(ex: Example, dtype: str) -> Outcome:
     if view.merge_skip_reason:
         return Outcome(None, detail=view.merge_skip_reason)
     before = view.read()
+    x = tensor(ex.values.x, dtype)
+    xr = view.canonical(x.to(torch.float64).numpy())
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        y0 = view.flat(view.call(x.clone()))
         view.merge()
         view.unmerge()
+        y2 = view.flat(view.call(x.clone()))
     after = view.read()
     gw, gb = roundtrip_bound(before, dtype)
     outs = [compare(after.W, before.W, gw)]
@@ -59,10 +84,17 @@ def _roundtrip(ex: Example, dtype: str) -> Outcome:
         ob = compare(after.bias, before.bias, gb)
         ob.detail = f"bias ({dtype})"
         outs.append(ob)
+    # the forward after unmerge: the restored weight's drift (<= gw, gb) plus two forward evaluations
+    drift = (np.abs(xr) @ gw.T + (0 if gb is None else gb)) * abs(before.c)
+    by = 2 * bounds(before, xr, np.ones((xr.shape[0], view.d_out)), dtype)["Y"] + drift
+    oy = compare(y2, y0, by)
+    oy.detail = f"output after unmerge vs before merge ({dtype})" + ("" if oy.passed else
+                                                                       ": the adapter is lost or altered by merge/unmerge")
+    outs.append(oy)
     return worst(outs)
 
 
-@check("merge_roundtrip", doc="merge then unmerge restores weight and bias (float64 and bfloat16)",
+@check("merge_roundtrip", doc="merge then unmerge restores weight, bias and the forward output (float64 and bfloat16)",
        bug_classes="irreversible merge: unmerge is not the inverse of merge (a transpose or factor applied on "
                    "one side only), so the base weight is silently corrupted")
 def check_roundtrip(ex: Example) -> Outcome:
