@@ -32,7 +32,8 @@ DEBUG_HELP = "on an error of the tool itself, print the full traceback (default:
 
 def add_debug(parser: argparse.ArgumentParser) -> None:
     """Give ``parser`` the ``--debug`` flag (every command has it: :func:`verified_lora.cli.build_parser`)."""
-    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
+    # SUPPRESS: a subcommand's own (absent) flag must not reset a --debug given before the command
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
 
 
 def debug_flag() -> argparse.ArgumentParser:
