@@ -127,7 +127,7 @@ def item_moments(problem: Any, coeffs, block: int | None = None) -> list[dict[st
     xp = problem.xp
     g = len(coeffs) - 1
     w = F.query_weights(list(coeffs), problem.beta, problem.d_head)
-    block = block or default_block_size(int(w.shape[0]), problem.d_v, "factored")
+    block = block or default_block_size(int(w.shape[0]), problem.d_v, "factored", rows=max(problem.L, problem.L_k))
     W = {key: effective_weight_f64(problem, key, xp) for key in "QKV"}
     out = []
     for x_q, x_k, x_v, _y in problem.items():

@@ -73,7 +73,7 @@ def plan_for_degree(problem: Any, family: str, degree: int, method: str, tol: fl
 def _block(problem: Any, pl: Plan, method: str) -> int:
     from . import default_block_size
 
-    return default_block_size(pl.rank, problem.d_v, method)
+    return default_block_size(pl.rank, problem.d_v, method, rows=max(problem.L, problem.L_k))
 
 
 def _passes(bounds: dict[str, float], tol: float, tol_mode: str, est: dict[str, float] | None) -> bool:
