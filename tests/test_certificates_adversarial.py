@@ -4,8 +4,8 @@ Every test here fails on a single certified result outside its bound, measured a
 mpmath reference (:mod:`verified_lora.reference.mp`, 40 digits, no shared code path). Inputs are
 pushed where certificates break: scores at +-R (queries aligned or anti-aligned with the keys),
 R up to 18 with high degrees, near-perfect fits and exactly-zero gradients (``L_k = 1``), float32
-with ``W*`` nearly cancelled by ``s B A``, ``beta < 0``, cross-attention, batches, rsLoRA, both
-methods and every polynomial family.
+with ``W*`` nearly cancelled by ``s B A``, key and value rows of very different sizes, ``beta < 0``,
+cross-attention, batches, rsLoRA, both methods and every polynomial family.
 
 ``VLORA_ADVERSARIAL_EXAMPLES`` raises the example count (the benchmark run uses 10,000).
 """
@@ -40,7 +40,7 @@ R_DEGREES = {0.5: (1, 2, 4, 6), 1.0: (2, 3, 4, 6, 8), 4.0: (6, 8, 10, 14), 8.0: 
 def adversarial_problems(draw) -> tuple[LoraAttention, float]:
     """A small problem with its scores pushed to a target bound ``R`` (module docstring)."""
     dtype = draw(st.sampled_from(["float64", "float32"]))
-    mode = draw(st.sampled_from(["random", "aligned", "anti", "perfect", "zero", "cancel"]))
+    mode = draw(st.sampled_from(["random", "aligned", "anti", "perfect", "zero", "cancel", "spiky"]))
     L = draw(st.integers(1, 4))
     cross = draw(st.booleans())
     L_k = 1 if mode == "zero" else (draw(st.integers(1, 4)) if cross else L)
@@ -65,6 +65,13 @@ def adversarial_problems(draw) -> tuple[LoraAttention, float]:
         sign = 1.0 if mode == "aligned" else -1.0
         idx = rng.integers(0, L_k, size=L)
         x_q = sign * x_k[..., idx, :] * (1 + 1e-3 * arr(*lead, L, dm))
+    x_v = x_k
+    if mode == "spiky":  # key/value rows of very different sizes (per-row moments of X_K, X_V vs their max)
+        def spikes(rows):
+            return rng.choice([1e-2, 1.0, 30.0], size=(*lead, rows, 1))
+        x_k = x_k * spikes(L_k)
+        x_q = x_q * spikes(L)
+        x_v = arr(*lead, L_k, dm) * spikes(L_k)
     w_q, w_k, w_v = arr(dm, dh), arr(dm, dh), arr(dm, dv)
     ads = {}
     for key in keys:
@@ -83,7 +90,7 @@ def adversarial_problems(draw) -> tuple[LoraAttention, float]:
     cast = (lambda a: np.asarray(a, dtype=dtype))
     ads = {k: Adapter(a=cast(v.a), b=cast(v.b)) for k, v in ads.items()}
     prob = LoraAttention(x_q=cast(x_q), y=cast(y), w_q=cast(w_q), w_k=cast(w_k), w_v=cast(w_v),
-                         x_k=cast(x_k) if cross else None, x_v=cast(x_k) if cross else None, adapters=ads,
+                         x_k=cast(x_k) if cross else None, x_v=cast(x_v) if cross else None, adapters=ads,
                          alpha=alpha, beta=beta, scaling=scaling)
     r0 = score_bound(prob).R
     if r0 > 0:  # scale the queries so the certified R sits just below the target grid radius

@@ -23,6 +23,14 @@ Families (``FAMILIES``), all in the ascending power basis ``P(x) = sum_t a_t x^t
 ``minimax``
     The relative-error minimax polynomial ``argmin_P max |P(x) e^{-x} - 1|``, computed by the
     Remez exchange algorithm in mpmath (:mod:`.remez`), rationalised the same way.
+``minimax-antiderivative``
+    ``F(x) = C + int_0^x P(t) dt`` with ``P`` the degree ``g - 1`` ``minimax`` polynomial (exact
+    rational coefficients ``a_t / (t + 1)``), so ``F' = P`` exactly: the factored gradient's
+    derivative error is then ``eps(P)`` of the degree ``g - 1`` minimax (about 1/5 of the degree-``g``
+    minimax's ``eps(P_g')`` at ``R = 1``), while ``F``'s own error stays of the same order. The
+    constant ``C`` minimises the sampled relative error of ``F`` (a convex 1-D problem solved on a
+    Chebyshev grid in mpmath), then is rounded to a binary rational; only ``F``'s certificate counts.
+    Degree 0 is the degree-0 ``minimax`` constant.
 
 The polynomial actually used is always the rational one stored here; every certificate
 (:mod:`.certify`) is about these exact coefficients, so rounding inside the construction can only
@@ -55,10 +63,11 @@ __all__ = [
     "taylor_even",
     "chebyshev",
     "minimax",
+    "minimax_antiderivative",
     "working_precision",
 ]
 
-FAMILIES = ("taylor", "taylor_even", "chebyshev", "minimax")
+FAMILIES = ("taylor", "taylor_even", "chebyshev", "minimax", "minimax-antiderivative")
 
 # Degrees above this are refused: the fast path's rank C(d+g, g) is hopeless long before, and the
 # Remez linear systems grow as g^3 in multiple precision.
@@ -345,7 +354,59 @@ def _minimax_cached(g: int, r: Fraction):
     return Polynomial("minimax", g, r, coeffs), ref
 
 
-_BUILDERS = {"taylor": taylor, "taylor_even": taylor_even, "chebyshev": chebyshev, "minimax": minimax}
+def minimax_antiderivative(degree: int, R: Any = 1) -> Polynomial:
+    """``F = C + int_0^x P`` with ``P`` the degree ``g - 1`` minimax polynomial (module docstring)."""
+    r = as_radius(R)
+    g = as_degree(degree, "minimax-antiderivative")
+    return _antiderivative_cached(g, r)
+
+
+@lru_cache(maxsize=512)
+def _antiderivative_cached(g: int, r: Fraction) -> Polynomial:
+    if g == 0:
+        return Polynomial("minimax-antiderivative", 0, r, minimax(0, r).coeffs)
+    tail = tuple(c / (t + 1) for t, c in enumerate(minimax(g - 1, r).coeffs))
+    return Polynomial("minimax-antiderivative", g, r, (Fraction(1) + _best_offset(tail, r, g),) + tail)
+
+
+def _best_offset(tail: tuple[Fraction, ...], r: Fraction, g: int, n: int = 400) -> Fraction:
+    """``c`` minimising ``max_x |(c + 1 + sum_t tail_t x^{t+1}) e^{-x} - 1|`` on a Chebyshev grid of
+    ``[-r, r]`` (ternary search on a convex function), as a binary rational. A heuristic choice: the
+    polynomial's error is certified afterwards, whatever ``c`` is."""
+    import mpmath
+
+    with mpmath.mp.workprec(working_precision(r, g)):
+        rm = mpmath.mpf(r.numerator) / r.denominator
+        xs = [rm * mpmath.cos(mpmath.pi * j / n) for j in range(n + 1)]
+        coef = [mpmath.mpf(c.numerator) / c.denominator for c in tail]
+        h0, ex = [], []
+        for x in xs:
+            e = mpmath.exp(-x)
+            integral = mpmath.fsum(c * x ** (t + 1) for t, c in enumerate(coef))
+            h0.append(float(e * (1 + integral) - 1))
+            ex.append(float(e))
+    h = np.array(h0)
+    w = np.array(ex)
+    if not (np.all(np.isfinite(h)) and np.all(np.isfinite(w)) and w.min() > 0):
+        return Fraction(0)
+    bound = 2.0 * float(np.max(np.abs(h))) / float(w.min())
+
+    def worst(c: float) -> float:
+        return float(np.max(np.abs(c * w + h)))
+
+    lo, hi = -bound, bound
+    for _ in range(200):
+        m1, m2 = lo + (hi - lo) / 3, hi - (hi - lo) / 3
+        if worst(m1) < worst(m2):
+            hi = m2
+        else:
+            lo = m1
+    c = (lo + hi) / 2
+    return Fraction(c) if worst(c) < worst(0.0) else Fraction(0)
+
+
+_BUILDERS = {"taylor": taylor, "taylor_even": taylor_even, "chebyshev": chebyshev, "minimax": minimax,
+             "minimax-antiderivative": minimax_antiderivative}
 
 
 def make_polynomial(family: str, degree: int, R: Any) -> Polynomial:

@@ -174,10 +174,19 @@ def _check_args(problem: Any, tol: Any, method: Any, tol_mode: Any, force: Any, 
     return float(tol)
 
 
-def default_block_size(k: int, d_v: int, method: str, budget: int = DEFAULT_BLOCK_BYTES) -> int:
-    """Rows per block so the feature work arrays (``k`` or ``k d_v`` columns, float64) fit ``budget``."""
+def default_block_size(k: int, d_v: int, method: str, budget: int = DEFAULT_BLOCK_BYTES,
+                       rows: int | None = None) -> int:
+    """Rows per block so the feature work arrays (``k`` or ``k d_v`` columns, float64) fit ``budget``.
+
+    With ``rows`` (the longest blocked dimension, ``max(L, L_k)``) the block is also capped near
+    ``sqrt(rows)`` (a power of two, at least 128): a blocked sum of ``n`` rows has rounding depth
+    ``block + n / block`` (:mod:`verified_lora.fast.rounding_bound`), least at ``block = sqrt(n)``.
+    """
     width = k * (2 * d_v + 2) if method == "paper" else 2 * k
-    return int(max(64, min(4096, budget // (8 * width))))
+    block = int(max(64, min(4096, budget // (8 * width))))
+    if rows is not None and rows > 0:
+        block = min(block, max(128, 1 << math.ceil(math.log2(math.sqrt(rows)))))
+    return block
 
 
 # ----------------------------------------------------------------------------------------- running
@@ -200,7 +209,7 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     d = problem.d_head
     w = F.query_weights(list(coeffs), problem.beta, d)
     k = int(w.shape[0])
-    block = block_size or default_block_size(k, problem.d_v, method)
+    block = block_size or default_block_size(k, problem.d_v, method, rows=max(problem.L, problem.L_k))
     W = {key: effective_weight_f64(problem, key, xp) for key in ("Q", "K", "V")}  # float64 for every dtype
     totals = None
     loss = 0.0

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CertificationError
-from .chunked import tmatmul
+from .chunked import chunk_for, tmatmul
 from ..features import maps as F
 from .. import steps as _steps
 
@@ -101,14 +101,15 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     loss = 0.0
     low = float("inf")
     kp = int(Dq.shape[0])
+    ch = chunk_for(k)  # one chunk for both parts of the k features: depth(k, ch) bounds each
     # one GEMM over the degree <= g-1 rows serves both the forward and the feature VJP:
     # M^T [Hw | Dq] on rows < k', plus the thin M^T Hw on the degree-g rows
     right_q = xp.concatenate([Hw[:kp], Dq], axis=1)
     for i0, i1 in _blocks(L, block):
         n = i1 - i0
         M = F.monomials_t(PT[:, i0:i1], g, out=buf[:, :n], steps=steps)
-        OZ = tmatmul(M[:kp], right_q)            # feature GEMMs in chunks (fast/chunked.py)
-        O = OZ[:, :a] + tmatmul(M[kp:], Hw[kp:])       # [A~ Vmat, D~] for these rows
+        OZ = tmatmul(M[:kp], right_q, ch)        # feature GEMMs in chunks (fast/chunked.py)
+        O = OZ[:, :a] + tmatmul(M[kp:], Hw[kp:], ch)   # [A~ Vmat, D~] for these rows
         D = O[:, dv:]
         low = min(low, _check_normaliser(D, xp))
         c, Yp = steps.normalised_residual(O[:, :dv], D, Y[i0:i1])  # c~ and [c~, -rvec~] / D~
@@ -126,8 +127,8 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     for j0, j1 in _blocks(Lk, block):
         n = j1 - j0
         M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :n], steps=steps)
-        VZ = tmatmul(M[:kp], right_k)
-        dV[j0:j1] = VZ[:, :dv] + tmatmul(M[kp:], Ew[kp:, :dv])
+        VZ = tmatmul(M[:kp], right_k, ch)
+        dV[j0:j1] = VZ[:, :dv] + tmatmul(M[kp:], Ew[kp:, :dv], ch)
         Va = xp.concatenate([Vmat[j0:j1], ones[:n]], axis=1)
         dK[j0:j1] = F.contract_derivative(VZ[:, dv:], Va, steps=steps)
     return CoreResult(loss=loss, dP=dP, dK=dK, dV=dV, min_normaliser=low)

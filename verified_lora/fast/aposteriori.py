@@ -3,7 +3,7 @@ r"""A-posteriori approximation bound from per-row moments under the approximate 
 Step (2) of :mod:`.rounding_bound` (``G_fac(P^, K^, V^)`` against ``G_hyb``) bounded from quantities
 the fast path can form in ``O((L + L_k) k (d + d_v))``: for every query row ``i`` the moments of
 ``V`` and ``K`` under ``pi~_i`` (``pi~_il = P(S^_il) / D_i``), from the key-side product
-``Phi_V^T [V, V o V, K, K o K, 1]`` contracted with ``Phi_U`` (:func:`row_moments`).
+``Phi_V^T [V, V o V, K, K o K, X_K o X_K, X_V o X_V, 1]`` contracted with ``Phi_U`` (:func:`row_moments`).
 
 Notation, row ``i`` fixed: ``pi`` the exact softmax of ``S``, ``pi~`` the approximate one;
 ``E~``, ``sd~`` the mean and standard deviation under ``pi~``; ``sd_j = sd~(V_j)``,
@@ -35,13 +35,16 @@ added to (GQ, paper).
 
 **(GK).** Entrywise ``|p~_l - p_l| = pi~_l |h~_l - (pi_l / pi~_l) h_l| <= pi~_l (|h~_l - h_l| + delta |h_l|)`` with
 ``h~_l - h_l = <Delta, V_l - pi~ V> - <c, Delta>``, ``|h_l| <= sum_j |c_j| (|V_lj - E~V_j| + |Delta_j|)``;
-with ``E~|V_j - E~V_j| <= sd_j`` and ``|X_K,la| <= Xk_a``:
-``sum_l |X_K,la| |sum_i (p~_il - p_il) P_ib| <= Xk_a sum_i |P_ib| rowK_i``,
+weighting row ``l`` by ``|X_K,la|``, Cauchy-Schwarz under ``pi~_i`` gives
+``sum_l pi~_il |X_K,la| |V_lj - E~V_j| <= xk_ia sd_j`` and ``sum_l pi~_il |X_K,la| <= xk_ia`` with
+``xk_ia = sqrt(E~_i[X_K,a^2])`` (a per-row moment, capped by ``max_l |X_K,la|``), so
+``sum_l |X_K,la| |sum_i (p~_il - p_il) P_ib| <= sum_i xk_ia |P_ib| rowK_i``,
 ``rowK_i = sum_j [|Delta_j| (sd_j + |c_j|) + delta |c_j| (sd_j + |Delta_j|)]``; factored adds
 ``zeta sum_j |c~_j| sd_j`` (``|h~_l| <= sum_j |c~_j| |V_lj - E~V_j|``).
 
 **(GV).** ``f~^T c~ - f^T c = sum_i pi~_il (Delta_i + (1 - pi_il / pi~_il) c_i)``, so
-``|dG_V,aj| <= Xv_a sum_i (|Delta_ij| + delta |c_ij|)`` (``sum_l pi~_il = 1``).
+``|dG_V,aj| <= sum_i xv_ia (|Delta_ij| + delta |c_ij|)`` with ``xv_ia = sqrt(E~_i[X_V,a^2])
+>= sum_l pi~_il |X_V,la|`` (capped by ``max_l |X_V,la|``).
 
 **Floating point.** The moments are computed in float64 with the running-error bound of
 :mod:`.rounding_bound` (``|m^ - m| <= e_rel * (column max)``, ``e_rel = 2 delta_D / (1 - delta_D) + 2u``);
@@ -65,8 +68,9 @@ U = rg.U
 
 
 def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: int, xp: Any,
-                scale: float = 1.0) -> dict[str, Any]:
-    """Float64 moments under ``pi~`` per query row: ``D``, ``E~V``, ``E~V^2``, ``E~K``, ``E~K^2``.
+                scale: float = 1.0, extra: Any = None) -> dict[str, Any]:
+    """Float64 moments under ``pi~`` per query row: ``D``, ``E~V``, ``E~V^2``, ``E~K``, ``E~K^2``
+    and, when ``extra`` (``L_k x m`` key-side columns, e.g. ``[X_K, X_V]``) is given, ``E~[extra^2]`` (``"x2"``).
 
     The features are built from ``P scale`` and ``K / scale`` (the fast path's exact power-of-two
     balancing, :func:`verified_lora.fast.rounding_bound.balance_scale`); the moments are of ``K`` itself.
@@ -79,14 +83,16 @@ def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: in
     k = int(w.shape[0])
     KT = xp.ascontiguousarray(Kmat.T / scale)
     PT = xp.ascontiguousarray(P.T * scale)
-    cols = 2 * dv + 2 * d + 1
+    m = 0 if extra is None else int(extra.shape[1])
+    cols = 2 * dv + 2 * d + m + 1
     H = xp.zeros((k, cols), dtype=np.float64)
     buf = xp.empty((k, min(block, max(L, Lk))), dtype=np.float64)
     for j0 in range(0, Lk, block):
         j1 = min(Lk, j0 + block)
         M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :j1 - j0])
         V, K = Vmat[j0:j1], Kmat[j0:j1]
-        H += M @ xp.concatenate([V, V * V, K, K * K, xp.ones((j1 - j0, 1))], axis=1)
+        parts = [V, V * V, K, K * K] + ([] if extra is None else [extra[j0:j1] * extra[j0:j1]])
+        H += M @ xp.concatenate(parts + [xp.ones((j1 - j0, 1))], axis=1)
     Hw = w * H
     out = xp.empty((L, cols), dtype=np.float64)
     for i0 in range(0, L, block):
@@ -96,7 +102,7 @@ def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: in
         out[i0:i1, :cols - 1] = O[:, :cols - 1] / O[:, cols - 1:]
         out[i0:i1, cols - 1] = O[:, cols - 1]
     return {"v1": out[:, :dv], "v2": out[:, dv:2 * dv], "k1": out[:, 2 * dv:2 * dv + d],
-            "k2": out[:, 2 * dv + d:2 * dv + 2 * d], "D": out[:, -1]}
+            "k2": out[:, 2 * dv + d:2 * dv + 2 * d], "x2": out[:, 2 * dv + 2 * d:cols - 1], "D": out[:, -1]}
 
 
 def _sd_up(m1: np.ndarray, m2: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> np.ndarray:
@@ -109,6 +115,24 @@ def _sd_up(m1: np.ndarray, m2: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> np
                     rg.add_up(rg.mul_up(rg.mul_up(2.0, np.abs(m1)), e1),
                               rg.mul_up(4 * U, rg.add_up(np.abs(m2), rg.mul_up(m1, m1)))))
     return rg.sqrt_up(np.maximum(var, 0.0))
+
+
+def _x_rms(mo: dict, xk: np.ndarray, xv: np.ndarray, e_rel: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per query row, upper bounds of ``sqrt(E~[X_K,a^2])`` and ``sqrt(E~[X_V,a^2])`` (``L x d_model``).
+
+    ``E~[x^2]`` is a computed moment of the computed squares ``fl(x^2) = x^2 (1 + theta)``: the exact
+    moment is ``<= (m^ + e_rel max fl(x^2)) / (1 - u) <= (m^ + e_rel max|x|^2)(1 + 4u)``. Each is capped by the global ``max |x|`` (the
+    bound without moments), which is also used when the moments lack the ``"x2"`` columns.
+    """
+    L = mo["D"].shape[0]
+    kmax, vmax = np.max(np.abs(xk), axis=0), np.max(np.abs(xv), axis=0)
+    x2 = mo.get("x2")
+    if x2 is None or x2.shape[1] != xk.shape[1] + xv.shape[1]:
+        return np.broadcast_to(kmax, (L, kmax.size)), np.broadcast_to(vmax, (L, vmax.size))
+    cmax = np.concatenate([kmax, vmax])
+    sq = rg.mul_up(rg.add_up(np.maximum(x2, 0.0), rg.mul_up(e_rel, rg.mul_up(cmax, cmax))[None, :]), 1 + 4 * U)
+    r = np.minimum(rg.sqrt_up(sq), cmax[None, :])
+    return r[:, :kmax.size], r[:, kmax.size:]
 
 
 def aposteriori_weight_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A: float,
@@ -153,10 +177,9 @@ def aposteriori_weight_bounds(problem: Any, items: list[dict[str, Any]], method:
             rowQ = rg.add_up(rowQ, rg.mul_up(zeta, rg.mul_up(C1[:, None], rg.sqrt_up(mk2))))
             rowK = rg.add_up(rowK, rg.mul_up(zeta, C1))
         gq = rg.mul_up(beta, rg.matmul_up(np.abs(xq).T, rowQ))
-        colK = rg.matmul_up(rowK[None, :], Pm)[0]                         # sum_i rowK_i |P_ib|
-        gk = rg.mul_up(beta, rg.up(np.outer(np.max(np.abs(xk), axis=0), colK)))
-        colV = rg.sum_up(rg.add_up(Delta, rg.mul_up(delta, cex)), axis=0)   # sum_i (|Delta_ij| + delta |c_ij|)
-        gv = rg.up(np.outer(np.max(np.abs(xv), axis=0), colV))
+        xk_row, xv_row = _x_rms(mo, xk, xv, e_rel)                       # >= sqrt(E~[X^2]) per row, or the max
+        gk = rg.mul_up(beta, rg.matmul_up(xk_row.T, rg.mul_up(rowK[:, None], Pm)))   # sum_i Xk_ia rowK_i |P_ib|
+        gv = rg.matmul_up(xv_row.T, rg.add_up(Delta, rg.mul_up(delta, cex)))      # sum_i Xv_ia (|Delta_ij| + delta |c_ij|)
         for key, m in (("Q", gq), ("K", gk), ("V", gv)):
             acc[key] = m if key not in acc else rg.add_up(acc[key], m)
     n = problem.n_batch

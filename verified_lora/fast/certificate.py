@@ -127,12 +127,13 @@ def item_moments(problem: Any, coeffs, block: int | None = None) -> list[dict[st
     xp = problem.xp
     g = len(coeffs) - 1
     w = F.query_weights(list(coeffs), problem.beta, problem.d_head)
-    block = block or default_block_size(int(w.shape[0]), problem.d_v, "factored")
+    block = block or default_block_size(int(w.shape[0]), problem.d_v, "factored", rows=max(problem.L, problem.L_k))
     W = {key: effective_weight_f64(problem, key, xp) for key in "QKV"}
     out = []
     for x_q, x_k, x_v, _y in problem.items():
         P, K, V = (xp.asarray(x, dtype=np.float64) @ W[key] for x, key in ((x_q, "Q"), (x_k, "K"), (x_v, "V")))
-        mo = row_moments(P, K, V, w, g, block=block, xp=xp, scale=balance_scale(P, K))
+        extra = xp.concatenate([xp.asarray(x_k, dtype=np.float64), xp.asarray(x_v, dtype=np.float64)], axis=1)
+        mo = row_moments(P, K, V, w, g, block=block, xp=xp, scale=balance_scale(P, K), extra=extra)
         out.append({k: np.asarray(to_numpy(v)) for k, v in mo.items()})
     return out
 

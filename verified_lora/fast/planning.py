@@ -8,8 +8,10 @@ afterwards (:mod:`.aposteriori`), so it overshoots by several degrees. Here:
    ``>= 1/2``) is the start;
 2. the per-row moments under ``pi~`` are formed once with a cheap polynomial (the least degree
    whose certified ``eps_A <= 1e-2``; the moments move by a relative ``O(eps_A)`` with the degree);
-3. for each degree from the start upward (family "minimax" when allowed, else the first family
-   given), the certificate the run would issue is *predicted* from those moments and the
+3. for each degree from the start upward and each preferred family (``"factored"``:
+   ``"minimax-antiderivative"`` then ``"minimax"``, whose ``F' = P`` keeps ``eps_D`` near ``eps_A``;
+   ``"paper"``: ``"minimax"``; those allowed, else the first family given), the certificate the run
+   would issue is *predicted* from those moments and the
    certified ``eps`` of that degree (:func:`verified_lora.fast.certificate.run_bounds` with
    ``grads=None``, at the cheap degree, then scaled to each degree by the larger ratio of its eps
    factors ``delta`` and ``zeta``): relative targets divide by the heuristic scale estimate and aim
@@ -71,7 +73,7 @@ def plan_for_degree(problem: Any, family: str, degree: int, method: str, tol: fl
 def _block(problem: Any, pl: Plan, method: str) -> int:
     from . import default_block_size
 
-    return default_block_size(pl.rank, problem.d_v, method)
+    return default_block_size(pl.rank, problem.d_v, method, rows=max(problem.L, problem.L_k))
 
 
 def _passes(bounds: dict[str, float], tol: float, tol_mode: str, est: dict[str, float] | None) -> bool:
@@ -89,7 +91,9 @@ def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: 
     """The first degree predicted to pass (module docstring), or ``None`` when none up to ``cap`` is."""
     from .certificate import item_moments, run_bounds
 
-    fam = "minimax" if "minimax" in families else families[0]
+    prefer = ("minimax-antiderivative", "minimax") if method == "factored" else ("minimax",)
+    fams = tuple(f for f in prefer if f in families) or (families[0],)
+    fam = "minimax" if "minimax" in fams else fams[0]  # the cheap polynomial of the moments
     step = 2 if fam == "taylor_even" else 1
     g = step
     # degrees whose every polynomial has relative error >= 1/2 on [-R, R] (proved, exact arithmetic) are
@@ -121,12 +125,13 @@ def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: 
     approx_m, round_m = predicted(pm)
     s_m = _scales(pm, method)
     while g <= cap:
-        pl = plan_for_degree(problem, fam, g, method, tol, score, sens, model)
-        if pl is not None:
-            ratio = max(a / b if b > 0 else math.inf for a, b in zip(_scales(pl, method), s_m))
-            guess = {k: approx_m[k] * ratio + round_m[k] for k in approx_m}
-            if all(math.isfinite(b) for b in guess.values()) and _passes(guess, tol, tol_mode, est):
-                return pl
+        for f in fams:
+            pl = plan_for_degree(problem, f, g, method, tol, score, sens, model)
+            if pl is not None:
+                ratio = max(a / b if b > 0 else math.inf for a, b in zip(_scales(pl, method), s_m))
+                guess = {k: approx_m[k] * ratio + round_m[k] for k in approx_m}
+                if all(math.isfinite(b) for b in guess.values()) and _passes(guess, tol, tol_mode, est):
+                    return pl
         g += step
     return None
 

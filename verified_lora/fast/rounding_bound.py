@@ -33,7 +33,7 @@ derivative magnitude ``sum_m |w_m| m_b |P^_i|^{m - e_b} |K^_l|^m = |beta| |K^_lb
 (1 - eps_A) e^{-R} > 0``. Every computed sum of products carries at most ``n`` rounding factors
 ``(1 + theta)`` per term (monomials ``g``, the key GEMM ``L_k``, the weight and its product,
 the query GEMM over the ``k`` features (``k d_v`` for the paper's face-split GEMM), summed in chunks
-of 4096 (depth ``4096 + ceil(k / 4096)``, :mod:`.chunked`), the divisions and the blocked
+of ``chunk_for(k)`` rows, about ``sqrt(k)`` (depth ``chunk + ceil(k / chunk)``, :mod:`.chunked`), the divisions and the blocked
 row accumulations ``2 L`` and ``2 L_k``, or ``block + ceil(L / block) + 2`` for blocks of ``block`` rows), so ``|fl - exact| <= gamma_n * (sum of |terms|)`` (Higham Lemma 3.1).
 
 * Normaliser: ``|D^_i - D_i| <= gamma_F sum_l abar_il <= gamma_F L_k A0`` and ``D_i >= L_k amin``,
