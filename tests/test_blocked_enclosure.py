@@ -23,7 +23,7 @@ from verified_lora.tolerances import EXACT_VS_REFERENCE, max_relative_error
 flint = pytest.importorskip("flint")
 
 from verified_lora.reference import arb_blocks  # noqa: E402
-from verified_lora.reference.blocked import enclose_blocked, plan_blocks  # noqa: E402
+from verified_lora.reference.blocked import GUARD_BITS, enclose_blocked, plan_blocks  # noqa: E402
 
 DIGITS = 20
 SATURATED = random_problem(3, scale=1.2, beta=2.5, L_k=9)
@@ -94,7 +94,7 @@ def test_more_digits_give_narrower_intervals():
 def test_plan_precision_and_memory():
     p = random_problem(0, L=100, L_k=5000, d_model=2, d_head=2, d_v=2)
     plan = plan_blocks(p, 20)
-    assert plan.prec % 64 == 0 and plan.prec >= 67 + 32
+    assert plan.prec % 64 == 0 and plan.prec >= 67 + GUARD_BITS
     assert plan.block * p.L_k <= 2**19  # O(block x L_k) memory
     assert plan.chunks * plan.chunk_rows >= p.L > (plan.chunks - 1) * plan.chunk_rows
 
