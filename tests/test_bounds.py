@@ -530,3 +530,13 @@ def test_phase_sweep_on_a_local_dask_cluster_matches_serial():
     dist = phase_sweep(**grid, workers=2, progress=seen.append)
     assert [asdict(p) for p in dist] == [asdict(p) for p in serial]
     assert seen[-1] == "phase points done: 4/4"
+
+
+@pytest.mark.parametrize("R", [1e6, 1e300])
+def test_phase_point_at_huge_R_is_refused_by_the_capped_lower_bound(R):
+    """No degree pays at R = 1e6 or 1e300: the any-polynomial bound, evaluated at the capped radius
+    (valid since the best error is non-decreasing in R), decides it without exact sums at R itself."""
+    from verified_lora.bounds.phase import phase_point
+
+    point = phase_point(1024, 4, R, 1e-6)
+    assert point.degree is None and not point.pays and "lower bound" in point.proof

@@ -121,8 +121,11 @@ def phase_point(L: int, d: int, R: float, eps: float, *, families: Sequence[str]
     how = "de la Vallee Poussin"
     if g_pay >= 1:
         from ..approx.lower_bounds import any_polynomial_lower_bound
+        from ._approx_api import LOWER_BOUND_R_CAP
 
-        if any_polynomial_lower_bound(g_pay, Rg) > eps_q:
+        # the best error is non-decreasing in R, so the bound at min(R, cap) holds at R (and stays
+        # cheap: at R = 1e6 the uncapped exact sums never finish)
+        if any_polynomial_lower_bound(g_pay, min(Rg, LOWER_BOUND_R_CAP)) > eps_q:
             refuted, how = True, "divided-difference / Chebyshev growth lower bound"
         else:
             try:
