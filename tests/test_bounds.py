@@ -540,3 +540,13 @@ def test_phase_point_at_huge_R_is_refused_by_the_capped_lower_bound(R):
 
     point = phase_point(1024, 4, R, 1e-6)
     assert point.degree is None and not point.pays and "lower bound" in point.proof
+
+
+def test_score_bound_accumulation_never_drops_an_overflowed_norm():
+    """An overflowed upper bound (NaN or inf from float64 overflow) must give R = inf, never be skipped
+    by ``max`` (finite 1e200 inputs once gave R = 5e-324 that way)."""
+    from verified_lora.bounds.score import _max_up
+
+    assert _max_up(0.0, np.array([1.0, np.nan])) == math.inf
+    assert _max_up(2.0, np.array([np.inf])) == math.inf
+    assert _max_up(2.0, np.array([1.0, 3.0])) == 3.0

@@ -145,6 +145,13 @@ class ScoreBound:
                 f"(d = {self.d_head}, Gamma = {self.gamma:.6g})")
 
 
+def _max_up(acc: float, upper: Any) -> float:
+    """``max(acc, max(upper))`` for upper bounds: an overflowed entry (NaN or inf) bounds nothing
+    finite, so it gives ``inf`` (Python's ``max`` would silently keep ``acc`` past a NaN)."""
+    m = float(np.max(upper)) if np.size(upper) else 0.0
+    return math.inf if not m <= math.inf or m == math.inf else max(acc, m)
+
+
 def score_bound(problem: LoraAttention) -> ScoreBound:
     """Certified ``R >= max_{n,i,j} |S^{(n)}_ij|`` in ``O(L d)`` time and memory (module docstring).
 
@@ -153,14 +160,14 @@ def score_bound(problem: LoraAttention) -> ScoreBound:
     """
     if not isinstance(problem, LoraAttention):
         raise InputError("problem", "a verified_lora.LoraAttention", type(problem).__name__)
-    check_problem(problem, "score_bound")  # beyond the dtype's range, overflowed norms (NaN) would read as 0
+    check_problem(problem, "score_bound")  # inputs beyond the dtype's range: a named error, not R = inf
     q_norm = k_norm = gam = 0.0
     for x_q, x_k, _x_v, _y in problem.items():
         q = enclose_projection(problem, x_q, "Q")
         k = enclose_projection(problem, x_k, "K")
-        q_norm = max(q_norm, float(np.max(q.row_norm_upper())))
-        k_norm = max(k_norm, float(np.max(k.row_norm_upper())))
-        gam = max(gam, float(np.max(q.abs_upper())), float(np.max(k.abs_upper())))
+        q_norm = _max_up(q_norm, q.row_norm_upper())
+        k_norm = _max_up(k_norm, k.row_norm_upper())
+        gam = _max_up(_max_up(gam, q.abs_upper()), k.abs_upper())
     b = abs(problem.beta)
     R = float(rg.mul_up(rg.mul_up(b, q_norm), k_norm))
     R_paper = float(rg.mul_up(rg.mul_up(b, float(problem.d_head)), rg.mul_up(gam, gam)))

@@ -30,7 +30,8 @@ def bounds_section(problem: LoraAttention, progress: Progress) -> Section:
     for x_q, x_k, _x_v, _y in problem.items():
         q = np.asarray(to_numpy(x_q), dtype=np.float64) @ np.asarray(to_numpy(problem.weight("Q")), dtype=np.float64)
         k = np.asarray(to_numpy(x_k), dtype=np.float64) @ np.asarray(to_numpy(problem.weight("K")), dtype=np.float64)
-        smax = max(smax, float(np.max(np.abs(problem.beta * (q @ k.T)))))
+        m = float(np.max(np.abs(problem.beta * (q @ k.T))))
+        smax = m if not m <= smax else smax  # a NaN observation is kept (and then fails the check)
     section.checks.append(Check("score bound R >= max|S_ij|", smax <= sb.R, smax, sb.R,
                                 "Cauchy-Schwarz with rigorous rounding, O(L d)"))
     section.checks.append(Check("R <= paper form |beta| d Gamma^2", sb.R <= sb.R_paper, sb.R, sb.R_paper, ""))

@@ -117,7 +117,8 @@ def check_double_merge(ex: Example) -> Outcome:
         except Exception as exc:  # rejecting a second merge is acceptable
             return Outcome(True, 0.0, 0.0, f"second merge rejected: {type(exc).__name__}")
     twice = view.read()
-    diff = float(np.max(np.abs(twice.W - once.W)))
+    parts = [np.abs(twice.W - once.W).ravel()]
     if once.bias is not None:
-        diff = max(diff, float(np.max(np.abs(twice.bias - once.bias))))
+        parts.append(np.abs(twice.bias - once.bias).ravel())
+    diff = float(np.max(np.concatenate(parts)))  # np.max keeps a NaN (Python's max would drop it)
     return Outcome(diff == 0.0, diff, 0.0, "second merge is a no-op" if diff == 0 else "second merge changed W")
