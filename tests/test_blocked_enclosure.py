@@ -23,7 +23,8 @@ from verified_lora.tolerances import EXACT_VS_REFERENCE, max_relative_error
 flint = pytest.importorskip("flint")
 
 from verified_lora.reference import arb_blocks  # noqa: E402
-from verified_lora.reference.blocked import GUARD_BITS, enclose_blocked, plan_blocks  # noqa: E402
+from verified_lora.reference.blocked import (GUARD_BITS, MAX_BLOCK_ENTRIES, MIN_BLOCK_ROWS,  # noqa: E402
+                                             calibrate_plan, enclose_blocked, plan_blocks)
 
 DIGITS = 20
 SATURATED = random_problem(3, scale=1.2, beta=2.5, L_k=9)
@@ -97,6 +98,23 @@ def test_plan_precision_and_memory():
     assert plan.prec % 64 == 0 and plan.prec >= 67 + GUARD_BITS
     assert plan.block * p.L_k <= 2**19  # O(block x L_k) memory
     assert plan.chunks * plan.chunk_rows >= p.L > (plan.chunks - 1) * plan.chunk_rows
+
+
+def test_plan_keeps_flints_blocked_product_at_large_L_k():
+    """At L_k = 16384 the memory budget alone would give 32 rows; blocks keep 64 (> flint's 60-row cutoff)."""
+    p = random_problem(0, L=16384, d_model=2, d_head=2, d_v=2)
+    plan = plan_blocks(p, 20)
+    assert plan.block == MIN_BLOCK_ROWS == 64 and plan.block * p.L_k <= MAX_BLOCK_ENTRIES
+    huge = plan_blocks(random_problem(0, L=4, L_k=2**17, d_model=1, d_head=1, d_v=1, r=1), 20, block_size=None)
+    assert huge.block * 2**17 <= MAX_BLOCK_ENTRIES
+
+
+def test_calibrated_estimate_measures_one_block():
+    p = random_problem(3, L=40, L_k=30, n_batch=2)
+    plan = plan_blocks(p, 20)
+    cal = calibrate_plan(p, plan)
+    assert cal.calibrated and not plan.calibrated and cal.estimate_s > 0
+    assert (cal.prec, cal.block, cal.chunks) == (plan.prec, plan.block, plan.chunks)
 
 
 def test_pack_unpack_keeps_midpoints_and_rounds_radii_up():

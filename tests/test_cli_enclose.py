@@ -53,6 +53,17 @@ def test_text_output_estimate_and_progress(problem_path, capsys):
     assert main(["enclose", path, "--method", "jacobian", "-q"]) == 0
 
 
+def test_long_run_prints_a_measured_estimate(problem_path, capsys, monkeypatch):
+    from verified_lora.cli import enclose as cli_enclose
+
+    monkeypatch.setattr(cli_enclose, "CALIBRATE_S", 0.0)  # calibrate even this small problem
+    _, path = problem_path
+    assert main(["enclose", path, "--block-size", "3"]) == 0
+    err = capsys.readouterr().err
+    assert "measured on one block of 3 rows here" in err
+    assert err.index("measured on one block") < err.index("chunks 0/")  # printed before the run
+
+
 @pytest.mark.parametrize("argv, needle", [(["--workers", "0"], "workers"), (["--digits", "0"], "digits")])
 def test_bad_flags_exit_2(problem_path, capsys, argv, needle):
     _, path = problem_path

@@ -13,7 +13,22 @@ from ._common import json_flag, quiet_flag, runner_flags
 __all__ = ["add", "run"]
 
 LONG_RUN_S = 30.0
-"""Runs estimated longer than this get the estimate printed before they start."""
+"""Runs estimated longer than this are called long runs in the estimate line."""
+
+CALIBRATE_S = 10.0
+"""Runs whose a-priori estimate reaches this many seconds first time one block here (one block's work
+extra, at most 1/16 of the run) and print the measured extrapolation."""
+
+
+def _estimate_line(plan: Any, workers: int | None, scheduler: str | None) -> str:
+    """``estimated ... s`` from the plan: serial seconds, and shared among ``workers`` when given."""
+    how = f"measured on one block of {plan.block} rows here" if plan.calibrated else "cost model"
+    line = f"estimated {plan.estimate_s:.0f} s in one process ({how})"
+    if workers:
+        line += f", about {plan.estimate_s / workers:.0f} s on {workers} workers (plus cluster start-up)"
+    elif scheduler:
+        line += ", divided among your cluster's workers"
+    return line + (" -- a long run" if plan.estimate_s >= LONG_RUN_S * (workers or 1) else "")
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -94,7 +109,7 @@ def _float_bounds(box: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Print the enclosure summary (or JSON); exit 0 when the requested width was met, 1 when not."""
     from ..problem import LoraAttention
-    from ..reference import enclose, enclose_blocked, plan_blocks
+    from ..reference import calibrate_plan, enclose, enclose_blocked, plan_blocks
 
     problem = LoraAttention.load_npz(args.problem)
     if args.method == "jacobian":
@@ -105,12 +120,13 @@ def run(args: argparse.Namespace) -> int:
         workers = args.workers
         if not args.quiet:
             print(f"verified-lora enclose: {problem.describe()}", file=sys.stderr)
-            share = f" (about {plan.estimate_s / workers:.0f} s on {workers} workers)" if workers else ""
-            note = "" if plan.estimate_s < LONG_RUN_S else " -- a long run"
-            print(f"  {plan.prec} bits, blocks of {plan.block} rows, {plan.chunks * problem.n_batch} chunks; "
-                  f"estimated {plan.estimate_s:.0f} s on one worker{share}{note}", file=sys.stderr, flush=True)
+            print(f"  {plan.prec} bits, blocks of {plan.block} rows, {plan.chunks * problem.n_batch} chunks",
+                  file=sys.stderr, flush=True)
+            if plan.estimate_s >= CALIBRATE_S:  # measure one block here, then extrapolate
+                plan = calibrate_plan(problem, plan)
+            print(f"  {_estimate_line(plan, workers, args.scheduler)}", file=sys.stderr, flush=True)
         enc = enclose_blocked(problem, args.digits, block_size=args.block_size, workers=workers,
-                              scheduler=args.scheduler, progress=_progress(args, plan.estimate_s))
+                              scheduler=args.scheduler, progress=_progress(args, plan.estimate_s / (workers or 1)))
         met = bool(enc.info["target_met"])
     widths = enc.relative_widths()
     if args.json:

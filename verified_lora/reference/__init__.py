@@ -14,10 +14,10 @@ mpmath is imported on first use, not when this package is imported.
 
 from __future__ import annotations
 
-from .blocked import enclose_blocked, plan_blocks
+from .blocked import calibrate_plan, enclose_blocked, plan_blocks
 from .choose import JACOBIAN_MAX_COST, METHODS, enclose
 from .enclose import BACKENDS, Enclosure, available_backends
 from .mp import evaluate, loss_and_grads, to_float
 
 __all__ = ["BACKENDS", "METHODS", "JACOBIAN_MAX_COST", "Enclosure", "available_backends", "enclose",
-           "enclose_blocked", "plan_blocks", "evaluate", "loss_and_grads", "to_float"]
+           "enclose_blocked", "plan_blocks", "calibrate_plan", "evaluate", "loss_and_grads", "to_float"]

@@ -7,21 +7,26 @@ contains the exact value. Per row block of ``b`` query rows, with ``m`` any exac
 float64 row maximum of the scores; the softmax does not depend on it), the forms of
 :func:`verified_lora.symbolic.derive.element_forms` are evaluated as::
 
-    S - m 1^T   = [beta P_b, -m] [K, 1]^T               score, then the shift   (b x L_k)
-    u           = exp(S - m)                            entrywise: the only exp (b x L_k)
-    [u V, alpha]= u [V, 1]                              alpha = u 1
-    f V         = diag(1/alpha) u V,   c = f V - Y      f = diag(alpha)^-1 u is never formed
-    rvec_i      = <f_i, q_i> = <(f V)_i, c_i>           q = c V^T, so sum_j f_ij q_ij = (f V c^T)_ii
-    q - rvec    = [c, -rvec] [V, 1]^T                   (b x L_k)
-    w           = u * (q - rvec)                        entrywise; p = f * (q - rvec) = diag(1/alpha) w
-    p K         = diag(1/alpha) (w K)                   rows of dL/dP / beta
-    p^T P_b     = w^T diag(1/alpha) P_b                 summed over the blocks of the chunk
-    f^T c       = u^T diag(1/alpha) c                   summed over the blocks of the chunk
+    S - m 1^T    = [beta P W_K^T, -m] [X_K, 1]^T          score, then the shift   (b x L_k)
+    u            = exp(S - m)                             entrywise: the only exp (b x L_k)
+    [u X_V, alpha] = u [X_V, 1]                           alpha = u 1
+    f X_V        = diag(1/alpha) u X_V                    f = diag(alpha)^-1 u is never formed
+    f V = (f X_V) W_V,   c = f V - Y
+    rvec_i       = <f_i, q_i> = <(f V)_i, c_i>            q = c V^T, so sum_j f_ij q_ij = (f V c^T)_ii
+    q - rvec     = [c W_V^T, -rvec] [X_V, 1]^T            (b x L_k)
+    w            = u * (q - rvec)                         entrywise; p = f * (q - rvec) = diag(1/alpha) w
+    p X_K        = diag(1/alpha) (w X_K)                  (b x d_model)
+    X_Q^T p K    = X_Q^T ((p X_K) W_K)                    summed over the blocks of the chunk
+    X_K^T p^T P  = (p X_K)^T P                            summed over the blocks of the chunk
+    X_V^T f^T c  = (f X_V)^T c                            summed over the blocks of the chunk
 
-and the chunk returns ``1/2 sum ||c||^2``, ``X_Q^T p K``, ``X_K^T p^T P`` and ``X_V^T f^T c`` over
-its rows (``beta``, the batch mean and the adapter chain rule are applied by the caller). Memory is
-a few ``b x L_k`` ball matrices. Results travel as integers (:func:`pack`): midpoints exactly,
-radii rounded up.
+so each block costs four ``L_k``-long products (each with the exact float64 ``X_K`` or ``X_V`` as
+one factor), two entrywise passes over ``b x L_k`` balls (the ``exp`` and ``u * (q - rvec)``), and
+``O(b d^2)`` work for the rest; ``p X_K`` and ``f X_V`` serve both the ``Q``/``K`` and the ``V``
+contractions. The chunk returns ``1/2 sum ||c||^2``, ``X_Q^T p K``, ``X_K^T p^T P`` and
+``X_V^T f^T c`` over its rows (``beta``, the batch mean and the adapter chain rule are applied by
+the caller). Memory is a few ``b x L_k`` ball matrices. Results travel as integers (:func:`pack`):
+midpoints exactly, radii rounded up.
 
 python-flint is imported inside the functions, so importing this module is cheap.
 """
@@ -74,24 +79,25 @@ def effective_weights(payload: Payload) -> dict[str, Any]:
     return out
 
 
-def _with_ones(m: Any, transpose: bool) -> Any:
-    """``[m, 1]`` (a column of ones appended), or its transpose."""
-    import flint
-
-    rows = [row + [flint.arb(1)] for row in m.tolist()]
-    full = flint.arb_mat(rows)
-    return full.transpose() if transpose else full
+def _exact_with_ones(a: np.ndarray, transpose: bool) -> Any:
+    """``[a, 1]`` (a column of ones appended) as an exact ball matrix, or its transpose."""
+    full = np.hstack([np.asarray(a, dtype=np.float64), np.ones((a.shape[0], 1))])
+    return arb_matrix(full.T if transpose else full)
 
 
 def _item_state(payload: Payload, item: int, prec: int) -> tuple[Any, ...]:
-    """``(W, K, V, [K,1]^T, [V,1], [V,1]^T)`` for one batch item, cached per process."""
+    """``(W, W_K^T, W_V^T, [X_K,1]^T, X_K, [X_V,1], [X_V,1]^T)`` for one batch item, cached per process.
+
+    Only the weights are (possibly) inexact balls; the ``L_k``-row matrices are the exact float64
+    inputs, so every ``L_k``-long product below has one exact factor.
+    """
     key = (payload["token"], item, prec)
     if key not in _CACHE:
         _CACHE.clear()
         W = effective_weights(payload)
-        K = arb_matrix(payload["x_k"][item]) * W["K"]
-        V = arb_matrix(payload["x_v"][item]) * W["V"]
-        _CACHE[key] = (W, K, V, _with_ones(K, True), _with_ones(V, False), _with_ones(V, True))
+        x_k, x_v = payload["x_k"][item], payload["x_v"][item]
+        _CACHE[key] = (W, W["K"].transpose(), W["V"].transpose(), _exact_with_ones(x_k, True), arb_matrix(x_k),
+                       _exact_with_ones(x_v, False), _exact_with_ones(x_v, True))
     return _CACHE[key]
 
 
@@ -123,46 +129,48 @@ def chunk(payload: Payload, item: int, r0: int, r1: int, block: int, prec: int) 
 
     cpu0 = time.process_time()
     with scoped_precision(prec=prec, backend="arb"):
-        W, K, V, Kt1, V1, Vt1 = _item_state(payload, item, prec)
+        W, WKt, WVt, Xk1t, Xk, Xv1, Xv1t = _item_state(payload, item, prec)
         beta = flint.arb(payload["beta"])
-        d_v = V.ncols()
+        d_m = Xv1.ncols() - 1
+        L_k = Xk.nrows()
         loss = flint.arb(0)
-        GQ = dKt = dVt = None
+        GQ = GK = GV = None
         for b0 in range(r0, r1, block):
             b1 = min(r1, b0 + block)
-            x_q = payload["x_q"][item][b0:b1]
-            Xq = arb_matrix(x_q)
+            nb = b1 - b0
+            Xq = arb_matrix(payload["x_q"][item][b0:b1])
             P = Xq * W["Q"]
+            A = (P * WKt).tolist()                                          # P W_K^T, b x d_model
             shifted = flint.arb_mat([[beta * x for x in row] + [flint.arb(-m)]
-                                     for row, m in zip(P.tolist(), _shifts(payload, item, b0, b1))])
-            nb, L_k = b1 - b0, K.nrows()
-            u = list(map(flint.arb.exp, (shifted * Kt1).entries()))          # exp(S - m)
+                                     for row, m in zip(A, _shifts(payload, item, b0, b1))])
+            u = list(map(flint.arb.exp, (shifted * Xk1t).entries()))        # exp(S - m), S = beta P W_K^T X_K^T
             U = flint.arb_mat(nb, L_k, u)
-            uv = (U * V1).tolist()                                          # [u V, alpha]
-            inv_alpha = [1 / row[d_v] for row in uv]
+            ux = (U * Xv1).tolist()                                         # [u X_V, alpha]
+            inv_alpha = [1 / row[d_m] for row in ux]
+            fx = _row_scale(flint.arb_mat([row[:d_m] for row in ux]), inv_alpha)  # f X_V
+            fv = (fx * W["V"]).tolist()                                     # f V
             y = payload["y"][item][b0:b1].tolist()
-            c_rows, aug = [], []
-            for row, ia, y_row in zip(uv, inv_alpha, y):
-                fv = [x * ia for x in row[:d_v]]                            # f V
-                c = [x - t for x, t in zip(fv, y_row)]                      # c = f V - Y
-                rvec = sum((a * b for a, b in zip(fv, c)), flint.arb(0))    # <f_i, q_i> = <(f V)_i, c_i>
+            c_rows, rvecs = [], []
+            for fv_row, y_row in zip(fv, y):
+                c = [x - t for x, t in zip(fv_row, y_row)]                  # c = f V - Y
+                rvec = sum((a * b for a, b in zip(fv_row, c)), flint.arb(0))  # <f_i, q_i> = <(f V)_i, c_i>
                 loss += sum((a * a for a in c), flint.arb(0))
                 c_rows.append(c)
-                aug.append(c + [-rvec])
-            q_shift = flint.arb_mat(aug) * Vt1                              # q - rvec 1^T
+                rvecs.append(-rvec)
+            C = flint.arb_mat(c_rows)
+            cw = (C * WVt).tolist()                                         # c W_V^T, b x d_model
+            q_shift = flint.arb_mat([row + [r] for row, r in zip(cw, rvecs)]) * Xv1t  # q - rvec 1^T
             if L_k == 1:  # f = 1 and q = rvec exactly: p = 0 (balls would only bound it by rounding)
                 Wm = flint.arb_mat(nb, 1)
             else:
                 Wm = flint.arb_mat(nb, L_k, list(map(operator.mul, u, q_shift.entries())))  # alpha * p
-            dP = _row_scale(Wm * K, inv_alpha)                              # p K
-            gq = Xq.transpose() * dP
-            kt = _row_scale(P, inv_alpha).transpose() * Wm                  # (p^T P)^T, d_head x L_k
-            vt = _row_scale(flint.arb_mat(c_rows), inv_alpha).transpose() * U  # (f^T c)^T, d_v x L_k
+            px = _row_scale(Wm * Xk, inv_alpha)                             # p X_K, b x d_model
+            gq = Xq.transpose() * (px * W["K"])                             # X_Q^T p K
+            gk = px.transpose() * P                                         # X_K^T p^T P = (p X_K)^T P
+            gv = fx.transpose() * C                                         # X_V^T f^T c = (f X_V)^T c
             GQ = gq if GQ is None else GQ + gq
-            dKt = kt if dKt is None else dKt + kt
-            dVt = vt if dVt is None else dVt + vt
-        GK = (dKt * arb_matrix(payload["x_k"][item])).transpose()
-        GV = (dVt * arb_matrix(payload["x_v"][item])).transpose()
+            GK = gk if GK is None else GK + gk
+            GV = gv if GV is None else GV + gv
         out = {"loss": pack(loss / 2), "GQ": pack(GQ), "GK": pack(GK), "GV": pack(GV)}
     out["cpu_s"] = time.process_time() - cpu0
     return out

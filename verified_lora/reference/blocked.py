@@ -36,14 +36,23 @@ from ..problem import ADAPTER_KEYS, LoraAttention
 from . import arb_blocks
 from .enclose import Enclosure, _arb_to_iv, _wrap
 
-__all__ = ["BlockPlan", "plan_blocks", "enclose_blocked", "DEFAULT_DIGITS", "BLOCK_ENTRIES", "GUARD_BITS"]
+__all__ = ["BlockPlan", "plan_blocks", "enclose_blocked", "DEFAULT_DIGITS", "BLOCK_ENTRIES", "GUARD_BITS",
+           "calibrate_plan"]
 
 DEFAULT_DIGITS = 20
 """Default requested relative width: ``1e-20``."""
 
 BLOCK_ENTRIES = 2**19
-"""Ball entries per ``block x L_k`` work matrix (about 25 MB at 128 bits; a block holds a few of
-them plus Python lists of balls: about 200 MB in all)."""
+"""Preferred ball entries per ``block x L_k`` work matrix (about 25 MB at 128 bits; a block holds a
+few of them plus Python lists of balls: about 200 MB in all)."""
+
+MIN_BLOCK_ROWS = 64
+"""Rows per block even when that exceeds :data:`BLOCK_ENTRIES` (up to :data:`MAX_BLOCK_ENTRIES`):
+flint multiplies ball matrices with more than 60 rows (at 128 bits) by its blocked integer
+algorithm, about 2.5 times faster here than the classical dot products it uses for fewer rows."""
+
+MAX_BLOCK_ENTRIES = 2**21
+"""Hard cap on ``block x L_k`` (about 0.8 GB of work space per process at 128 bits)."""
 
 GUARD_BITS = 24
 """Bits beyond ``digits`` and the ``log2`` of the sum lengths, for cancellation in the gradients
@@ -53,11 +62,12 @@ GUARD_BITS = 24
 CHUNKS_PER_ITEM = 16
 """Target number of chunks per batch item (fixed by the problem, so results are runner-independent)."""
 
-# Cost model fitted to benchmarks/results/enclose_scaling.md (python-flint 0.9, 128 bits, serial, the
-# project's shared 2-core machine at load ~5): time per score entry = entrywise work (exp, products,
-# conversions) + matrix-product multiply-adds. A quiet machine is faster; the estimate is a guide.
-_NS_PER_ENTRY = 3400.0
-_NS_PER_MADD = 83.0
+# A-priori cost model (python-flint 0.9, 128 bits, one process on the project's shared 2-core machine
+# at load ~2, L = 1024): time per score entry = entrywise work (the exp, u * (q - rvec), conversions)
+# + 4 (d_model + 1) multiply-adds of the L_k-long products. Only a guide: calibrate_plan
+# measures one block on the machine at hand.
+_NS_PER_ENTRY = 2600.0
+_NS_PER_MADD = 28.0
 
 
 @dataclass(frozen=True)
@@ -70,11 +80,14 @@ class BlockPlan:
     chunk_rows: int
     chunks: int
     estimate_s: float
+    """Serial seconds (one process): from the a-priori cost model, or measured (``calibrated``)."""
+    calibrated: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """The plan as JSON-ready values (``prec_bits``, ``block_rows``, ...)."""
         return {"digits": self.digits, "prec_bits": self.prec, "block_rows": self.block,
-                "chunk_rows": self.chunk_rows, "chunks": self.chunks, "estimate_s": self.estimate_s}
+                "chunk_rows": self.chunk_rows, "chunks": self.chunks, "estimate_s": self.estimate_s,
+                "estimate_calibrated": self.calibrated}
 
 
 def _check_digits(digits: Any) -> int:
@@ -91,7 +104,8 @@ def plan_blocks(problem: LoraAttention, digits: int = DEFAULT_DIGITS, *, block_s
             + math.ceil(math.log2(L + 1)))
     prec = 64 * math.ceil(bits / 64)
     if block_size is None:  # at least CHUNKS_PER_ITEM blocks, so the chunks can balance workers
-        block = max(1, min(math.ceil(L / CHUNKS_PER_ITEM), BLOCK_ENTRIES // L_k))
+        rows = min(max(MIN_BLOCK_ROWS, BLOCK_ENTRIES // L_k), MAX_BLOCK_ENTRIES // L_k)
+        block = max(1, min(math.ceil(L / CHUNKS_PER_ITEM), rows))
     elif isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
         raise InputError("block_size", "a positive int (query rows per block)", repr(block_size))
     else:
@@ -99,11 +113,33 @@ def plan_blocks(problem: LoraAttention, digits: int = DEFAULT_DIGITS, *, block_s
     blocks = math.ceil(L / block)
     chunk_rows = block * math.ceil(blocks / CHUNKS_PER_ITEM)
     chunks = math.ceil(L / chunk_rows)
-    d = problem.d_head
-    madds = 3 * d + 3 * problem.d_v + 3
+    madds = 4 * (problem.d_model + 1)
     limbs = prec / 128
     estimate = problem.n_batch * L * L_k * (_NS_PER_ENTRY + madds * _NS_PER_MADD) * limbs * 1e-9
     return BlockPlan(digits, prec, block, chunk_rows, chunks, estimate)
+
+
+def calibrate_plan(problem: LoraAttention, plan: BlockPlan) -> BlockPlan:
+    """``plan`` with ``estimate_s`` measured here: one block of query rows is enclosed in this process.
+
+    The CPU seconds of that block (``min(block, L)`` rows of batch item 0, per-item set-up excluded)
+    are scaled by the number of score entries, ``N L L_k``: the work per entry is the same in every
+    block. The sample costs one block's work (at most ``1/16`` of the run). Divide by the number of
+    workers for a dask run's wall time.
+    """
+    import time
+
+    if "arb" not in available_backends():
+        raise InputError("method", "python-flint to calibrate the blocked enclosure", "python-flint is not installed",
+                         "pip install 'verified-lora[rigorous]'")
+    payload = _payload(problem)
+    rows = min(plan.block, problem.L)
+    with scoped_precision(prec=plan.prec, backend="arb"):
+        arb_blocks._item_state(payload, 0, plan.prec)  # once per process and item in a real run
+    cpu0 = time.process_time()
+    arb_blocks.chunk(payload, 0, 0, rows, plan.block, plan.prec)
+    per_row = (time.process_time() - cpu0) / rows
+    return replace(plan, estimate_s=per_row * problem.n_batch * problem.L, calibrated=True)
 
 
 def _payload(problem: LoraAttention) -> dict[str, Any]:
@@ -144,8 +180,8 @@ def enclose_blocked(problem: LoraAttention, digits: int = DEFAULT_DIGITS, *, blo
         Requested relative width ``10**-digits``; sets the working precision (see
         :func:`plan_blocks`). ``info["target_met"]`` says whether every quantity reached it.
     block_size:
-        Query rows per block (default: ``2**19 / L_k`` rows, about 200 MB of work space, and at
-        most ``L / 16``).
+        Query rows per block (default: ``2**19 / L_k`` rows, about 200 MB of work space, but at
+        least 64 while ``64 L_k <= 2**21``, and at most ``L / 16``).
     workers, scheduler:
         Runner (see :func:`verified_lora.parallel.map_tasks`): serial by default, ``workers=N``
         for a dask LocalCluster, ``scheduler=ADDRESS`` for an existing dask cluster.
