@@ -78,7 +78,8 @@ def test_workers_and_scheduler_are_exclusive(problem_path):
     assert exc.value.code == 2
 
 
-def test_verify_uses_the_blocked_enclosure_beyond_the_jacobian_reference(tmp_path, capsys):
+@pytest.mark.parametrize("runner", [[], ["--workers", "2"]], ids=["serial", "local-cluster"])
+def test_verify_uses_the_blocked_enclosure_beyond_the_jacobian_reference(tmp_path, capsys, runner):
     from verified_lora.reference import JACOBIAN_MAX_COST
     from verified_lora.reference.choose import jacobian_cost
 
@@ -86,8 +87,12 @@ def test_verify_uses_the_blocked_enclosure_beyond_the_jacobian_reference(tmp_pat
     assert jacobian_cost(p) > JACOBIAN_MAX_COST
     path = str(tmp_path / "big.npz")
     p.save_npz(path)
-    assert main(["verify", path, "--only", "exact"]) == 0
+    if runner:
+        pytest.importorskip("distributed")
+    assert main(["verify", path, "--only", "exact", *runner]) == 0
     captured = capsys.readouterr()
+    runner_text = "dask LocalCluster (2 workers)" if runner else "serial"
+    assert runner_text in captured.out and runner_text in captured.err
     assert "blocked interval enclosures" in captured.out and "verdict: PASS" in captured.out
     assert re.search(r"^enclosure relative width\s+PASS", captured.out, re.M)
     assert re.search(r"^float64 error certified by enclosures\s+PASS", captured.out, re.M)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import json_dumps, json_or_markdown, progress, quiet_flag
+from ._common import json_dumps, json_or_markdown, progress, quiet_flag, runner_flags
 
 __all__ = ["add", "run"]
 
@@ -14,9 +14,11 @@ def add(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="run every verification layer on the built-in default problem",
                        description="Run every verification layer (exact vs mpmath reference and enclosures, "
                                    "proofs, bounds, fast path, kernels, audit) and print a verdict table per "
-                                   "section. A check that does not apply to the problem says N/A and why.",
+                                   "section. A check that does not apply to the problem says N/A and why. A problem too large for "
+                                   "the mpmath reference is checked against the blocked interval enclosure, which "
+                                   "--workers / --scheduler run on dask.",
                        parents=[json_or_markdown("print the verdicts as JSON", "print the tables as Markdown"),
-                                quiet_flag()])
+                                quiet_flag(), runner_flags()])
     p.add_argument("problem", nargs="?", help="a problem .npz (default: the built-in default problem)")
     p.add_argument("--only", action="append", metavar="SECTION",
                    help="run only sections whose title contains this text (repeatable): exact, proofs, bounds, "
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         import textwrap
 
         print(textwrap.fill(f"verified-lora verify: {problem.describe()}", 120, subsequent_indent="  "))
-    sections = verify.run(problem, progress=report, only=args.only)
+    sections = verify.run(problem, progress=report, only=args.only, workers=args.workers, scheduler=args.scheduler)
     ok = all(s.passed for s in sections)
     if args.json:
         print(json_dumps({"problem": problem.describe(), "passed": ok, "sections": [

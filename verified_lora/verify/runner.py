@@ -1,12 +1,15 @@
 """Run the verify sections in order: :data:`SECTION_PROVIDERS` names each one as ``"module:function"``.
 
 Providers are imported only when their section runs, so a layer's heavy dependencies load only
-when ``verify`` reaches it.
+when ``verify`` reaches it. A provider that accepts ``workers`` and ``scheduler`` keywords (the
+enclosure section, for problems too large for the mpmath reference) receives the runner
+(:mod:`verified_lora.parallel`); the others run in this process.
 """
 
 from __future__ import annotations
 
 import importlib
+import inspect
 import time
 from collections.abc import Callable
 
@@ -41,11 +44,17 @@ def check_only(only: list[str] | None, field: str = "only") -> None:
 
 
 def run(problem: LoraAttention | None = None, *, progress: Progress | None = None,
-        only: list[str] | None = None) -> list[Section]:
-    """Run every section (or those whose title contains one of ``only``) on ``problem``."""
+        only: list[str] | None = None, workers: int | None = None, scheduler: str | None = None) -> list[Section]:
+    """Run every section (or those whose title contains one of ``only``) on ``problem``.
+
+    ``workers`` / ``scheduler``: the dask runner for the sections that take one (see
+    :func:`verified_lora.parallel.map_tasks`); serial by default.
+    """
     from ..examples import default_problem
+    from ..parallel import check_runner
 
     check_only(only)
+    check_runner(workers, scheduler)
     problem = default_problem() if problem is None else problem
     progress = progress or (lambda msg: None)
     sections = []
@@ -54,7 +63,10 @@ def run(problem: LoraAttention | None = None, *, progress: Progress | None = Non
         progress(f"[section {i}/{len(chosen)}: {title}]")
         t0 = time.perf_counter()
         try:
-            section = _load(spec)(problem, progress)
+            provider = _load(spec)
+            takes_runner = "workers" in inspect.signature(provider).parameters
+            section = (provider(problem, progress, workers=workers, scheduler=scheduler) if takes_runner
+                       else provider(problem, progress))
         except OverflowInputError as exc:  # a valid problem beyond the dtype's range: N/A, with the reason
             section = Section(title, [Check.not_applicable("section", f"{exc}")])
         section.seconds = time.perf_counter() - t0
