@@ -4,6 +4,11 @@ whole models, every broken variant, with times.
 Run from the repository root (with the ``audit`` extra, and ``audit-libs`` for torchtune and diffusers)::
 
     python3 benchmarks/audit_matrix.py [--examples 3] [--seed 0] [--only SUBSTRING] [--out benchmarks/results/audit_matrix.md]
+        [--workers N | --scheduler ADDRESS]
+
+Targets are independent: ``--workers N`` audits them on a dask LocalCluster of N processes and
+``--scheduler ADDRESS`` on an existing dask cluster (:func:`verified_lora.parallel.map_tasks`; the
+workers need the same libraries); the table is the same, in the same order, whatever the runner.
 
 One row per target (a ``module:factory``, or the built-in ``peft``/``loralib``); one column per check.
 A cell is the verdict of the worst case and example, with the worst ratio ``max error / allowed bound``
@@ -139,43 +144,65 @@ def _meets(row: Row, verdict: str, failed: set[str], warned: set[str]) -> bool:
     return False
 
 
+def _audit_row(shared: dict, index: int) -> tuple[object, str, float, str]:
+    """Audit target ``index`` of ``shared["rows"]`` (a map_tasks task): ``(report or None, verdict, seconds, reason)``."""
+    import warnings
+
+    from verified_lora.audit import audit
+    from verified_lora.errors import AuditError
+
+    warnings.simplefilter("ignore")
+    row = shared["rows"][index]
+    missing = _importable(row.needs)
+    if missing:
+        return None, "not installed", 0.0, missing
+    t0 = time.perf_counter()
+    try:
+        report = audit(row.target, seed=shared["seed"], examples=shared["examples"])
+    except AuditError as exc:
+        return None, "refused", time.perf_counter() - t0, str(exc)
+    except Exception as exc:  # an error of the audit itself: recorded, the matrix goes on
+        return None, "audit error", time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"
+    return report, report.verdict, time.perf_counter() - t0, ""
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", default=None, help="run only the targets whose label or path contains this")
     parser.add_argument("--out", default="benchmarks/results/audit_matrix.md")
+    runner = parser.add_mutually_exclusive_group()
+    runner.add_argument("--workers", type=int, default=None, help="audit the targets on a dask LocalCluster of N processes")
+    runner.add_argument("--scheduler", default=None, help="audit them on an existing dask cluster (its address)")
     args = parser.parse_args()
 
     import warnings
 
     import torch
 
-    from verified_lora.audit import audit, check_names
-    from verified_lora.errors import AuditError
+    from verified_lora.audit import check_names
+    from verified_lora.parallel import check_runner, describe_runner, map_tasks
 
     warnings.simplefilter("ignore")
+    check_runner(args.workers, args.scheduler)
     rows = [r for r in targets() if args.only is None or args.only in r.label or args.only in r.target]
     checks = check_names()
+    shared = {"rows": rows, "seed": args.seed, "examples": args.examples}
+
+    def progress(done: int, total: int) -> None:
+        print(f"audited {done}/{total} targets", file=sys.stderr, flush=True)
+
+    t0 = time.perf_counter()
+    outcomes = map_tasks(_audit_row, [(k,) for k in range(len(rows))], shared, workers=args.workers,
+                         scheduler=args.scheduler, progress=progress)
+    wall = time.perf_counter() - t0
     results: list[tuple[Row, object, str, float, str]] = []  # row, report or None, verdict, seconds, reason
     environment: dict[str, str] = {}
-    for row in rows:
-        print(f"auditing {row.target} ...", file=sys.stderr, flush=True)
-        missing = _importable(row.needs)
-        if missing:
-            results.append((row, None, "not installed", 0.0, missing))
-            continue
-        t0 = time.perf_counter()
-        try:
-            report = audit(row.target, seed=args.seed, examples=args.examples)
-        except AuditError as exc:
-            results.append((row, None, "refused", time.perf_counter() - t0, str(exc)))
-            continue
-        except Exception as exc:  # an error of the audit itself: recorded, the matrix goes on
-            results.append((row, None, "audit error", time.perf_counter() - t0, f"{type(exc).__name__}: {exc}"))
-            continue
-        environment.update(report.environment)
-        results.append((row, report, report.verdict, time.perf_counter() - t0, ""))
+    for row, (report, verdict, seconds, reason) in zip(rows, outcomes):
+        if report is not None:
+            environment.update(report.environment)
+        results.append((row, report, verdict, seconds, reason))
 
     headers = ["group", "implementation", "verdict", "expected", "time (s)"] + [f"`{c}`" for c in checks]
     lines = [
@@ -183,7 +210,8 @@ def main() -> int:
         "",
         f"Generated by `python3 benchmarks/audit_matrix.py --examples {args.examples} --seed {args.seed}` on "
         f"{platform.machine()} ({os.cpu_count()} cores, shared), torch {torch.__version__}, "
-        + ", ".join(f"{k} {v}" for k, v in environment.items() if k != "torch") + ".",
+        + ", ".join(f"{k} {v}" for k, v in environment.items() if k != "torch")
+        + f"; {describe_runner(args.workers, args.scheduler)}, {wall:.0f} s wall in all.",
         "",
         "Cells: the verdict of the worst case and example, then the worst ratio max error / allowed bound "
         "(`PASS .03`: the error is 3% of the bound derived from the dtype's unit roundoff; for `grad_nonzero` "
