@@ -146,6 +146,7 @@ def chunk(payload: Payload, item: int, r0: int, r1: int, block: int, prec: int) 
             u = list(map(flint.arb.exp, (shifted * Xk1t).entries()))        # exp(S - m), S = beta P W_K^T X_K^T
             U = flint.arb_mat(nb, L_k, u)
             ux = (U * Xv1).tolist()                                         # [u X_V, alpha]
+            del U  # each b x L_k matrix is freed once used: lower peak memory
             inv_alpha = [1 / row[d_m] for row in ux]
             fx = _row_scale(flint.arb_mat([row[:d_m] for row in ux]), inv_alpha)  # f X_V
             fv = (fx * W["V"]).tolist()                                     # f V
@@ -164,7 +165,9 @@ def chunk(payload: Payload, item: int, r0: int, r1: int, block: int, prec: int) 
                 Wm = flint.arb_mat(nb, 1)
             else:
                 Wm = flint.arb_mat(nb, L_k, list(map(operator.mul, u, q_shift.entries())))  # alpha * p
+            del u, q_shift
             px = _row_scale(Wm * Xk, inv_alpha)                             # p X_K, b x d_model
+            del Wm
             gq = Xq.transpose() * (px * W["K"])                             # X_Q^T p K
             gk = px.transpose() * P                                         # X_K^T p^T P = (p X_K)^T P
             gv = fx.transpose() * C                                         # X_V^T f^T c = (f X_V)^T c
