@@ -254,9 +254,12 @@ def main(argv=None) -> int:
                   for w in args.workers or [1, 2]]
     cells = [(d, L, w, fast or args.check_fast) for d, L, w, fast in cells]
     args.jsonl.parent.mkdir(parents=True, exist_ok=True)
+    estimates: dict[tuple[int, int], tuple[float, object]] = {}
     for d, L, w, fast in cells:
         t0 = time.process_time()
-        serial, plan = _estimate(d, L, args)
+        if (d, L) not in estimates:
+            estimates[d, L] = _estimate(d, L, args)
+        serial, plan = estimates[d, L]
         note = (f"d={d} L={L} workers={w}: estimated {serial:.1f} CPU-s of chunks, about {serial / w:.1f} s on {w} "
                 f"worker(s) (one block of {plan.block} rows timed here in {time.process_time() - t0:.1f} s; "
                 f"{plan.prec} bits, load {os.getloadavg()[0]:.1f})")
