@@ -54,9 +54,9 @@ def test_text_output_estimate_and_progress(problem_path, capsys):
 
 
 def test_long_run_prints_a_measured_estimate(problem_path, capsys, monkeypatch):
-    from verified_lora.cli import enclose as cli_enclose
+    from verified_lora.reference import blocked
 
-    monkeypatch.setattr(cli_enclose, "CALIBRATE_S", 0.0)  # calibrate even this small problem
+    monkeypatch.setattr(blocked, "CALIBRATE_ABOVE_S", 0.0)  # calibrate even this small problem
     _, path = problem_path
     assert main(["enclose", path, "--block-size", "3"]) == 0
     err = capsys.readouterr().err

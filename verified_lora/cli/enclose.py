@@ -15,9 +15,6 @@ __all__ = ["add", "run"]
 LONG_RUN_S = 30.0
 """Runs estimated longer than this are called long runs in the estimate line."""
 
-CALIBRATE_S = 10.0
-"""Runs whose a-priori estimate reaches this many seconds first time one block here (one block's work
-extra, at most 1/16 of the run) and print the measured extrapolation."""
 
 
 def _estimate_line(plan: Any, workers: int | None, scheduler: str | None) -> str:
@@ -109,7 +106,7 @@ def _float_bounds(box: Any) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Print the enclosure summary (or JSON); exit 0 when the requested width was met, 1 when not."""
     from ..problem import LoraAttention
-    from ..reference import calibrate_plan, enclose, enclose_blocked, plan_blocks
+    from ..reference import blocked, calibrate_plan, enclose, enclose_blocked, plan_blocks
 
     problem = LoraAttention.load_npz(args.problem)
     if args.method == "jacobian":
@@ -122,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"verified-lora enclose: {problem.describe()}", file=sys.stderr)
             print(f"  {plan.prec} bits, blocks of {plan.block} rows, {plan.chunks * problem.n_batch} chunks",
                   file=sys.stderr, flush=True)
-            if plan.estimate_s >= CALIBRATE_S:  # measure one block here, then extrapolate
+            if plan.estimate_s >= blocked.CALIBRATE_ABOVE_S:  # measure one block here, then extrapolate
                 plan = calibrate_plan(problem, plan)
             print(f"  {_estimate_line(plan, workers, args.scheduler)}", file=sys.stderr, flush=True)
         enc = enclose_blocked(problem, args.digits, block_size=args.block_size, workers=workers,

@@ -37,7 +37,7 @@ from . import arb_blocks
 from .enclose import Enclosure, _arb_to_iv, _wrap
 
 __all__ = ["BlockPlan", "plan_blocks", "enclose_blocked", "DEFAULT_DIGITS", "BLOCK_ENTRIES", "GUARD_BITS",
-           "calibrate_plan"]
+           "calibrate_plan", "CALIBRATE_ABOVE_S"]
 
 DEFAULT_DIGITS = 20
 """Default requested relative width: ``1e-20``."""
@@ -58,6 +58,10 @@ GUARD_BITS = 24
 """Bits beyond ``digits`` and the ``log2`` of the sum lengths, for cancellation in the gradients
 (measured at 128 bits on the benchmark problems: width 2e-34 at d = 8, L = 4096 and 1e-32 at
 d = 64, L = 1024, against 1e-20 asked; a miss triggers a re-run with 64 more bits). Up to L = L_k = 2^16, 20 digits stay within two 64-bit limbs."""
+
+CALIBRATE_ABOVE_S = 10.0
+"""Callers (``enclose``, ``verify``) time one block (:func:`calibrate_plan`) before a run whose
+a-priori estimate reaches this many seconds, and print that estimate."""
 
 CHUNKS_PER_ITEM = 16
 """Target number of chunks per batch item (fixed by the problem, so results are runner-independent)."""

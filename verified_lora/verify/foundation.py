@@ -66,9 +66,6 @@ def foundation_section(problem: LoraAttention, progress: Progress, *, workers: i
 BLOCKED_DIGITS = 20
 """Requested relative width of the blocked enclosure in ``verify``."""
 
-CALIBRATE_S = 10.0
-"""A blocked enclosure whose a-priori estimate reaches this many seconds is first timed on one block."""
-
 
 def _blocked_section(problem: LoraAttention, progress: Progress, workers: int | None,
                      scheduler: str | None) -> Section:
@@ -76,6 +73,7 @@ def _blocked_section(problem: LoraAttention, progress: Progress, workers: int | 
     from .. import exact
     from ..parallel import describe_runner
     from ..reference import calibrate_plan, enclose_blocked, plan_blocks
+    from ..reference.blocked import CALIBRATE_ABOVE_S
     from ..tolerances import EXACT_VS_REFERENCE
 
     section = Section("exact float64 vs blocked interval enclosures (too large for the mpmath reference)")
@@ -83,7 +81,7 @@ def _blocked_section(problem: LoraAttention, progress: Progress, workers: int | 
     progress("exact float64 loss and gradients")
     ex = exact.loss_and_grads(problem)
     plan = plan_blocks(problem, BLOCKED_DIGITS)
-    if plan.estimate_s >= CALIBRATE_S:
+    if plan.estimate_s >= CALIBRATE_ABOVE_S:
         progress("blocked enclosures: timing one block of query rows for the estimate")
         plan = calibrate_plan(problem, plan)
     share = f", about {plan.estimate_s / workers:.0f} s on {workers} workers" if workers else ""
