@@ -131,7 +131,6 @@ def calibrate_plan(problem: LoraAttention, plan: BlockPlan) -> BlockPlan:
     block. The sample costs one block's work (at most ``1/16`` of the run). Divide by the number of
     workers for a dask run's wall time.
     """
-
     if "arb" not in available_backends():
         raise InputError("method", "python-flint to calibrate the blocked enclosure", "python-flint is not installed",
                          "pip install 'verified-lora[rigorous]'")
