@@ -101,7 +101,7 @@ def test_moment_and_rounding_altered():
     _false(mo, sp.Abs(f * (1 + th) - mm) <= (2 * dD / (1 - dD) + 2 * u) * Vm)     # the aposteriori docstring's former 2u
     assert smt.prove("true e_rel", mo + [dD <= sp.Rational(1, 3)],
                      sp.Abs(f * (1 + th) - mm) <= (2 * dD / (1 - dD) + 2 * u) * Vm) >= 1   # 2u suffices for delta_D <= 1/3
-    g1, h1, b, low, rel = _r("G Gh b low rel")
+    g1, h1, b = _r("G Gh b")
     _false([b >= 0, sp.Abs(h1 - g1) <= b, sp.Abs(h1) > 0], sp.Abs(h1 - g1) * sp.Abs(h1) <= b * sp.Abs(g1))   # b/max|G^|
 
 

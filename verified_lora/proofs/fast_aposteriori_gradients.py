@@ -67,7 +67,7 @@ def prove_gq_paper() -> Certificate:
         return lambda ll: _sum(vec[j] * V[ll, j], j, dv)
 
     Ex, EK, S = _sum(w[m] * cv(c)(m), m), _sum(w[m] * K[m], m), _sum(w[m], m)
-    _generic(Ex, _sum(c[j] * _sum(w[m] * V[m, j], m), j, dv), "<c, pi V> = sum_m pi_m <c, V_m>")
+    _generic(Ex, _sum(c[j] * _sum(w[m] * V[m, j], m), j, dv), "(GQ) <c, pi V> = sum_m pi_m <c, V_m>")
     p_sum = _sum(w[l] * (cv(c)(l) - Ex) * K[l], l)
     _generic(p_sum, _cov(w, cv(c), lambda ll: K[ll]) + Ex * EK * (1 - S),
              "(GQ) sum_l p_l K_l = Cov_pi(<c, V>, K) + E<c,V> E K (1 - sum pi)")
@@ -78,12 +78,12 @@ def prove_gq_paper() -> Certificate:
     a = sp.IndexedBase("a")
     covjk = _cov(w, lambda ll: V[ll, j], lambda ll: V[ll, k])
     _generic(_cov(w, cv(a), cv(a)), _sum(_sum(a[j] * a[k] * covjk, k, dv), j, dv),
-             "Var~(<a, V>) = sum_j sum_k a_j a_k Cov~(V_j, V_k)")
+             "(GQ) Var~(<a, V>) = sum_j sum_k a_j a_k Cov~(V_j, V_k)")
     # d_v = 2 directly: |Cov(V_j, V_k)| <= sd_j sd_k (Cauchy-Schwarz) => Var <= (sum |a_j| sd_j)^2
     a1, a2, s1, s2, c12, sv = _r("a_1 a_2 sd_1 sd_2 C_12 s_v")
     mink = [s1 >= 0, s2 >= 0, c12 ** 2 <= s1 ** 2 * s2 ** 2, sv >= 0,
             sp.Eq(sv ** 2, a1 ** 2 * s1 ** 2 + 2 * a1 * a2 * c12 + a2 ** 2 * s2 ** 2)]
-    nq = smt.prove("Minkowski (d_v = 2): sd~(<a, V>) <= |a_1| sd_1 + |a_2| sd_2", mink,
+    nq = smt.prove("(GQ) Minkowski (d_v = 2): sd~(<a, V>) <= |a_1| sd_1 + |a_2| sd_2", mink,
                    sv <= sp.Abs(a1) * s1 + sp.Abs(a2) * s2)
     delta, sd, dj, cj, caj = _r("delta sd_j Delta_j c_j ct_j")
     col = [delta >= 0, sd >= 0, sp.Abs(dj) <= delta * sd, sp.Abs(cj) <= sp.Abs(caj) + sp.Abs(dj)]

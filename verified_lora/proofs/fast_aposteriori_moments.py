@@ -2,7 +2,7 @@
 
 The lemmas are stated in the docstring of ``verified_lora/fast/aposteriori.py`` (labels (A0), (A1),
 (A2), and the floating-point paragraph: ``_sd_up``, ``_x_rms``); each certificate cites its label.
-Identities over vectors are decided at a *symbolic* number of keys ``n`` (and symbolic ``d_v``) by
+Identities over vectors are decided at a *symbolic* number of keys ``n`` by
 the index normal form; the normalisation ``sum_l pi_l = 1`` is never assumed by the solver: each
 identity is proved for arbitrary weights with the explicit correction term ``(1 - sum_l pi_l) Q``,
 which vanishes for a probability vector. Inequalities are decided by z3 per key (one key's term),
@@ -37,8 +37,7 @@ PAPER = {"iclr2025": "no lemma of the paper: the library's a-posteriori certific
          "module": "verified_lora/fast/aposteriori.py"}
 
 n = sp.Symbol("n", integer=True, positive=True)          # number of keys
-dv = sp.Symbol("d_v", integer=True, positive=True)
-l, m, j = sp.symbols("l m j", integer=True, nonnegative=True)
+l, m = sp.symbols("l m", integer=True, nonnegative=True)
 
 
 def _r(names: str):
@@ -111,17 +110,17 @@ def prove_a1() -> Certificate:
     p, a, b = sp.IndexedBase("p"), sp.IndexedBase("x"), sp.IndexedBase("y")
     lag_l = _sum(p[l] * a[l] ** 2, l) * _sum(p[m] * b[m] ** 2, m) - _sum(p[l] * a[l] * b[l], l) ** 2
     lag_r = sp.Rational(1, 2) * _sum(_sum(p[l] * p[m] * (a[l] * b[m] - a[m] * b[l]) ** 2, m), l)
-    _generic(lag_l, lag_r, "Lagrange: (sum p x^2)(sum p y^2) - (sum p x y)^2 = 1/2 sum_l sum_m p_l p_m (x_l y_m - x_m y_l)^2")
+    _generic(lag_l, lag_r, "(A1) Lagrange: (sum p x^2)(sum p y^2) - (sum p x y)^2 = 1/2 sum_l sum_m p_l p_m (x_l y_m - x_m y_l)^2")
     mu = _sum(p[m] * a[m], m)
     _generic(_sum(p[l] * a[l] ** 2, l) - mu ** 2,
              _sum(p[l] * (a[l] - mu) ** 2, l) + mu ** 2 * (1 - _sum(p[m], m)),
-             "variance: sum p x^2 - (sum p x)^2 = sum p (x - mean)^2 + mean^2 (1 - sum p)")
+             "(A1) variance: sum p x^2 - (sum p x)^2 = sum p (x - mean)^2 + mean^2 (1 - sum p)")
     delta, pt1, r1, f1 = _r("delta pit_1 r_1 F_1")
     key = [delta >= 0, pt1 >= 0, sp.Abs(r1 - 1) <= delta]
     nq = smt.prove("(A1) per key: |pi~ (r - 1) F'| <= delta pi~ |F'|", key,
                    sp.Abs(pt1 * (r1 - 1) * f1) <= delta * pt1 * sp.Abs(f1))
     X, Y, M, sx, sy = _r("X Y M s_x s_y")
-    nq += smt.prove("Cauchy-Schwarz: M^2 <= X Y, M >= 0 => M <= sqrt(X) sqrt(Y)",
+    nq += smt.prove("(A1) Cauchy-Schwarz: M^2 <= X Y, M >= 0 => M <= sqrt(X) sqrt(Y)",
                     [X >= 0, Y >= 0, M >= 0, M ** 2 <= X * Y, sx >= 0, sy >= 0, sp.Eq(sx ** 2, X), sp.Eq(sy ** 2, Y)],
                     M <= sx * sy)
     # directly for 2 keys: |sum pi~ (r-1) F'| <= delta sd~(F), with F' centred under pi~

@@ -54,30 +54,29 @@ def _gamma(nn, u):
 def prove_gamma() -> Certificate:
     u, a, b, th, d, y = _r("u a b theta delta y")
     base = [u > 0, a >= 0, b >= 0, (a + b) * u < 1]
-    nq = smt.prove("gamma monotone: a <= b => gamma_a <= gamma_b", base + [a <= b], _gamma(a, u) <= _gamma(b, u))
+    nq = smt.prove("(1) gamma monotone: a <= b => gamma_a <= gamma_b", base + [a <= b], _gamma(a, u) <= _gamma(b, u))
     ga, gb = _gamma(a, u), _gamma(b, u)
-    nq += smt.prove("Higham 3.3: gamma_a + gamma_b + gamma_a gamma_b <= gamma_{a+b}", base, ga + gb + ga * gb <= _gamma(a + b, u))
+    nq += smt.prove("(1) Higham 3.3: gamma_a + gamma_b + gamma_a gamma_b <= gamma_{a+b}", base, ga + gb + ga * gb <= _gamma(a + b, u))
     step = [u > 0, a >= 0, (a + 1) * u < 1, sp.Abs(th) * (1 - a * u) <= a * u, sp.Abs(d) <= u]   # |theta| <= gamma_a
-    nq += smt.prove("Higham 3.1 step: |(1 + theta_n)(1 + delta) - 1| <= gamma_{n+1}", step,
+    nq += smt.prove("(1) Higham 3.1 step: |(1 + theta_n)(1 + delta) - 1| <= gamma_{n+1}", step,
                     sp.Abs((1 + th) * (1 + d) - 1) <= _gamma(a + 1, u))
-    nq += smt.prove("Higham 3.1 step: |(1 + theta_n)/(1 + delta) - 1| <= gamma_{n+1}", step,
+    nq += smt.prove("(1) Higham 3.1 step: |(1 + theta_n)/(1 + delta) - 1| <= gamma_{n+1}", step,
                     sp.Abs((1 + th) / (1 + d) - 1) <= _gamma(a + 1, u))
-    t, e = _r("t_k e_k")
-    nq += smt.prove("per term: |t (1 + theta) - t| <= gamma_n |t|", [u > 0, a >= 0, a * u < 1, sp.Abs(th) * (1 - a * u) <= a * u],
+    t = sp.Symbol("t_k", real=True)
+    nq += smt.prove("(1) per term: |t (1 + theta) - t| <= gamma_n |t|", [u > 0, a >= 0, a * u < 1, sp.Abs(th) * (1 - a * u) <= a * u],
                     sp.Abs(t * (1 + th) - t) <= _gamma(a, u) * sp.Abs(t))
     smt.refute("planted false: |(1 + theta_n)/(1 + delta) - 1| <= gamma_n + u", step + [a >= 1],
                sp.Abs((1 + th) / (1 + d) - 1) <= _gamma(a, u) + u)
     # the inflation constant of bounds/_rigorous.inflate: (1-u)^m >= 1 - m u (Bernoulli, by induction on m)
     m = sp.Symbol("m", real=True)
-    nq += smt.prove("Bernoulli step: y >= 1 - m u >= 0 => y (1 - u) >= 1 - (m + 1) u",
+    nq += smt.prove("(1) Bernoulli step: y >= 1 - m u >= 0 => y (1 - u) >= 1 - (m + 1) u",
                     [u > 0, u < 1, m >= 0, y >= 1 - m * u, 1 - m * u >= 0], y * (1 - u) >= 1 - (m + 1) * u)
     cst = 1 + 2 * (m + 2) * u
     infl = [u > 0, m >= 0, (m + 1) * u <= sp.Rational(1, 100), y >= 1 - m * u, y > 0]
-    nq += smt.prove("inflate: (1 + 2 (m + 2) u)(1 - u) (1 - u)^m >= 1 when (m + 1) u <= 1/100", infl,
+    nq += smt.prove("(1) inflate: (1 + 2 (m + 2) u)(1 - u) (1 - u)^m >= 1 when (m + 1) u <= 1/100", infl,
                     cst * (1 - u) * y >= 1)
     smt.refute("planted false: (1 + (m + 2) u)(1 - u)(1 - m u) >= 1", infl + [sp.Eq(y, 1 - m * u)],
                (1 + (m + 2) * u) * (1 - u) * y >= 1)
-    del e
     return Certificate(claim="fast-rounding-gamma", title="Higham's gamma_n calculus and the inflation constant",
                        statement=r"\gamma_a+\gamma_b+\gamma_a\gamma_b\le\gamma_{a+b},\ |\theta_n|\le\gamma_n\Rightarrow"
                                  r"|(1+\theta_n)(1+\delta)^{\pm1}-1|\le\gamma_{n+1},\ (1+2(m+2)u)(1-u)\ge(1-u)^{-m}",
@@ -128,7 +127,7 @@ def prove_core() -> Certificate:
     Dm, s = _r("Dm slack")
     nq += smt.prove("(1) per row: Dlo_i = D^mom_i - 2 gamma_F L_k A0 <= min(D_i, D^_i)",
                     [s >= 0, sp.Abs(Dm - D) <= s, sp.Abs(Dh - D) <= s], sp.And(Dm - 2 * s <= D, Dm - 2 * s <= Dh))
-    mh, mm, er = _r("mh m e_rel")
+    mm = sp.Symbol("m", real=True)
     mo = [u > 0, u <= sp.Rational(1, 8), Vm >= 0, dD >= 0, dD <= sp.Rational(1, 2), sp.Abs(th) <= u,
           sp.Abs(mm) <= Vm, sp.Abs(f - mm) * (1 - dD) <= 2 * dD * Vm]
     nq += smt.prove("(1) moments: |fl(N^/D^) - m| <= (2 delta_D/(1 - delta_D) + 4u) Vmag", mo,
@@ -139,7 +138,6 @@ def prove_core() -> Certificate:
     cv = [u > 0, u <= sp.Rational(1, 4), sp.Abs(th) <= u]
     nq += smt.prove("output conversion: |fl(x) - x| <= u (1 + 4u) |fl(x)|", cv, sp.Abs(x * (1 + th) - x) <= u * (1 + 4 * u) * sp.Abs(x * (1 + th)))
     smt.refute("planted false: |fl(x) - x| <= u |fl(x)|", cv, sp.Abs(x * (1 + th) - x) <= u * sp.Abs(x * (1 + th)))
-    del er, mh
     return Certificate(claim="fast-rounding-core", title="(1) the core's running-error bound, algebraic steps",
                        statement=r"|\hat D-D|\le\delta_D D,\ |\widehat{fV}-fV|\le\frac{2\delta_D}{1-\delta_D}V_{mag},\ "
                                  r"|\hat y-y|\le\frac{e_c+C_b\delta_D}{D_{lo}},\ |\mathrm{fl}(x)-x|\le u(1+4u)|\mathrm{fl}(x)|",
