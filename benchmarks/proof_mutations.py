@@ -185,6 +185,27 @@ def false_statements() -> list[tuple[str, Callable[[], object]]]:
         ("s >= 1 - e^2/4", lambda: smt.prove("m", base + [s >= 0, sp.Eq(s**2, 1 - e**2)], s >= 1 - e**2 / 4)),
         ("sqrt(1 + t^2) <= 1 + t^2/4", lambda: smt.prove("m", [s >= 0, sp.Eq(s**2, 1 + t**2)], s <= 1 + t**2 / 4)),
         ("index t = l1 k1 + l2 recovers l1", lambda: smt.prove("m", kh, sp.Eq(sp.floor((l1 * k1 + l2) / k2), l1))),
+    ] + _fast_false_statements()
+
+
+def _fast_false_statements() -> list[tuple[str, Callable[[], object]]]:
+    """Altered lemmas of the fast path's certificate (verified_lora/fast/aposteriori.py, rounding_bound.py,
+    certificate.py), each of which z3 must refute."""
+    e, ab, a, delta, sF, sG, X, mF, mG = sp.symbols("e abar a_l delta sd_F sd_G X m_F m_G", real=True)
+    band = [e > 0, e < 1, ab >= 1 - e, ab <= 1 + e, a >= 1 - e, a <= 1 + e]
+    a2 = [delta >= 0, sF >= 0, sG >= 0, sp.Abs(X) <= delta * sF * sG, sp.Abs(mF) <= delta * sF, sp.Abs(mG) <= delta * sG]
+    u, th, f, m, Vm, dD = sp.symbols("u theta f m Vmag delta_D", real=True)
+    mo = [u > 0, u <= sp.Rational(1, 8), Vm >= 0, dD >= 0, dD <= sp.Rational(1, 2), sp.Abs(th) <= u, sp.Abs(m) <= Vm,
+          sp.Abs(f - m) * (1 - dD) <= 2 * dD * Vm]
+    g, h, b = sp.symbols("G Gh b", real=True)
+    sg = sp.Symbol("sigma", real=True)
+    return [
+        ("(A0) delta without its factor 2", lambda: smt.prove("m", band, sp.Abs(ab / a - 1) <= e / (1 - e))),
+        ("(A2) without (1 + delta)", lambda: smt.prove("m", a2, sp.Abs(X - mF * mG) <= delta * sF * sG)),
+        ("moment e_rel with 2u", lambda: smt.prove("m", mo, sp.Abs(f * (1 + th) - m) <= (2 * dD / (1 - dD) + 2 * u) * Vm)),
+        ("relative claim b / max|G^| (float taken as exact)",
+         lambda: smt.prove("m", [b >= 0, sp.Abs(h - g) <= b, sp.Abs(h) > 0], sp.Abs(h - g) * sp.Abs(h) <= b * sp.Abs(g))),
+        ("eps' with 1 + sigma", lambda: smt.prove("m", [sg >= 0, sg <= sp.Rational(1, 2)], 1 / (1 - sg) <= 1 + sg)),
     ]
 
 

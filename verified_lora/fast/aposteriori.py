@@ -47,7 +47,8 @@ weighting row ``l`` by ``|X_K,la|``, Cauchy-Schwarz under ``pi~_i`` gives
 >= sum_l pi~_il |X_V,la|`` (capped by ``max_l |X_V,la|``).
 
 **Floating point.** The moments are computed in float64 with the running-error bound of
-:mod:`.rounding_bound` (``|m^ - m| <= e_rel * (column max)``, ``e_rel = 2 delta_D / (1 - delta_D) + 2u``);
+:mod:`.rounding_bound` (``|m^ - m| <= e_rel * (column max)``, ``e_rel = 2 delta_D / (1 - delta_D) + 4u``;
+``+ 2u`` would not do for ``delta_D > 1/3``);
 ``sd`` is taken as ``sqrt(max(0, m2^ - m1^2 + err))`` rounded up, every quantity above is rounded
 upward, and ``|c~| <= |c~^| + err``. Entries of ``X``, ``P^``, ``K^``, ``V^`` enter through the
 enclosure magnitudes of :mod:`.rounding_bound`.

@@ -1,0 +1,177 @@
+"""Mutations of the fast path's certificate lemmas (verified_lora/proofs/fast_*.py) must be rejected.
+
+* every inequality a ``fast-*`` certificate proves is sensitive: with its bound halved (or an ``And``
+  goal's first conjunct weakened) z3 must find a counterexample, so no obligation is vacuous;
+* the named alterations of the lemmas (the factor 2 of delta dropped, pi and pi~ swapped, the
+  (1 + delta) of (A2) dropped, sd in place of the RMS in (GQ, factored), ...) are refuted by z3 or
+  not shown by the index normal form;
+* a proof that skips one check changes its certificate (``prove --check`` fails), and a consistent
+  forgery of a stored obligation fails the standalone re-checker.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import sympy as sp
+
+pytest.importorskip("z3")
+
+from verified_lora import recheck  # noqa: E402
+from verified_lora.symbolic import certificates as certs  # noqa: E402
+from verified_lora.symbolic import obligations, smt  # noqa: E402
+from verified_lora.symbolic import prooftools as pt  # noqa: E402
+from verified_lora.symbolic.certificates import ProofFailure  # noqa: E402
+
+FAST = sorted(certs.certificates_dir().glob("fast-*.json"))
+NEW_CLAIMS = ("fast-a0-density-ratio", "fast-a1-means", "fast-a2-covariances", "fast-moment-rounding", "fast-gq-paper",
+              "fast-gq-factored", "fast-gk", "fast-gv", "fast-rounding-gamma", "fast-rounding-core",
+              "fast-rounding-inputs", "fast-balancing", "fast-relative-claims", "fast-adapter-chain")
+
+
+def _r(names: str):
+    return sp.symbols(names, real=True)
+
+
+def test_the_fast_certificates_are_all_there():
+    assert sorted(p.stem for p in FAST) == sorted(NEW_CLAIMS)
+    reg = certs.discover()
+    assert all(c in reg for c in NEW_CLAIMS)
+
+
+def _weakened(goal):
+    """A strictly stronger (so, for a tight bound, false) variant of ``goal``; None when not applicable."""
+    if isinstance(goal, sp.And):
+        first = _weakened(goal.args[0])
+        return None if first is None else sp.And(first, *goal.args[1:])
+    if isinstance(goal, (sp.LessThan, sp.StrictLessThan)):
+        return goal.func(goal.lhs, goal.rhs / 2 if goal.rhs != 0 else goal.rhs - 1)
+    if isinstance(goal, (sp.GreaterThan, sp.StrictGreaterThan)):
+        return goal.func(goal.lhs, 2 * goal.rhs if goal.rhs != 0 else goal.rhs + 1)
+    return None
+
+
+@pytest.mark.parametrize("path", FAST, ids=[p.stem for p in FAST])
+def test_every_fast_inequality_is_tight_enough_to_fail_when_halved(path):
+    doc = json.loads(path.read_bytes())
+    tried = 0
+    for ob in doc["obligations"]:
+        if ob["kind"] != "smt-unsat" or "[denominator" in ob["name"]:
+            continue
+        objs = {k: recheck.load_expr(v) for k, v in ob["srepr"].items()}
+        goal = _weakened(objs["goal"])
+        if goal is None:                      # an equation (bound 0 certifies error 0): exact, nothing to halve
+            assert isinstance(objs["goal"], sp.Equality), ob["name"]
+            continue
+        smt.refute(f"halved: {ob['name']}", list(objs["hypotheses"]), goal)   # raises when not refuted
+        tried += 1
+    assert tried >= 1 or doc["claim"] == "fast-balancing"
+
+
+# ------------------------------------------------------------------------------------ named lemma alterations
+def _false(hyps, goal):
+    with pytest.raises(ProofFailure, match="sat"):
+        smt.prove("altered lemma", hyps, goal)
+
+
+def test_a0_altered():
+    e, ab, a = _r("e abar a_l")
+    band = [e > 0, e < 1, ab >= 1 - e, ab <= 1 + e, a >= 1 - e, a <= 1 + e]
+    assert smt.prove("true (A0)", band, sp.Abs(ab / a - 1) <= 2 * e / (1 - e)) >= 1
+    _false(band, sp.Abs(ab / a - 1) <= e / (1 - e))             # the factor 2 of delta dropped
+    _false(band, sp.Abs(ab / a - 1) <= 2 * e / (1 + e))         # 1 + e in the denominator
+
+
+def test_a2_and_gq_altered():
+    delta, sF, sG, X, mF, mG = _r("delta sd_F sd_G X m_F m_G")
+    hyps = [delta >= 0, sF >= 0, sG >= 0, sp.Abs(X) <= delta * sF * sG, sp.Abs(mF) <= delta * sF, sp.Abs(mG) <= delta * sG]
+    _false(hyps, sp.Abs(X - mF * mG) <= delta * sF * sG)           # (1 + delta) dropped
+    eA, eD, eta, zeta = _r("e_A e_D eta zeta")
+    zh = [eA >= 0, eA < 1, eD >= 0, sp.Abs(zeta) <= eD, sp.Abs(eta) <= eA]
+    _false(zh, sp.Abs((1 + zeta) / (1 + eta) - 1) <= (eA + eD) / (1 + eA))
+    _false(zh, sp.Abs((1 + eta) / (1 + zeta) - 1) <= (eA + eD) / (1 - eA))   # P and P' swapped (e_D may be > e_A)
+
+
+def test_moment_and_rounding_altered():
+    u, th, f, mm, Vm, dD = _r("u theta f m Vmag delta_D")
+    mo = [u > 0, u <= sp.Rational(1, 8), Vm >= 0, dD >= 0, dD <= sp.Rational(1, 2), sp.Abs(th) <= u, sp.Abs(mm) <= Vm,
+          sp.Abs(f - mm) * (1 - dD) <= 2 * dD * Vm]
+    _false(mo, sp.Abs(f * (1 + th) - mm) <= (2 * dD / (1 - dD) + 2 * u) * Vm)     # the aposteriori docstring's former 2u
+    assert smt.prove("true e_rel", mo + [dD <= sp.Rational(1, 3)],
+                     sp.Abs(f * (1 + th) - mm) <= (2 * dD / (1 - dD) + 2 * u) * Vm) >= 1   # 2u suffices for delta_D <= 1/3
+    g1, h1, b = _r("G Gh b")
+    _false([b >= 0, sp.Abs(h1 - g1) <= b, sp.Abs(h1) > 0], sp.Abs(h1 - g1) * sp.Abs(h1) <= b * sp.Abs(g1))   # b/max|G^|
+
+
+def test_identities_with_pi_and_pi_tilde_swapped_are_not_shown():
+    n = sp.Symbol("n", integer=True, positive=True)
+    l, m = sp.symbols("l m", integer=True, nonnegative=True)
+    pit, r, F = sp.IndexedBase("pit"), sp.IndexedBase("r"), sp.IndexedBase("F")
+    S = lambda e, v: sp.Sum(e, (v, 0, n - 1))      # noqa: E731
+    Et = S(pit[m] * F[m], m)
+    lhs = S(pit[l] * r[l] * F[l], l) - S(pit[l] * F[l], l)
+    corr = Et * (S(pit[m] * r[m], m) - S(pit[m], m))
+    with obligations.recording():
+        assert pt.sums_equal(lhs, S(pit[l] * (r[l] - 1) * (F[l] - Et), l) + corr, "(A1) true")
+        # (A1) with pi and pi~ swapped in the weight of the right side
+        assert not pt.sums_equal(lhs, S(pit[l] * r[l] * (r[l] - 1) * (F[l] - Et), l) + corr, "(A1) swapped")
+        # (A1) with the sign of the ratio term flipped
+        assert not pt.sums_equal(lhs, S(pit[l] * (1 - r[l]) * (F[l] - Et), l) + corr, "(A1) sign")
+        # (GV) f^T c~ - f~^T c (pi and pi~ swapped)
+        c, D = sp.IndexedBase("c"), sp.IndexedBase("Delta")
+        i = sp.Symbol("i", integer=True, nonnegative=True)
+        assert not pt.sums_equal(S(pit[i] * r[i] * (c[i] + D[i]) - pit[i] * c[i], i),
+                                 S(pit[i] * (D[i] + (1 - r[i]) * c[i]), i), "(GV) swapped")
+
+
+# ------------------------------------------------------------------------------------ deleted checks, forgeries
+@pytest.mark.parametrize("claim", NEW_CLAIMS)
+def test_deleting_a_check_changes_the_fast_certificate(claim, monkeypatch):
+    reg = certs.discover()
+    stored = json.loads(certs.certificate_path(claim).read_bytes())
+    target = len(stored["obligations"]) // 2
+    real = obligations.note
+    count = {"n": 0}
+
+    def dropping(kind, name, **kw):
+        k = count["n"]
+        count["n"] += 1
+        return None if k == target else real(kind, name, **kw)
+
+    monkeypatch.setattr(obligations, "note", dropping)
+    out = certs.run_proof(reg[claim], write=False)
+    assert not (out.ok and out.unchanged), claim
+
+
+def _forge(ob: dict) -> None:
+    objs = {k: recheck.load_expr(v) for k, v in ob["srepr"].items()}
+    if ob["kind"] == "smt-unsat":
+        objs["goal"] = sp.Not(objs["goal"])
+        ob["smtlib"] = smt.query(list(objs["hypotheses"]), objs["goal"])[0]
+    elif ob["kind"] == "smt-sat":
+        objs["goal"] = sp.true
+        ob["smtlib"] = smt.query(list(objs["hypotheses"]), objs["goal"])[0]
+    else:                                                   # identities: a planted extra term on the right
+        objs["rhs"] = objs["rhs"] + sp.Symbol("planted") if not isinstance(objs["rhs"], sp.MatrixBase) \
+            else objs["rhs"] + sp.Symbol("planted") * sp.ones(*objs["rhs"].shape)
+    ob["srepr"] = {k: sp.srepr(v) for k, v in objs.items()}
+    if "latex" in ob:
+        ob["latex"] = recheck.statement_latex(ob["kind"], objs)
+
+
+@pytest.mark.parametrize("path", FAST, ids=[p.stem for p in FAST])
+def test_consistent_forgeries_fail_the_recheck(path, tmp_path):
+    assert recheck.recheck_file(path).ok
+    doc = json.loads(path.read_bytes())
+    for kind in sorted({ob["kind"] for ob in doc["obligations"]}):
+        forged = json.loads(path.read_bytes())
+        k = next(k for k, ob in enumerate(forged["obligations"]) if ob["kind"] == kind)
+        _forge(forged["obligations"][k])
+        forged["checks_run"] = [f"{o['kind']}: {o['name']}" for o in forged["obligations"]]
+        forged["checked_statement"] = [o["latex"] for o in forged["obligations"]
+                                       if "latex" in o and len(o["latex"]) <= certs.STATEMENT_CHARS]
+        p2 = Path(tmp_path) / f"{kind}_{path.name}"
+        p2.write_text(json.dumps(forged, sort_keys=True, indent=2) + "\n")
+        assert not recheck.recheck_file(p2).ok, (path.stem, kind)
