@@ -217,6 +217,10 @@ def factory_target(factory: Callable[..., Any], label: str, lora_spec: Any = Non
         except Exception as exc:
             raise AuditError(f"{label}: the factory raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(module, nn.Module):
+            from .keras_layers import is_keras_layer, require_torch_backend
+
+            if is_keras_layer(module):
+                require_torch_backend(label)
             raise AuditError(f"{label}: the factory returned {type(module).__name__}, not a torch.nn.Module")
         return module
 
@@ -232,7 +236,8 @@ def factory_target(factory: Callable[..., Any], label: str, lora_spec: Any = Non
             raise AuditError(f"{label}: {exc}") from None
         root_error, view = exc, None
     if view is not None:
-        return Resolved([LayerCase(label, build, draw, notes=_degenerate_notes(view), lora_spec=spec)])
+        return Resolved([LayerCase(label, build, draw, notes=_degenerate_notes(view), lora_spec=spec,
+                                   dtype_scope=getattr(view, "dtype_scope", None))])
     if spec is not None:
         raise AuditError(f"{label}: the explicit mapping (--base/--lora-a/--lora-b) describes one LoRA layer, "
                          f"but the factory returned {type(probe).__name__}, which is not one. Fix: a factory "

@@ -10,6 +10,7 @@ import torch
 from ..cases import Example, tensor
 from ..error_bounds import gamma, roundtrip_bound, unit_roundoff_of
 from ..variants import bounds
+from ..views import bound_dtype
 from ..outcome import Outcome, compare, worst
 from ..registry import check
 
@@ -30,9 +31,11 @@ def _merge_pair(ex: Example, dtype: str) -> Outcome:
             view.merge()
         y1 = view.flat(view.call(x.clone()))
         merged_w = view.read().W
-    bound = 2 * bounds(arrays, xr, np.ones((ex.cx.shape[0], view.d_out)), dtype)["Y"]
+    bdt = bound_dtype(view, dtype)
+    bound = 2 * bounds(arrays, xr, np.ones((ex.cx.shape[0], view.d_out)), bdt)["Y"]
     o = compare(y1, y0, bound)
-    o.detail = f"merged vs unmerged output ({dtype})"
+    o.detail = f"merged vs unmerged output ({dtype}" + (f"; {view.adapter_dtype} adapters, as declared)"
+                                                       if bdt != dtype else ")")
     if dtype == "float64" and o.passed is False:
         narrow = _merge_dtype(arrays, merged_w)
         if narrow:
@@ -65,8 +68,8 @@ def check_merge_forward(ex: Example) -> Outcome:
 
 def _roundtrip(ex: Example, dtype: str) -> Outcome:
     view = ex.fresh(dtype)
-    if view.merge_skip_reason:
-        return Outcome(None, detail=view.merge_skip_reason)
+    if view.merge_skip_reason or view.unmerge_skip_reason:
+        return Outcome(None, detail=view.merge_skip_reason or view.unmerge_skip_reason)
     before = view.read()
     x = tensor(ex.values.x, dtype)
     xr = view.canonical(x.to(torch.float64).numpy())
@@ -77,7 +80,8 @@ def _roundtrip(ex: Example, dtype: str) -> Outcome:
         view.unmerge()
         y2 = view.flat(view.call(x.clone()))
     after = view.read()
-    gw, gb = roundtrip_bound(before, dtype)
+    bdt = bound_dtype(view, dtype)
+    gw, gb = roundtrip_bound(before, bdt)
     outs = [compare(after.W, before.W, gw)]
     outs[0].detail = f"weight ({dtype})"
     if gb is not None:
@@ -86,7 +90,7 @@ def _roundtrip(ex: Example, dtype: str) -> Outcome:
         outs.append(ob)
     # the forward after unmerge: the restored weight's drift (<= gw, gb) plus two forward evaluations
     drift = (np.abs(xr) @ gw.T + (0 if gb is None else gb)) * abs(before.c)
-    by = 2 * bounds(before, xr, np.ones((xr.shape[0], view.d_out)), dtype)["Y"] + drift
+    by = 2 * bounds(before, xr, np.ones((xr.shape[0], view.d_out)), bdt)["Y"] + drift
     oy = compare(y2, y0, by)
     oy.detail = f"output after unmerge vs before merge ({dtype})" + ("" if oy.passed else
                                                                        ": the adapter is lost or altered by merge/unmerge")
