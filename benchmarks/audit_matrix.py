@@ -25,11 +25,13 @@ import time
 from dataclasses import dataclass
 
 sys.path.insert(0, os.getcwd())
+os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras layers are torch modules on its torch backend only
 
 LL = "verified_lora.testing.library_layers"
 BV = "verified_lora.testing.broken_variants"
 BL = "verified_lora.testing.broken_lora"
 TM = "verified_lora.testing.tiny_models"
+KL = "verified_lora.testing.keras_layers"
 LC = "tests.lora_conventions"
 
 
@@ -64,10 +66,14 @@ def targets() -> list[Row]:
         Row("torchtune", "LoRALinear", f"{LL}:torchtune_lora", needs="torchtune.modules.peft"),
         Row("torchtune", "DoRALinear", f"{LL}:torchtune_dora", expected="finding:dora_bias",
             needs="torchtune.modules.peft"),
-        Row("diffusers", "LoRACompatibleLinear + LoRALinearLayer", f"{LL}:diffusers_linear", expected="refused",
-            needs="diffusers"),
+        Row("diffusers", "LoRACompatibleLinear + LoRALinearLayer (_fuse_lora/_unfuse_lora)", f"{LL}:diffusers_linear",
+            expected="finding:merge_forward,merge_roundtrip", needs="diffusers"),
         Row("diffusers", "UNet2DConditionModel.add_adapter (whole model: attention + Conv2d)",
             f"{TM}:diffusers_unet_conv", needs="diffusers"),
+        Row("Keras", "Dense.enable_lora (torch backend; float32 factors as declared)", f"{KL}:keras_dense",
+            expected="warn:precision_mixed", needs="keras"),
+        Row("Keras", "Dense subclass applying lora_alpha / sqrt(rank) (broken on purpose)",
+            f"{KL}:keras_dense_sqrt_scale", expected="fail:scaling", needs="keras"),
         Row("whole model", "PEFT 1-layer Llama (GQA attention, MLP, embed_tokens)", f"{TM}:peft_llama",
             needs="transformers"),
         Row("whole model", "PEFT 1-layer GPT-2 (Conv1D, wte)", f"{TM}:peft_gpt2", needs="transformers"),

@@ -365,6 +365,10 @@ class StructuralView(LayerView):
     def _orient(self) -> dict[str, bool]:
         return {"W": self.fan_in_fan_out, "A": self.a_t, "B": self.b_t}
 
+    def _base_tensors(self):
+        m, p = self.module, self.paths
+        return resolve_path(m, p["W"]), None if p["bias"] is None else resolve_path(m, p["bias"])
+
     def _tensors(self):
         m, p = self.module, self.paths
         b = resolve_path(m, p["B"])

@@ -226,6 +226,18 @@ class LayerView:
                            m=None if mag is None else _np(mag).reshape(-1), norm_axis=self.norm_axis,
                            bias_scaled=self.bias_scaled)
 
+    def _base_tensors(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(stored base weight, bias) as live tensors; overridden where the factors may be gone."""
+        W, bias, *_ = self._tensors()
+        return W, bias
+
+    def read_base(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Canonical ``W`` and ``bias`` alone, without touching the factors: after a merge that deletes
+        them (diffusers' ``_fuse_lora`` sets ``lora_layer = None``) the base weight is still readable."""
+        W, bias = self._base_tensors()
+        Wn = _np(W).T if self._orient()["W"] else _np(W)
+        return Wn, None if bias is None else _np(bias)
+
     # -- DoRA ------------------------------------------------------------------------------------
     variant = "lora"
     norm_axis = 1  # DoRA: detected norm axis (set from the dora_norm probe)
