@@ -96,6 +96,8 @@ def check_precision_mixed(ex: Example) -> Outcome:
     The adapter gradients depend only on float32 arithmetic on values that are exact in float32
     (bfloat16 inputs and upstream gradients), so they are held to the float32 bound against the
     mpmath reference on the stored values. A layer that rejects the mixed dtypes is not applicable.
+    A layer that declares bfloat16 arithmetic (``compute_dtype``, Keras' dtype policy) and misses the
+    float32 bound is held to the bfloat16 bound instead: WARN (a named deviation) when it meets it.
     """
     view = ex.fresh("bfloat16")
     if view.magnitude_tensor() is not None:
