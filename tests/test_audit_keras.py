@@ -82,3 +82,28 @@ def test_keras_dense_without_lora_is_not_a_lora_layer():
     layer = keras.layers.Dense(3)
     layer.build((None, 4))
     assert detect_layer(layer) is None
+
+
+def test_keras_einsum_dense_dense_like_equation_as_written():
+    report = audit(kl.keras_einsum_dense, examples=2)  # a 2-D and a 3-D input
+    assert not report.failures, [(r.check, r.detail) for r in report.failures]
+    res = _by_check(report)
+    assert res["forward"].verdict == "PASS" and res["scaling"].verdict == "PASS"
+    assert res["precision_mixed"].verdict == "WARN"
+
+
+def test_keras_einsum_dense_other_factorization_is_refused_in_one_line():
+    layer = keras.layers.EinsumDense("abc,cde->abde", output_shape=(None, 4, 5), bias_axes="e")
+    layer.build((None, 7, 3))
+    layer.enable_lora(2)
+    with pytest.raises(AuditError, match="not a rank-r update between input and output") as exc:
+        detect_layer(layer)
+    assert "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("equation, ok", [("ab,bc->ac", True), ("abc,cd->abd", True), ("...b,bc->...c", True),
+                                          ("abc,cde->abde", False), ("ab,cb->ac", False), ("ab,bc->ca", False)])
+def test_dense_like_equation(equation, ok):
+    from verified_lora.audit.keras_layers import dense_like_equation
+
+    assert dense_like_equation(equation) is ok

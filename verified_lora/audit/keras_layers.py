@@ -22,6 +22,11 @@ run with the float32 unit roundoff (:func:`~.views.bound_dtype`), and the report
 layer applies is measured at detection (``W = 0``, ``A = [I_r; 0]``, ``B`` small integers, ``X = I``,
 least squares), so that a layer applying another scale fails ``scaling`` alone.
 
+**EinsumDense.** ``EinsumDense.enable_lora`` factors the update over the kernel's last axis:
+``lora_kernel_a`` has the kernel's other axes and ``r``. For an equation ``<x>i,io-><x>o`` (a dense layer on
+the input's last axis, bias over the output axis) that is the layer above, and it is audited the same way
+(the input is passed at the rank the layer was built for); other equations are refused with one line.
+
 **Merging.** Keras has no merge/unmerge pair. Its one merge is the serialization path:
 ``save_own_variables`` stores ``kernel + s A B`` (the ``kernel`` property) and ``load_own_variables``
 into a LoRA-enabled layer assigns that kernel and zeroes both factors. The view's ``merge()`` is that
@@ -41,7 +46,8 @@ from torch import nn
 from ..errors import AuditError
 from .views import LayerView
 
-__all__ = ["KerasDenseView", "is_keras_layer", "keras_view", "dtype_scope"]
+__all__ = ["KerasDenseView", "KerasEinsumDenseView", "is_keras_layer", "keras_view", "dtype_scope",
+           "dense_like_equation"]
 
 
 def is_keras_layer(obj: object) -> bool:
@@ -184,6 +190,47 @@ class KerasDenseView(LayerView):
         return super().describe() + f", LoRA factors {self.adapter_dtype} (declared by enable_lora)"
 
 
+def dense_like_equation(equation: str) -> bool:
+    """Whether an ``EinsumDense`` equation is a dense layer on the input's last axis: ``<x>i,io-><x>o``.
+
+    Keras factors an EinsumDense LoRA update as (every kernel axis but the last) x r x (the last axis);
+    that is a rank-r update between the layer's input and output only for such equations.
+    """
+    eq = equation.replace(" ", "")
+    if "->" not in eq or eq.count(",") != 1:
+        return False
+    lhs, out = eq.split("->")
+    x, k = lhs.split(",")
+    if len(k) != 2 or not x or not out:
+        return False
+    i, o = k
+    return x[-1] == i and out[-1] == o and out[:-1] == x[:-1] and i not in out and o not in x
+
+
+class KerasEinsumDenseView(KerasDenseView):
+    """A ``keras.layers.EinsumDense`` with ``enable_lora`` and a dense-like equation (see :func:`dense_like_equation`)."""
+
+    convention = "keras-einsumdense"
+
+    def __init__(self, module: nn.Module):
+        bias = module.bias
+        d_out = int(module._kernel.value.shape[-1])
+        if bias is not None and tuple(bias.shape) != (d_out,):
+            raise AuditError(f"Keras EinsumDense: found a bias of shape {tuple(bias.shape)} (bias_axes="
+                             f"{module.bias_axes!r}); missing: a bias over the output axis only (d_out={d_out})")
+        self._ndim = getattr(getattr(module, "input_spec", None), "ndim", None)
+        super().__init__(module)
+        self.declared["equation"] = module.equation
+
+    def call(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer on ``x``; rows are passed as the fixed input rank the layer was built for."""
+        if self._ndim is not None and x.dim() != self._ndim:
+            lead = x.shape[:-1]
+            y = self.module(x.reshape(*([1] * (self._ndim - 2)), -1, self.d_in))
+            return y.reshape(*lead, self.d_out)
+        return self.module(x)
+
+
 def keras_view(module: nn.Module) -> LayerView | None:
     """The view of a Keras layer with LoRA enabled; ``None`` when LoRA is not enabled on it."""
     name = type(module).__name__
@@ -192,8 +239,13 @@ def keras_view(module: nn.Module) -> LayerView | None:
     if not getattr(module, "lora_enabled", False):
         return None
     if hasattr(module, "equation"):
-        raise AuditError(f"Keras {name}: found enable_lora on an EinsumDense (equation {module.equation!r}); missing: "
-                         "a mapping of its kernel axes (supported: keras.layers.Dense)")
+        if not dense_like_equation(module.equation):
+            shapes = [tuple(v.value.shape) for v in (module._kernel, module.lora_kernel_a, module.lora_kernel_b)]
+            raise AuditError(f"Keras {name}: found enable_lora on equation {module.equation!r} (kernel, lora_kernel_a, "
+                             f"lora_kernel_b shapes {shapes}); Keras factors the update over the kernel's last axis, "
+                             "which is not a rank-r update between input and output here; missing: a reference for "
+                             "that factorization (supported: equations '<x>i,io-><x>o', e.g. 'ab,bc->ac')")
+        return KerasEinsumDenseView(module)
     if not all(hasattr(module, n) for n in ("_kernel", "lora_kernel_a", "lora_kernel_b", "lora_rank")):
         raise AuditError(f"Keras {name}: lora_enabled is set; missing: _kernel, lora_kernel_a, lora_kernel_b, "
                          "lora_rank (supported: keras.layers.Dense)")

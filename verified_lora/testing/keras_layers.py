@@ -2,6 +2,9 @@
 
 * :func:`keras_dense`: ``keras.layers.Dense`` with Keras' own ``enable_lora(rank, lora_alpha=...)``, as
   written: ``verified-lora audit verified_lora.testing.keras_layers:keras_dense``.
+* :func:`keras_einsum_dense`: ``keras.layers.EinsumDense("ab,bc->ac")`` with ``enable_lora``, as written;
+* :func:`keras_einsum_heads`: ``EinsumDense("abc,cde->abde")`` (a per-head projection) with ``enable_lora``,
+  which the audit refuses: Keras factors that update over the kernel's last axis, not between input and output;
 * :func:`keras_dense_sqrt_scale`: a deliberately broken Keras-style layer, a ``Dense`` subclass whose
   ``kernel`` applies ``lora_alpha / sqrt(lora_rank)`` while it declares Keras' ``lora_alpha / lora_rank``;
   it must fail ``scaling`` and nothing else (:data:`EXPECTED_FAILURE`).
@@ -15,7 +18,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-__all__ = ["keras_dense", "keras_dense_sqrt_scale", "EXPECTED_FAILURE"]
+__all__ = ["keras_dense", "keras_einsum_dense", "keras_einsum_heads", "keras_dense_sqrt_scale", "EXPECTED_FAILURE"]
 
 EXPECTED_FAILURE = {"keras_dense_sqrt_scale": "scaling"}
 
@@ -37,6 +40,24 @@ def keras_dense(d_in: int, d_out: int, r: int, alpha: float, bias: bool) -> Any:
     keras = _keras()
     layer = keras.layers.Dense(d_out, use_bias=bias)
     layer.build((None, d_in))
+    layer.enable_lora(r, lora_alpha=alpha)
+    return layer
+
+
+def keras_einsum_dense(d_in: int, d_out: int, r: int, alpha: float, bias: bool) -> Any:
+    """``keras.layers.EinsumDense("ab,bc->ac", output_shape=d_out)`` (bias on axis ``c``), then ``enable_lora``."""
+    keras = _keras()
+    layer = keras.layers.EinsumDense("ab,bc->ac", output_shape=d_out, bias_axes="c" if bias else None)
+    layer.build((None, d_in))
+    layer.enable_lora(r, lora_alpha=alpha)
+    return layer
+
+
+def keras_einsum_heads(d_in: int, r: int, alpha: float) -> Any:
+    """``EinsumDense("abc,cde->abde", output_shape=(None, 2, 3))`` (2 heads of width 3) with ``enable_lora``."""
+    keras = _keras()
+    layer = keras.layers.EinsumDense("abc,cde->abde", output_shape=(None, 2, 3), bias_axes="e")
+    layer.build((None, 4, d_in))
     layer.enable_lora(r, lora_alpha=alpha)
     return layer
 
