@@ -56,6 +56,8 @@ def targets() -> list[Row]:
         Row("PEFT", "Embedding", f"{LL}:peft_embedding", needs="peft"),
         Row("PEFT", "Conv1d", f"{BV}:peft_conv1d", needs="peft"),
         Row("PEFT", "Conv2d", f"{BV}:peft_conv2d", needs="peft"),
+        Row("PEFT", "Conv2d, padding='same'", f"{BV}:peft_conv2d_same", needs="peft"),
+        Row("PEFT", "Conv1d, padding='valid', stride 2", f"{BV}:peft_conv1d_valid", needs="peft"),
         Row("PEFT", "DoRA (Linear)", f"{LL}:peft_dora", needs="peft"),
         Row("loralib", "loralib (built-in: Linear, Linear fan_in_fan_out, MergedLinear)", "loralib", needs="loralib"),
         Row("loralib", "Linear", f"{LL}:loralib_linear", needs="loralib"),
