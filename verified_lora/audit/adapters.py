@@ -6,10 +6,13 @@ including its ``Embedding``, loralib ``Linear``/``MergedLinear``/``Embedding``, 
 (:mod:`.structural`): a frozen base operator wherever it lives, a low-rank factor pair whatever it is
 called. An explicit :class:`~.spec.LoraSpec` takes precedence over both. A layer declaring rank 0 is
 a disabled adapter (:class:`DisabledAdapter`), not an unsupported one. DoRA is recognised by its
-magnitude vector (PEFT's ``lora_magnitude_vector``, or a 1-D ``magnitude`` parameter). Conventions
-still refused, each with a one-line reason: PEFT's other LoRA variants, DoRA on embeddings and
-convolutions, convolutions with groups > 1, loralib's ConvLoRA on non-square or 1-D kernels, and
-custom (non-PEFT, non-loralib) convolution LoRA layers.
+magnitude vector (PEFT's ``lora_magnitude_vector``, or a 1-D ``magnitude`` parameter). Keras 3 layers
+(torch backend) with ``enable_lora`` are recognised first (:mod:`.keras_layers`). Conventions still
+refused, each with a one-line reason: PEFT's other LoRA variants, DoRA on embeddings and
+convolutions, convolutions with groups > 1, a padding mode other than zeros or asymmetric
+``padding='same'``, loralib's ConvLoRA on non-square or 1-D kernels, custom (non-PEFT, non-loralib)
+convolution LoRA layers, Keras ``EinsumDense`` equations that are not a dense layer on the last axis,
+quantized Keras kernels and Keras layers inside a whole model.
 
 The canonical orientation and the mapping to the paper are documented in :mod:`.views`.
 """

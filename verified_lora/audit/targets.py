@@ -263,6 +263,11 @@ def factory_target(factory: Callable[..., Any], label: str, lora_spec: Any = Non
     if not inv.audited and not inv.disabled and not real_refusals:
         if root_error is not None:
             raise AuditError(f"{label}: {root_error}") from None
+        from .structural import unnamed_pair_hint
+
+        hint = unnamed_pair_hint(probe)
+        if hint:
+            raise AuditError(f"{label}: {hint}")
         raise AuditError(f"{label}: no LoRA layers found in {type(probe).__name__} (looked for PEFT LoraLayer, "
                          "loralib, torchtune, factor pairs such as lora_A/B, lora_down/up, down/up, and "
                          "parametrizations)")
