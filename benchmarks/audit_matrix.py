@@ -1,7 +1,8 @@
 """Implementations x checks matrix of ``verified-lora audit``: real libraries as written, other conventions,
 whole models, every broken variant, with times.
 
-Run from the repository root (with the ``audit`` extra, and ``audit-libs`` for torchtune and diffusers)::
+Run from the repository root (with the ``audit`` extra, ``audit-libs`` for torchtune and diffusers, ``keras``
+for the Keras rows: ``KERAS_BACKEND`` is set to ``torch`` here when unset)::
 
     python3 benchmarks/audit_matrix.py [--examples 3] [--seed 0] [--only SUBSTRING] [--out benchmarks/results/audit_matrix.md]
 

@@ -107,3 +107,12 @@ def test_dense_like_equation(equation, ok):
     from verified_lora.audit.keras_layers import dense_like_equation
 
     assert dense_like_equation(equation) is ok
+
+
+def test_another_keras_backend_is_refused_with_the_fix(monkeypatch):
+    import verified_lora.audit.keras_layers as kmod
+
+    layer = kl.keras_dense(5, 4, 2, 3.0, True)
+    monkeypatch.setattr(kmod, "_backend", lambda: "jax")
+    with pytest.raises(AuditError, match="set KERAS_BACKEND=torch before Python starts"):
+        detect_layer(layer)
