@@ -36,6 +36,12 @@ KL = "verified_lora.testing.keras_layers"
 LC = "tests.lora_conventions"
 
 
+#: every check that runs the layer's forward fails when PEFT's dilated conv LoRA raises in it
+CONV_DILATION_FAILS = ("scaling", "forward", "grad_A", "grad_B", "grad_input", "grad_nonzero", "grad_magnitude",
+                       "merge_forward", "merge_roundtrip", "dropout", "input_unchanged", "precision_float32",
+                       "precision_bfloat16", "precision_float16")
+
+
 @dataclass
 class Row:
     group: str
@@ -59,6 +65,8 @@ def targets() -> list[Row]:
         Row("PEFT", "Conv2d", f"{BV}:peft_conv2d", needs="peft"),
         Row("PEFT", "Conv2d, padding='same'", f"{BV}:peft_conv2d_same", needs="peft"),
         Row("PEFT", "Conv1d, padding='valid', stride 2", f"{BV}:peft_conv1d_valid", needs="peft"),
+        Row("PEFT", "Conv1d, dilation 2 (lora_A built without it: forward raises, huggingface/peft#3697)",
+            f"{BV}:peft_conv1d_dilated", expected="finding:" + ",".join(sorted(CONV_DILATION_FAILS)), needs="peft"),
         Row("PEFT", "DoRA (Linear)", f"{LL}:peft_dora", needs="peft"),
         Row("loralib", "loralib (built-in: Linear, Linear fan_in_fan_out, MergedLinear)", "loralib", needs="loralib"),
         Row("loralib", "Linear", f"{LL}:loralib_linear", needs="loralib"),
