@@ -116,3 +116,29 @@ def test_another_keras_backend_is_refused_with_the_fix(monkeypatch):
     monkeypatch.setattr(kmod, "_backend", lambda: "jax")
     with pytest.raises(AuditError, match="set KERAS_BACKEND=torch before Python starts"):
         detect_layer(layer)
+
+
+def test_a_keras_model_is_refused_naming_its_lora_layers():
+    def model():
+        m = keras.Sequential([keras.Input((5,)), keras.layers.Dense(4, name="proj"), keras.layers.Dense(3)])
+        m.get_layer("proj").enable_lora(2, lora_alpha=3.0)
+        return m
+
+    with pytest.raises(AuditError, match=r"found LoRA layers \['proj'\].*audit a factory returning one such layer"):
+        audit(model, examples=1)
+
+
+def test_a_keras_layer_inside_a_torch_model_is_listed_not_audited():
+    class Holder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.keras_proj = kl.keras_dense(5, 4, 2, 3.0, True)
+            self.head = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.head(self.keras_proj(x))
+
+    report = audit(Holder, examples=1, checks=["forward"])
+    assert report.verdict == "PARTIAL"
+    assert [n for n, _ in report.unaudited][0] == "keras_proj"
+    assert "not audited in place" in report.unaudited[0][1]

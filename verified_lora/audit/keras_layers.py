@@ -47,7 +47,7 @@ from ..errors import AuditError
 from .views import LayerView
 
 __all__ = ["KerasDenseView", "KerasEinsumDenseView", "is_keras_layer", "keras_view", "dtype_scope",
-           "dense_like_equation"]
+           "dense_like_equation", "keras_model_refusal"]
 
 
 def is_keras_layer(obj: object) -> bool:
@@ -250,3 +250,20 @@ def keras_view(module: nn.Module) -> LayerView | None:
         raise AuditError(f"Keras {name}: lora_enabled is set; missing: _kernel, lora_kernel_a, lora_kernel_b, "
                          "lora_rank (supported: keras.layers.Dense)")
     return KerasDenseView(module)
+
+
+def keras_model_refusal(model: object) -> str:
+    """One line on a Keras model (or any Keras layer without LoRA): what it holds, and how to audit it.
+
+    A Keras model keeps its layers' variables in its own parameter store, not as torch submodules, so the
+    whole-model walk cannot reach them; its LoRA layers are audited one at a time through a factory.
+    """
+    layers = [lay for lay in getattr(model, "_flatten_layers", lambda **_: [])(include_self=False)]
+    lora = [lay.name for lay in layers if getattr(lay, "lora_enabled", False)]
+    name = type(model).__name__
+    if not lora:
+        return (f"Keras {name}: no layer with enable_lora found (looked at {len(layers)} sublayers; Keras LoRA is "
+                "Dense/EinsumDense.enable_lora)")
+    return (f"Keras {name}: found LoRA layers {lora[:4]}{' ...' if len(lora) > 4 else ''}; missing: a whole-model "
+            "walk of Keras models (their layers are not torch submodules). Fix: audit a factory returning one "
+            "such layer, built and enable_lora'd the same way (e.g. verified_lora.testing.keras_layers:keras_dense)")

@@ -256,6 +256,10 @@ def factory_target(factory: Callable[..., Any], label: str, lora_spec: Any = Non
             raise AuditError(f"{label}: no LoRA layers found (q_proj, k_proj and v_proj are plain layers)")
         cases.append(AttentionCase(f"{label} attention", build, draw))
         return Resolved(cases)
+    from .keras_layers import is_keras_layer, keras_model_refusal
+
+    if root_error is None and is_keras_layer(probe):
+        raise AuditError(f"{label}: {keras_model_refusal(probe)}")
     from .whole_model import inventory, model_cases
 
     inv = inventory(probe)
