@@ -1,7 +1,8 @@
 """Implementations x checks matrix of ``verified-lora audit``: real libraries as written, other conventions,
 whole models, every broken variant, with times.
 
-Run from the repository root (with the ``audit`` extra, and ``audit-libs`` for torchtune and diffusers)::
+Run from the repository root (with the ``audit`` extra, ``audit-libs`` for torchtune and diffusers, ``keras``
+for the Keras rows: ``KERAS_BACKEND`` is set to ``torch`` here when unset)::
 
     python3 benchmarks/audit_matrix.py [--examples 3] [--seed 0] [--only SUBSTRING] [--out benchmarks/results/audit_matrix.md]
         [--workers N | --scheduler ADDRESS]
@@ -30,12 +31,20 @@ import time
 from dataclasses import dataclass
 
 sys.path.insert(0, os.getcwd())
+os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras layers are torch modules on its torch backend only
 
 LL = "verified_lora.testing.library_layers"
 BV = "verified_lora.testing.broken_variants"
 BL = "verified_lora.testing.broken_lora"
 TM = "verified_lora.testing.tiny_models"
+KL = "verified_lora.testing.keras_layers"
 LC = "tests.lora_conventions"
+
+
+#: every check that runs the layer's forward fails when PEFT's dilated conv LoRA raises in it
+CONV_DILATION_FAILS = ("scaling", "forward", "grad_A", "grad_B", "grad_input", "grad_nonzero", "grad_magnitude",
+                       "merge_forward", "merge_roundtrip", "dropout", "input_unchanged", "precision_float32",
+                       "precision_bfloat16", "precision_float16")
 
 
 @dataclass
@@ -59,6 +68,10 @@ def targets() -> list[Row]:
         Row("PEFT", "Embedding", f"{LL}:peft_embedding", needs="peft"),
         Row("PEFT", "Conv1d", f"{BV}:peft_conv1d", needs="peft"),
         Row("PEFT", "Conv2d", f"{BV}:peft_conv2d", needs="peft"),
+        Row("PEFT", "Conv2d, padding='same'", f"{BV}:peft_conv2d_same", needs="peft"),
+        Row("PEFT", "Conv1d, padding='valid', stride 2", f"{BV}:peft_conv1d_valid", needs="peft"),
+        Row("PEFT", "Conv1d, dilation 2 (lora_A built without it: forward raises, huggingface/peft#3697)",
+            f"{BV}:peft_conv1d_dilated", expected="finding:" + ",".join(sorted(CONV_DILATION_FAILS)), needs="peft"),
         Row("PEFT", "DoRA (Linear)", f"{LL}:peft_dora", needs="peft"),
         Row("loralib", "loralib (built-in: Linear, Linear fan_in_fan_out, MergedLinear)", "loralib", needs="loralib"),
         Row("loralib", "Linear", f"{LL}:loralib_linear", needs="loralib"),
@@ -69,10 +82,18 @@ def targets() -> list[Row]:
         Row("torchtune", "LoRALinear", f"{LL}:torchtune_lora", needs="torchtune.modules.peft"),
         Row("torchtune", "DoRALinear", f"{LL}:torchtune_dora", expected="finding:dora_bias",
             needs="torchtune.modules.peft"),
-        Row("diffusers", "LoRACompatibleLinear + LoRALinearLayer", f"{LL}:diffusers_linear", expected="refused",
-            needs="diffusers"),
+        Row("diffusers", "LoRACompatibleLinear + LoRALinearLayer (_fuse_lora/_unfuse_lora)", f"{LL}:diffusers_linear",
+            expected="finding:merge_forward,merge_roundtrip", needs="diffusers"),
         Row("diffusers", "UNet2DConditionModel.add_adapter (whole model: attention + Conv2d)",
             f"{TM}:diffusers_unet_conv", needs="diffusers"),
+        Row("Keras", "Dense.enable_lora (torch backend; float32 factors as declared)", f"{KL}:keras_dense",
+            expected="warn:precision_mixed", needs="keras"),
+        Row("Keras", "EinsumDense('ab,bc->ac').enable_lora", f"{KL}:keras_einsum_dense",
+            expected="warn:precision_mixed", needs="keras"),
+        Row("Keras", "EinsumDense('abc,cde->abde') per-head projection", f"{KL}:keras_einsum_heads",
+            expected="refused", needs="keras"),
+        Row("Keras", "Dense subclass applying lora_alpha / sqrt(rank) (broken on purpose)",
+            f"{KL}:keras_dense_sqrt_scale", expected="fail:scaling", needs="keras"),
         Row("whole model", "PEFT 1-layer Llama (GQA attention, MLP, embed_tokens)", f"{TM}:peft_llama",
             needs="transformers"),
         Row("whole model", "PEFT 1-layer GPT-2 (Conv1D, wte)", f"{TM}:peft_gpt2", needs="transformers"),

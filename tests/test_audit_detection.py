@@ -126,3 +126,34 @@ def test_factor_roles_of_a_square_layer_are_found_by_behaviour():
     view = detect_layer(_SquareUnnamed())
     assert (view.paths["A"], view.paths["B"], view.a_t, view.b_t) == ("lora_p", "lora_q", False, False)
     assert audit(lambda: _SquareUnnamed(), examples=1, checks=["forward", "grad_A", "grad_B", "scaling"]).passed
+
+
+class _Unnamed(nn.Module):
+    """A LoRA layer whose factors carry no LoRA name: frozen ``weight``, trainable ``p`` (r x in), ``q`` (out x r)."""
+
+    def __init__(self, d_in: int = 5, d_out: int = 4, r: int = 2, alpha: float = 3.0):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(d_out, d_in), requires_grad=False)
+        self.p = nn.Parameter(torch.randn(r, d_in))
+        self.q = nn.Parameter(torch.randn(d_out, r))
+        self.s = alpha / r
+
+    def forward(self, x):
+        return x @ self.weight.T + self.s * (x @ self.p.T) @ self.q.T
+
+
+def test_unnamed_factor_pair_is_refused_with_the_flags_that_map_it():
+    def unnamed(d_in, d_out, r, alpha):
+        return _Unnamed(d_in, d_out, r, alpha)
+
+    with pytest.raises(AuditError, match=r"no name marks them as LoRA factors.*--lora-a p --lora-b q") as exc:
+        audit(unnamed, examples=1)
+    assert "\n" not in str(exc.value)
+    report = audit(unnamed, examples=2, checks=["layout", "scaling", "forward", "grad_A", "grad_B"],
+                   spec=LoraSpec(lora_a="p", lora_b="q"))
+    assert report.passed, report.to_text()
+
+
+def test_a_plain_linear_is_still_no_lora_layer():
+    with pytest.raises(AuditError, match="no LoRA layers found"):
+        audit(lambda: nn.Linear(3, 4), examples=1)

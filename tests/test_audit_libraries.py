@@ -87,6 +87,23 @@ def test_diffusers_lora_compatible_linear_forward_and_gradients():
     _assert_passes(report)
 
 
+def test_diffusers_lora_compatible_linear_merge_checks_run_and_find_the_dropped_adapter():
+    """``_fuse_lora`` deletes ``lora_layer``; the merge checks read the base weight alone afterwards, so the layer
+    is audited as written: ``_unfuse_lora`` restores W (to float32 accuracy: both compute in float32) but not
+    the adapter (benchmarks/results/third_party_findings.md, hand check benchmarks/diffusers_unfuse_check.py)."""
+    _need("diffusers.models.lora")
+    from verified_lora.testing.library_layers import diffusers_linear
+
+    report = audit(diffusers_linear, examples=2, checks=["forward", "merge_forward", "merge_roundtrip", "double_merge"])
+    res = {r.check: r for r in report.results}
+    assert {r.check for r in report.failures} == {"merge_forward", "merge_roundtrip"}
+    assert res["forward"].verdict == "PASS" and res["double_merge"].verdict == "PASS"
+    assert "the merge computes in float32" in res["merge_forward"].detail
+    rt = res["merge_roundtrip"].detail
+    assert "the adapter is dropped" in rt and "restored only to float32 accuracy" in rt
+    assert res["merge_roundtrip"].max_error > 0.1  # the whole LoRA term, not a rounding
+
+
 def test_diffusers_unet_with_add_adapter_whole_model():
     _need("diffusers")
     _need("peft", "audit")

@@ -126,7 +126,7 @@ def test_dora_magnitude_is_drawn_away_from_its_init():
     assert np.all(np.abs(arrays.m / row_norms(arrays) - 1) > 1e-3)  # m / n != 1: magnitude moved off its init
 
 
-@pytest.mark.parametrize("name", ["peft_conv1d", "peft_conv2d"])
+@pytest.mark.parametrize("name", ["peft_conv1d", "peft_conv2d", "peft_conv2d_same", "peft_conv1d_valid"])
 def test_real_peft_conv_passes_as_written(name):
     pytest.importorskip("peft")
     report = audit(f"verified_lora.testing.broken_variants:{name}", examples=EXAMPLES)
@@ -169,6 +169,35 @@ def test_loralib_convlora_with_a_transposed_kernel_fails_forward():
 
     report = audit(lambda: Transposed(2, 3, 3, r=2, lora_alpha=3.0, padding=1, merge_weights=False), examples=1)
     assert "forward" in {r.check for r in report.results if r.passed is False}
+
+
+@pytest.mark.parametrize("conv, reason", [
+    (lambda: nn.Conv2d(2, 4, 3, groups=2), "groups=2"),
+    (lambda: nn.Conv2d(2, 4, 3, padding=1, padding_mode="reflect"), "padding_mode='reflect'"),
+    (lambda: nn.Conv2d(2, 4, 2, padding="same"), "asymmetric padding"),
+])
+@pytest.mark.filterwarnings("ignore:LoRA adapter added to ConvNd layer with groups")
+def test_peft_conv_beyond_zero_padding_and_one_group_is_refused_in_one_line(conv, reason):
+    pytest.importorskip("peft")
+    from verified_lora import AuditError
+    from verified_lora.audit.adapters import detect_layer
+    from verified_lora.testing.broken_variants import _peft_conv
+
+    with pytest.raises(AuditError, match=reason) as exc:
+        detect_layer(_peft_conv(conv(), 2, 3.0))
+    assert "\n" not in str(exc.value)
+
+
+def test_peft_lora_on_a_dilated_conv_fails_forward_with_the_shape_mismatch():
+    """PEFT 0.21.2 builds lora_A without the base's dilation (huggingface/peft#3697; hand check:
+    benchmarks/peft_conv_dilation_check.py), so its forward raises; the audit reports that as a failure."""
+    pytest.importorskip("peft")
+    report = audit("verified_lora.testing.broken_variants:peft_conv1d_dilated", examples=1, checks=["forward"])
+    forward = next(r for r in report.results if r.check == "forward")
+    if forward.passed:  # a PEFT that applies lora_A with the base's dilation: then the whole layer must pass
+        assert audit("verified_lora.testing.broken_variants:peft_conv1d_dilated", examples=EXAMPLES).passed
+    else:
+        assert "RuntimeError" in forward.detail and "must match the size" in forward.detail
 
 
 def test_loralib_conv1d_is_refused_with_its_reason():

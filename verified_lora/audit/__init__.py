@@ -31,7 +31,7 @@ def _environment() -> dict[str, str]:
     import importlib.metadata as md
 
     env = {}
-    for name in ("torch", "peft", "loralib", "transformers", "torchtune", "diffusers"):
+    for name in ("torch", "peft", "loralib", "transformers", "torchtune", "diffusers", "keras"):
         try:
             env[name] = md.version(name)
         except md.PackageNotFoundError:

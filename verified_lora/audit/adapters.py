@@ -6,10 +6,13 @@ including its ``Embedding``, loralib ``Linear``/``MergedLinear``/``Embedding``, 
 (:mod:`.structural`): a frozen base operator wherever it lives, a low-rank factor pair whatever it is
 called. An explicit :class:`~.spec.LoraSpec` takes precedence over both. A layer declaring rank 0 is
 a disabled adapter (:class:`DisabledAdapter`), not an unsupported one. DoRA is recognised by its
-magnitude vector (PEFT's ``lora_magnitude_vector``, or a 1-D ``magnitude`` parameter). Conventions
-still refused, each with a one-line reason: PEFT's other LoRA variants, DoRA on embeddings and
-convolutions, convolutions with groups > 1, loralib's ConvLoRA on non-square or 1-D kernels, and
-custom (non-PEFT, non-loralib) convolution LoRA layers.
+magnitude vector (PEFT's ``lora_magnitude_vector``, or a 1-D ``magnitude`` parameter). Keras 3 layers
+(torch backend) with ``enable_lora`` are recognised first (:mod:`.keras_layers`). Conventions still
+refused, each with a one-line reason: PEFT's other LoRA variants, DoRA on embeddings and
+convolutions, convolutions with groups > 1, a padding mode other than zeros or asymmetric
+``padding='same'``, loralib's ConvLoRA on non-square or 1-D kernels, custom (non-PEFT, non-loralib)
+convolution LoRA layers, Keras ``EinsumDense`` equations that are not a dense layer on the last axis,
+quantized Keras kernels and Keras layers inside a whole model.
 
 The canonical orientation and the mapping to the paper are documented in :mod:`.views`.
 """
@@ -20,6 +23,7 @@ from torch import nn
 
 from ..errors import AuditError
 from .conventions import LoralibView, PeftView, TorchtuneView
+from .keras_layers import is_keras_layer, keras_view
 from .loralib_conv import LoralibConvView, is_loralib_conv
 from .spec import LoraSpec
 from .structural import StructuralView, structural_view
@@ -70,6 +74,11 @@ def detect_layer(module: nn.Module, spec: LoraSpec | None = None) -> LayerView |
     Raises :class:`DisabledAdapter` for a rank-0 adapter and :class:`AuditError` (one line: what was
     found, what is missing) for a LoRA layer the audit cannot map.
     """
+    if is_keras_layer(module):
+        if spec is not None and not spec.is_empty():
+            raise AuditError(f"Keras {type(module).__name__}: an explicit mapping (LoraSpec) applies to torch "
+                             "layers; Keras' enable_lora layers are detected from their own attributes")
+        return keras_view(module)
     if spec is not None and not spec.is_empty():
         if isinstance(getattr(module, "lora_A", None), nn.Parameter) and spec.slices is not None and hasattr(
                 module, "enable_lora"):
@@ -140,7 +149,11 @@ def scan_model(model: nn.Module) -> tuple[list[tuple[str, LayerView]], list[tupl
             refused.append((name, str(exc)))
             taken.append(name)
             continue
-        if view is not None:
+        if view is not None and getattr(view, "dtype_scope", None) is not None:
+            refused.append((name, f"{view.convention}: a Keras layer inside a model is not audited in place (its "
+                            "dtype comes from Keras' dtype policy at build time). Fix: audit a factory of that layer"))
+            taken.append(name)
+        elif view is not None:
             found.append((name, view))
             taken.append(name)
     return found, disabled, refused

@@ -155,6 +155,9 @@ class LayerCase:
     lora_spec: object | None = None
     #: ``values(rng, view, lead)`` replacing :func:`draw_values` (e.g. a model's own trained weights)
     values: Callable[[np.random.Generator, LayerView, tuple[int, ...]], "LayerValues"] | None = None
+    #: ``dtype_scope(dtype)``: a context in which ``build`` makes its module in ``dtype`` (Keras' dtype
+    #: policy); None: the module is built once and converted with ``.to(dtype)``
+    dtype_scope: Callable[[str], object] | None = None
 
 
 @dataclass
@@ -187,7 +190,11 @@ class Example:
     def fresh(self, dtype: str = "float64", *, probe: bool = True, write: bool = True,
               values: LayerValues | None = None) -> LayerView:
         """A new module of the case in ``dtype``, dropout 0, training mode, the drawn (or given) values written."""
-        module = self.case.build(self.spec)
+        if self.case.dtype_scope is not None:
+            with self.case.dtype_scope(dtype):
+                module = self.case.build(self.spec)
+        else:
+            module = self.case.build(self.spec)
         layer = self.case.select(module)
         view = detect_layer(layer, self.case.lora_spec)
         if view is None:
@@ -202,7 +209,12 @@ class Example:
             view.norm_axis = self.norm_axis
         if probe and self.bias_scaled is not None:
             view.bias_scaled = self.bias_scaled
-        if dtype != "float64":
+        if self.case.dtype_scope is not None:
+            built = getattr(view, "layer_dtype", dtype)
+            if built != dtype:
+                raise AuditError(f"{self.case.name}: asked for a {dtype} layer, the factory built a {built} one. "
+                                 "Fix: let the factory's layer follow the global dtype policy (no dtype= argument)")
+        elif dtype != "float64":
             layer.to(TORCH_DTYPES[dtype])
         else:
             layer.to(torch.float64)

@@ -8,6 +8,8 @@ conv with the base's kernel, stride, padding and dilation and ``r`` output chann
 image (``torch.nn.functional.unfold``, an exact copy of input values), ``W = W_flat``,
 ``A = A_flat`` (r x C_in k), ``B`` (C_out x r). The input gradient is the *fold* (overlap-add) of the
 patch gradients; :func:`fold` sums them, and the checks widen the bound by those additions.
+``padding='valid'`` and a symmetric ``padding='same'`` are the same numeric zero padding; grouped
+convolutions, other padding modes and asymmetric ``'same'`` padding are refused, each in one line.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from torch import nn
 
 from ..errors import AuditError
 
-__all__ = ["ConvGeom", "conv_geom"]
+__all__ = ["ConvGeom", "conv_geom", "numeric_padding"]
 
 
 @dataclass(frozen=True)
@@ -80,8 +82,30 @@ def conv_geom(base: nn.Module) -> ConvGeom:
     """The geometry of a ``Conv1d``/``Conv2d`` base layer (``AuditError`` for what is not supported)."""
     if not isinstance(base, (nn.Conv1d, nn.Conv2d)):
         raise AuditError(f"found a {type(base).__name__} base; missing: support for it (Conv1d and Conv2d are)")
-    if base.groups != 1 or isinstance(base.padding, str) or base.padding_mode != "zeros":
-        raise AuditError(f"{type(base).__name__}: found groups={base.groups}, padding={base.padding!r}, "
-                         f"padding_mode={base.padding_mode!r}; missing: support beyond groups=1 and numeric zero padding")
+    name = type(base).__name__
+    if base.groups != 1:
+        raise AuditError(f"{name}: found groups={base.groups} (a grouped convolution: the weight acts on "
+                         f"{base.groups} separate channel groups); missing: a reference for grouped convolutions "
+                         "(supported: groups=1)")
+    if base.padding_mode != "zeros":
+        raise AuditError(f"{name}: found padding_mode={base.padding_mode!r} (the padded border repeats input entries, "
+                         "so the input gradient is not the zero-padded fold); missing: support for it "
+                         "(supported: padding_mode='zeros')")
     return ConvGeom(base.in_channels, base.out_channels, tuple(base.kernel_size), tuple(base.stride),
-                    tuple(base.padding), tuple(base.dilation))
+                    numeric_padding(base), tuple(base.dilation))
+
+
+def numeric_padding(base: nn.Module) -> tuple[int, ...]:
+    """The per-dimension zero padding of ``base``; ``padding='valid'`` is 0, ``padding='same'`` (stride 1) is
+    ``d (k - 1) / 2`` on each side when that total is even (``AuditError`` when torch pads asymmetrically)."""
+    pad, k, d = base.padding, tuple(base.kernel_size), tuple(base.dilation)
+    if not isinstance(pad, str):
+        return tuple(pad)
+    if pad == "valid":
+        return (0,) * len(k)
+    total = [dd * (kk - 1) for kk, dd in zip(k, d)]
+    if pad != "same" or any(t % 2 for t in total):
+        raise AuditError(f"{type(base).__name__}: found padding={pad!r} with kernel {k}, dilation {d}: torch pads "
+                         f"{total} in total per dimension, unevenly on the two sides; missing: support for asymmetric "
+                         "padding (supported: numeric padding, 'valid', and 'same' with an odd effective kernel)")
+    return tuple(t // 2 for t in total)

@@ -31,7 +31,7 @@ from .conventions import dropout_is_declared
 from .spec import LoraSpec
 from .views import LayerView
 
-__all__ = ["StructuralView", "structural_view", "resolve_path", "MERGE_PAIRS"]
+__all__ = ["StructuralView", "structural_view", "resolve_path", "MERGE_PAIRS", "unnamed_pair_hint"]
 
 MERGE_PAIRS = (("merge", "unmerge"), ("_fuse_lora", "_unfuse_lora"), ("fuse_lora", "unfuse_lora"),
                ("fuse", "unfuse"), ("merge_lora", "unmerge_lora"))
@@ -365,6 +365,10 @@ class StructuralView(LayerView):
     def _orient(self) -> dict[str, bool]:
         return {"W": self.fan_in_fan_out, "A": self.a_t, "B": self.b_t}
 
+    def _base_tensors(self):
+        m, p = self.module, self.paths
+        return resolve_path(m, p["W"]), None if p["bias"] is None else resolve_path(m, p["bias"])
+
     def _tensors(self):
         m, p = self.module, self.paths
         b = resolve_path(m, p["B"])
@@ -372,6 +376,25 @@ class StructuralView(LayerView):
         lb = getattr(owner, "bias", None) if isinstance(owner, nn.Linear) else None
         return (resolve_path(m, p["W"]), None if p["bias"] is None else resolve_path(m, p["bias"]),
                 resolve_path(m, p["A"]), b, lb)
+
+
+def unnamed_pair_hint(module: nn.Module) -> str | None:
+    """For a module detection passed over (no LoRA names): a one-line hint when its tensors still fit a
+    frozen base and a trainable factor pair, naming the flags that map it; ``None`` when they do not."""
+    try:
+        w, _, kind = _find_base(module, LoraSpec())
+        W = resolve_path(module, w)
+        if W.requires_grad:
+            return None
+        d_out, d_in = (W.shape[1], W.shape[0]) if kind in ("linear_t", "embedding") else tuple(W.shape)
+        a, b, _, _, r = _find_factors(module, LoraSpec(), w, int(d_in), int(d_out))
+    except AuditError as exc:
+        return str(exc) if "several factor pairs" in str(exc) else None
+    if not (resolve_path(module, a).requires_grad and resolve_path(module, b).requires_grad):
+        return None
+    return (f"{type(module).__name__}: found a frozen base {w!r} ({d_out} x {d_in}) and trainable tensors {a!r}, {b!r} "
+            f"that fit a rank-{r} factor pair, but no name marks them as LoRA factors; missing: the mapping. "
+            f"Fix: --lora-a {a} --lora-b {b} (LoraSpec(lora_a={a!r}, lora_b={b!r}))")
 
 
 def structural_view(module: nn.Module, spec: LoraSpec | None = None) -> StructuralView:

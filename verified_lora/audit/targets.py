@@ -217,6 +217,10 @@ def factory_target(factory: Callable[..., Any], label: str, lora_spec: Any = Non
         except Exception as exc:
             raise AuditError(f"{label}: the factory raised {type(exc).__name__}: {exc}") from exc
         if not isinstance(module, nn.Module):
+            from .keras_layers import is_keras_layer, require_torch_backend
+
+            if is_keras_layer(module):
+                require_torch_backend(label)
             raise AuditError(f"{label}: the factory returned {type(module).__name__}, not a torch.nn.Module")
         return module
 
@@ -232,7 +236,8 @@ def factory_target(factory: Callable[..., Any], label: str, lora_spec: Any = Non
             raise AuditError(f"{label}: {exc}") from None
         root_error, view = exc, None
     if view is not None:
-        return Resolved([LayerCase(label, build, draw, notes=_degenerate_notes(view), lora_spec=spec)])
+        return Resolved([LayerCase(label, build, draw, notes=_degenerate_notes(view), lora_spec=spec,
+                                   dtype_scope=getattr(view, "dtype_scope", None))])
     if spec is not None:
         raise AuditError(f"{label}: the explicit mapping (--base/--lora-a/--lora-b) describes one LoRA layer, "
                          f"but the factory returned {type(probe).__name__}, which is not one. Fix: a factory "
@@ -251,6 +256,10 @@ def factory_target(factory: Callable[..., Any], label: str, lora_spec: Any = Non
             raise AuditError(f"{label}: no LoRA layers found (q_proj, k_proj and v_proj are plain layers)")
         cases.append(AttentionCase(f"{label} attention", build, draw))
         return Resolved(cases)
+    from .keras_layers import is_keras_layer, keras_model_refusal
+
+    if root_error is None and is_keras_layer(probe):
+        raise AuditError(f"{label}: {keras_model_refusal(probe)}")
     from .whole_model import inventory, model_cases
 
     inv = inventory(probe)
@@ -258,6 +267,11 @@ def factory_target(factory: Callable[..., Any], label: str, lora_spec: Any = Non
     if not inv.audited and not inv.disabled and not real_refusals:
         if root_error is not None:
             raise AuditError(f"{label}: {root_error}") from None
+        from .structural import unnamed_pair_hint
+
+        hint = unnamed_pair_hint(probe)
+        if hint:
+            raise AuditError(f"{label}: {hint}")
         raise AuditError(f"{label}: no LoRA layers found in {type(probe).__name__} (looked for PEFT LoraLayer, "
                          "loralib, torchtune, factor pairs such as lora_A/B, lora_down/up, down/up, and "
                          "parametrizations)")

@@ -31,9 +31,20 @@ from torch import nn
 from ..errors import AuditError
 from .error_bounds import LayerArrays
 
-__all__ = ["LayerView", "Block", "to_paper", "PAPER_MAPPING", "call_method"]
+__all__ = ["LayerView", "Block", "to_paper", "PAPER_MAPPING", "call_method", "bound_dtype"]
 
 PAPER_MAPPING = "paper W = weight.T, paper B = lora_A.T (d_in x r), paper A = lora_B.T (r x d_out)"
+
+
+def bound_dtype(view: "LayerView", dtype: str) -> str:
+    """The dtype whose unit roundoff bounds a run of ``view`` in ``dtype``: the wider of ``dtype`` and the
+    adapter dtype the layer declares (Keras keeps its LoRA factors in float32 in a float64 layer)."""
+    from .error_bounds import unit_roundoff_of
+
+    ad = getattr(view, "adapter_dtype", None)
+    if ad is None or ad not in ("float64", "float32", "bfloat16", "float16"):
+        return dtype
+    return ad if unit_roundoff_of(ad) > unit_roundoff_of(dtype) else dtype
 
 
 def call_method(module: nn.Module, name: str) -> None:
@@ -92,6 +103,8 @@ class LayerView:
     lora_factor = 1.0  # detected extra factor on the LoRA branch (c when the branch carries it)
     declared: dict = {}  # hyperparameters as the layer declares them (name -> value), for the report
     dropout_declared = True  # False: the layer was built without dropout (its slot is a no-op)
+    adapter_dtype: str | None = None  # a dtype the layer declares for its LoRA factors (None: the layer's)
+    unmerge_skip_reason: str | None = None  # set when the layer merges but cannot unmerge (Keras)
 
     conv = None  # ConvGeom for a convolution (input_kind "conv"): the layer is linear on patches
 
@@ -212,6 +225,18 @@ class LayerView:
                            s=float(self.declared_scale) * self.lora_factor, c=float(self.base_scale),
                            m=None if mag is None else _np(mag).reshape(-1), norm_axis=self.norm_axis,
                            bias_scaled=self.bias_scaled)
+
+    def _base_tensors(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(stored base weight, bias) as live tensors; overridden where the factors may be gone."""
+        W, bias, *_ = self._tensors()
+        return W, bias
+
+    def read_base(self) -> tuple[np.ndarray, np.ndarray | None]:
+        """Canonical ``W`` and ``bias`` alone, without touching the factors: after a merge that deletes
+        them (diffusers' ``_fuse_lora`` sets ``lora_layer = None``) the base weight is still readable."""
+        W, bias = self._base_tensors()
+        Wn = _np(W).T if self._orient()["W"] else _np(W)
+        return Wn, None if bias is None else _np(bias)
 
     # -- DoRA ------------------------------------------------------------------------------------
     variant = "lora"

@@ -69,7 +69,10 @@ def inventory(model: nn.Module) -> Inventory:
         except AuditError as exc:
             refused.append((name, str(exc)))
             continue
-        if view is not None:
+        if view is not None and getattr(view, "dtype_scope", None) is not None:
+            refused.append((name, f"{view.convention}: a Keras layer inside a model is not audited in place (its "
+                           "dtype comes from Keras' dtype policy at build time). Fix: audit a factory of that layer"))
+        elif view is not None:
             found.append((name, view))
     holders = [n for n, _ in found] + [n for n, _ in disabled]
     unaudited: list[tuple[str, str]] = []

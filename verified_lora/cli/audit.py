@@ -62,7 +62,9 @@ def add(sub: argparse._SubParsersAction) -> None:
                                    "'loralib' or 'module.path:factory' (a factory returning a LoRA layer, an "
                                    "attention module or a whole model: then every LoRA-carrying module is audited "
                                    "with its own weights and with fresh draws; modules the audit cannot map are "
-                                   "listed and the verdict is PARTIAL). Exit codes: 0 PASS or WARN, 1 a check "
+                                   "listed and the verdict is PARTIAL). Keras 3 layers with enable_lora are audited on Keras' torch "
+                                   "backend: KERAS_BACKEND is set to 'torch' when unset, another backend is "
+                                   "refused. Exit codes: 0 PASS or WARN, 1 a check "
                                    "failed, 2 PARTIAL, bad input or an error of the tool itself.",
                        parents=[json_or_markdown("print the report as JSON", "print the report as Markdown"),
                                 quiet_flag()])
@@ -153,6 +155,10 @@ def run(args: argparse.Namespace) -> int:
             raise InputError("TARGET", "peft, loralib or an importable module.path:factory",
                              f"{args.target!r}: module {module!r} is not importable",
                              "run from the directory that contains it, or install it")
+    import os
+
+    # Keras layers are torch modules only on Keras' torch backend, which Keras reads once, on import
+    os.environ.setdefault("KERAS_BACKEND", "torch")
     from ..audit import audit
 
     spec = _spec(args)

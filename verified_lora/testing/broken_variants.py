@@ -342,6 +342,22 @@ def peft_conv1d(d_out: int, r: int, alpha: float, bias: bool, use_rslora: bool =
     return _peft_conv(nn.Conv1d(3, d_out, kernel_size=3, padding=1, bias=bias), r, alpha, use_rslora)
 
 
+def peft_conv2d_same(d_out: int, r: int, alpha: float, bias: bool) -> nn.Module:
+    """PEFT's LoRA on a Conv2d with ``padding='same'`` (kernel 3: one zero on each side), as written."""
+    return _peft_conv(nn.Conv2d(2, d_out, kernel_size=3, padding="same", bias=bias), r, alpha)
+
+
+def peft_conv1d_valid(d_out: int, r: int, alpha: float, bias: bool) -> nn.Module:
+    """PEFT's LoRA on a Conv1d with ``padding='valid'`` (kernel 2, stride 2), as written."""
+    return _peft_conv(nn.Conv1d(3, d_out, kernel_size=2, stride=2, padding="valid", bias=bias), r, alpha)
+
+
+def peft_conv1d_dilated(d_out: int, r: int, alpha: float, bias: bool) -> nn.Module:
+    """PEFT's LoRA on a dilated Conv1d (kernel 2, dilation 2), as written: PEFT 0.21.2 builds ``lora_A``
+    without the base's dilation, so the two branches' outputs differ in length and the forward raises."""
+    return _peft_conv(nn.Conv1d(3, d_out, kernel_size=2, dilation=2, bias=bias), r, alpha)
+
+
 def conv_kernel_transposed(d_out: int, r: int, alpha: float, bias: bool) -> nn.Module:
     """PEFT's Conv2d LoRA whose merge adds the update with the kernel's spatial axes swapped (3 x 3 kernel)."""
     layer = _peft_conv(nn.Conv2d(2, d_out, kernel_size=3, padding=1, bias=bias), r, alpha)

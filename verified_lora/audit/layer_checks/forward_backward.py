@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..views import LayerView
+from ..views import LayerView, bound_dtype
 from ..cases import Example, tensor
 from ..error_bounds import LayerArrays, scale_bound
 from ..layer_reference import effective_scale
@@ -52,9 +52,9 @@ def standard_pass(ex: Example) -> Pass:
     (y * tensor(ex.values.g)).sum().backward()
     arrays = view.read()
     ref = reference(arrays, ex.cx, ex.cg)
-    bounds = variant_bounds(arrays, ex.cx, ex.cg, "float64")
+    bounds = variant_bounds(arrays, ex.cx, ex.cg, bound_dtype(view, "float64"))
     if getattr(view, "shared_a", False):  # blocks sharing one stored A: compare in the stored layout
-        rb, bb = view.reduce(ref.blocks, bounds["blocks"], ex.cx.shape[0], "float64")
+        rb, bb = view.reduce(ref.blocks, bounds["blocks"], ex.cx.shape[0], bound_dtype(view, "float64"))
         ref = replace(ref, blocks=rb)
         bounds = {**bounds, "blocks": bb}
     dx = None if x0.grad is None else x0.grad.detach().numpy()
@@ -123,6 +123,8 @@ def check_scaling(p: Pass) -> Outcome:
 def check_forward(p: Pass) -> Outcome:
     o = compare(p.y, p.ref.Y, p.bounds["Y"])
     o.detail = f"s = {p.arrays.s:.6g} (declared)"
+    if bound_dtype(p.view, "float64") != "float64":
+        o.detail += f"; LoRA factors {p.view.adapter_dtype} as the layer declares: {p.view.adapter_dtype} bound"
     return o
 
 

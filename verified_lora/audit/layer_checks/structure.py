@@ -35,7 +35,7 @@ def check_layout(ex: Example, view: LayerView) -> Outcome:
     if bad:
         return Outcome(False, None, None, f"{fifo}; stored differently from the {view.convention} convention: "
                        + ", ".join(f"{k} {v}" for k, v in bad.items()))
-    return Outcome(True, None, None, f"{fifo}; {PAPER_MAPPING}")
+    return Outcome(True, None, None, f"{fifo}; {getattr(view, 'paper_mapping', PAPER_MAPPING)}")
 
 
 @check("qkv_slices", takes="probe",
