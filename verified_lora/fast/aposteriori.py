@@ -127,12 +127,53 @@ def _x_rms(mo: dict, xk: np.ndarray, xv: np.ndarray, e_rel: float) -> tuple[np.n
     L = mo["D"].shape[0]
     kmax, vmax = np.max(np.abs(xk), axis=0), np.max(np.abs(xv), axis=0)
     x2 = mo.get("x2")
-    if x2 is None or x2.shape[1] != xk.shape[1] + xv.shape[1]:
+    if x2 is None or x2.shape[1] < xk.shape[1] + xv.shape[1]:
         return np.broadcast_to(kmax, (L, kmax.size)), np.broadcast_to(vmax, (L, vmax.size))
+    x2 = x2[:, :xk.shape[1] + xv.shape[1]]   # [X_K, X_V] come first (fast/adapter_chain.py extra_layout)
     cmax = np.concatenate([kmax, vmax])
     sq = rg.mul_up(rg.add_up(np.maximum(x2, 0.0), rg.mul_up(e_rel, rg.mul_up(cmax, cmax))[None, :]), 1 + 4 * U)
     r = np.minimum(rg.sqrt_up(sq), cmax[None, :])
     return r[:, :kmax.size], r[:, kmax.size:]
+
+
+def _scalars(method: str, eps_A: float, eps_D: float | None, eps_A_in: float) -> tuple[float, float, float]:
+    """``(delta, zeta, delta (1 + delta))`` rounded up (module docstring, (A0) and (GQ, factored))."""
+    e = float(eps_A_in)
+    if not e < 1:
+        raise ValueError("eps_A' must be < 1")
+    delta = float(rg.div_up(rg.mul_up(2.0, e), float(rg.down(1.0 - e))))
+    zeta = 0.0
+    if method == "factored":
+        zeta = float(rg.div_up(rg.add_up(eps_A, eps_D), float(rg.down(1.0 - eps_A))))
+    return delta, zeta, float(rg.mul_up(delta, rg.add_up(1.0, delta)))
+
+
+def _row_terms(it: dict, method: str, delta: float, zeta: float, dp1: float, e_rel: float) -> dict[str, Any]:
+    """The per-row quantities of the module docstring for one batch item (all upper bounds)."""
+    y, mo = it["y"], it["moments"]
+    vmax = np.max(it["Vm"], axis=0)
+    kmax = np.max(it["Km"], axis=0)
+    ev = rg.mul_up(e_rel, vmax)                       # per column
+    ev2 = rg.mul_up(e_rel, rg.mul_up(vmax, vmax))
+    ek = rg.mul_up(e_rel, kmax)
+    ek2 = rg.mul_up(e_rel, rg.mul_up(kmax, kmax))
+    sd = _sd_up(mo["v1"], mo["v2"], ev[None, :], ev2[None, :])
+    sk = _sd_up(mo["k1"], mo["k2"], ek[None, :], ek2[None, :])
+    mk2 = rg.add_up(mo["k2"], ek2[None, :])
+    cabs = rg.add_up(rg.up(np.abs(mo["v1"] - y) * (1 + 2 * U)), ev[None, :])   # >= |c~|
+    Delta = rg.mul_up(delta, sd)                       # >= |Delta| (A1)
+    cex = rg.add_up(cabs, Delta)                       # >= |c|
+    S2 = rg.sum_up(rg.mul_up(sd, sd), axis=1)
+    C1 = rg.sum_up(rg.mul_up(cabs, sd), axis=1)
+    rowQ_s = rg.add_up(rg.mul_up(delta, S2), rg.mul_up(dp1, rg.add_up(C1, rg.mul_up(delta, S2))))
+    rowQ = rg.mul_up(rowQ_s[:, None], sk)
+    rowK = rg.sum_up(rg.add_up(rg.mul_up(Delta, rg.add_up(sd, cex)), rg.mul_up(delta, rg.mul_up(cex, rg.add_up(sd, Delta)))),
+                     axis=1)
+    if method == "factored":
+        rowQ = rg.add_up(rowQ, rg.mul_up(zeta, rg.mul_up(C1[:, None], rg.sqrt_up(mk2))))
+        rowK = rg.add_up(rowK, rg.mul_up(zeta, C1))
+    return dict(ev=ev, ek=ek, sd=sd, sk=sk, cabs=cabs, Delta=Delta, cex=cex, C1=C1, rowQ_s=rowQ_s, rowQ=rowQ,
+                rowK=rowK)
 
 
 def aposteriori_weight_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A: float,
@@ -143,43 +184,16 @@ def aposteriori_weight_bounds(problem: Any, items: list[dict[str, Any]], method:
     bounds ``Pm``, ``Km``, ``Vm`` of the projections, and the moments of :func:`row_moments` (NumPy); ``e_rel`` the
     relative (to the column max) error bound of a computed moment.
     """
-    e = float(eps_A_in)
-    if not e < 1:
-        raise ValueError("eps_A' must be < 1")
-    delta = float(rg.div_up(rg.mul_up(2.0, e), float(rg.down(1.0 - e))))
-    zeta = 0.0
-    if method == "factored":
-        zeta = float(rg.div_up(rg.add_up(eps_A, eps_D), float(rg.down(1.0 - eps_A))))
-    dp1 = float(rg.mul_up(delta, rg.add_up(1.0, delta)))
+    delta, zeta, dp1 = _scalars(method, eps_A, eps_D, eps_A_in)
     acc: dict[str, np.ndarray] = {}
     beta = abs(float(problem.beta))
     for it in items:
-        xq, xk, xv, y, Pm, mo = it["x_q"], it["x_k"], it["x_v"], it["y"], it["Pm"], it["moments"]
-        vmax = np.max(it["Vm"], axis=0)
-        kmax = np.max(it["Km"], axis=0)
-        ev = rg.mul_up(e_rel, vmax)                       # per column
-        ev2 = rg.mul_up(e_rel, rg.mul_up(vmax, vmax))
-        ek = rg.mul_up(e_rel, kmax)
-        ek2 = rg.mul_up(e_rel, rg.mul_up(kmax, kmax))
-        sd = _sd_up(mo["v1"], mo["v2"], ev[None, :], ev2[None, :])
-        sk = _sd_up(mo["k1"], mo["k2"], ek[None, :], ek2[None, :])
-        mk2 = rg.add_up(mo["k2"], ek2[None, :])
-        cabs = rg.add_up(rg.up(np.abs(mo["v1"] - y) * (1 + 2 * U)), ev[None, :])   # >= |c~|
-        Delta = rg.mul_up(delta, sd)                       # >= |Delta| (A1)
-        cex = rg.add_up(cabs, Delta)                       # >= |c|
-        S2 = rg.sum_up(rg.mul_up(sd, sd), axis=1)
-        C1 = rg.sum_up(rg.mul_up(cabs, sd), axis=1)
-        rowQ_s = rg.add_up(rg.mul_up(delta, S2), rg.mul_up(dp1, rg.add_up(C1, rg.mul_up(delta, S2))))
-        rowQ = rg.mul_up(rowQ_s[:, None], sk)
-        rowK = rg.sum_up(rg.add_up(rg.mul_up(Delta, rg.add_up(sd, cex)), rg.mul_up(delta, rg.mul_up(cex, rg.add_up(sd, Delta)))),
-                         axis=1)
-        if method == "factored":
-            rowQ = rg.add_up(rowQ, rg.mul_up(zeta, rg.mul_up(C1[:, None], rg.sqrt_up(mk2))))
-            rowK = rg.add_up(rowK, rg.mul_up(zeta, C1))
-        gq = rg.mul_up(beta, rg.matmul_up(np.abs(xq).T, rowQ))
+        xq, xk, xv, Pm, mo = it["x_q"], it["x_k"], it["x_v"], it["Pm"], it["moments"]
+        t = _row_terms(it, method, delta, zeta, dp1, e_rel)
+        gq = rg.mul_up(beta, rg.matmul_up(np.abs(xq).T, t["rowQ"]))
         xk_row, xv_row = _x_rms(mo, xk, xv, e_rel)                       # >= sqrt(E~[X^2]) per row, or the max
-        gk = rg.mul_up(beta, rg.matmul_up(xk_row.T, rg.mul_up(rowK[:, None], Pm)))   # sum_i Xk_ia rowK_i |P_ib|
-        gv = rg.matmul_up(xv_row.T, rg.add_up(Delta, rg.mul_up(delta, cex)))      # sum_i Xv_ia (|Delta_ij| + delta |c_ij|)
+        gk = rg.mul_up(beta, rg.matmul_up(xk_row.T, rg.mul_up(t["rowK"][:, None], Pm)))   # sum_i Xk_ia rowK_i |P_ib|
+        gv = rg.matmul_up(xv_row.T, rg.add_up(t["Delta"], rg.mul_up(delta, t["cex"])))  # sum_i Xv_ia (|Delta_ij| + delta |c_ij|)
         for key, m in (("Q", gq), ("K", gk), ("V", gv)):
             acc[key] = m if key not in acc else rg.add_up(acc[key], m)
     n = problem.n_batch
