@@ -4,8 +4,9 @@ r"""Step (2) of the certificate for the adapter gradients themselves, row by row
 the chain rule ``dA = s B^T G``, ``dB = s G A^T`` then gives ``|s| |B|^T |dG|`` and ``|s| |dG| |A|^T``,
 which ignores every cancellation inside ``B^T X^T`` and ``K A^T``. Here the adapter factors are moved
 *inside* the per-row lemmas, at ``O(L d r)`` plus ``4 r`` more moment columns (``r`` the adapter rank).
-Notation as in :mod:`.aposteriori` (row ``i``, ``delta``, ``zeta``, ``rowQ_s,i = delta S2 + delta (1 + delta)
-(C1 + delta S2)``, ``rowK_i``, ``Delta``, ``c``); ``s`` the adapter scale, ``A`` (``r x d_out``) and
+Notation as in :mod:`.aposteriori` (row ``i``, ``delta``, ``delta1 = delta / 2``, ``zeta``,
+``rowQ_s,i = delta1 S2 + (delta + delta1^2) (C1 + delta1 S2)``, ``rowK_i`` (its min with ``rowQ_s,i + zeta C1_i``),
+``Delta``, ``c``); ``s`` the adapter scale, ``A`` (``r x d_out``) and
 ``B`` (``d_model x r``) the adapter factors, ``K = K^``, ``V = V^``, ``P = P^`` the core's projections.
 
 **(AQ) ``dA_Q``.** ``dG_Q = beta X_Q^T E`` with ``E_ib = sum_l (p_il^fac - p_il) K_lb``, ``|E_ib| <= rowQ_ib``,
@@ -35,11 +36,11 @@ both are also capped by ``sum_b |A_rb| sk_b`` and ``sum_b |A_rb| sqrt(E~K_b^2)``
 ``X_Q W^`` (:mod:`.rounding_bound`: ``|P' - P|, |P^ - P| <= E_P``), capped by ``|P^| |A|^T``.
 
 **(AV) ``dA_V``.** ``d(dA_V) = s (X_V B)^T Z`` with ``Z_lj = sum_i (pi~_il c~_ij - pi_il c_ij)``; (GV) with the
-weights ``(X_V B)_r``: ``|d(dA_V)_rj| <= |s| sum_i sqrt(E~_i[(X_V B)_r^2]) (|Delta_ij| + delta |c_ij|)``.
+weights ``(X_V B)_r``: ``|d(dA_V)_rj| <= |s| sum_i sqrt(E~_i[(X_V B)_r^2]) (|Delta_ij| + delta1 |c_ij|)``.
 
 **(BV) ``dB_V``.** ``(Z A^T)_lr = sum_i (pi~_il c~'_ir - pi_il c'_ir)`` with ``c' = c A^T``, the residual of the
-value column ``u = V A^T`` against ``Y A^T``: (A1) gives ``|Delta'_ir| <= delta sd~_i(u_r)`` and
-``|c'_ir| <= |c~'_ir| + |Delta'_ir|``, so ``|d(dB_V)_ar| <= |s| sum_i xv_ia delta (sd~_i(u_r) (1 + delta) + |c~'_ir|)``.
+value column ``u = V A^T`` against ``Y A^T``: (A1) gives ``|Delta'_ir| <= delta1 sd~_i(u_r)`` and
+``|c'_ir| <= |c~'_ir| + |Delta'_ir|``, so ``|d(dB_V)_ar| <= |s| sum_i xv_ia delta1 (sd~_i(u_r) (1 + delta1) + |c~'_ir|)``.
 ``c~' = (E~V - Y_i) A^T`` is formed from ``fl(v1 - Y)`` (``|c~ - fl(v1 - Y)| <= e_v + 2u |fl(v1 - Y)|``) and
 rounded outward like ``u`` above; capped by ``|c~| |A|^T``.
 
@@ -144,7 +145,7 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
     """
     from .rounding_bound import _proj
 
-    delta, zeta, dp1 = _scalars(method, eps_A, eps_D, eps_A_in)
+    delta, delta1, zeta, dp1 = _scalars(method, eps_A, eps_D, eps_A_in)
     beta = abs(float(problem.beta))
     acc: dict[str, np.ndarray] = {}
     for it in items:
@@ -153,7 +154,7 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
         sl = None if x2 is None else _slices(problem, x2.shape[1])
         if sl is None:
             return {}
-        t = _row_terms(it, method, delta, zeta, dp1, e_rel)
+        t = _row_terms(it, method, delta, delta1, zeta, dp1, e_rel)
         xq, xk, xv, Pm = it["x_q"], it["x_k"], it["x_v"], it["Pm"]
         xk_row, xv_row = _x_rms(mo, xk, xv, e_rel)
         out: dict[str, np.ndarray] = {}
@@ -178,14 +179,14 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
                 out["B_K"] = rg.mul_up(beta, rg.matmul_up(xk_row.T, rg.mul_up(t["rowK"][:, None], PA)))
             else:
                 w = _rms_weights(x2[:, sl["XB_V"]], np.abs(xv), b, xv_row, e_rel)
-                out["A_V"] = rg.matmul_up(w.T, rg.add_up(t["Delta"], rg.mul_up(delta, t["cex"])))
+                out["A_V"] = rg.matmul_up(w.T, rg.add_up(t["Delta"], rg.mul_up(delta1, t["cex"])))
                 su, _ru = _sd_key_column(mo["v1"], t["ev"][None, :], it["Vm"], a, x2[:, sl["VA_V"]], e_rel)
                 su = np.minimum(su, rg.matmul_up(t["sd"], np.abs(a).T))
                 cd = mo["v1"] - it["y"]
                 ec = rg.add_up(rg.mul_up(2 * U, np.abs(cd)), t["ev"][None, :])   # >= |c~ - fl(v1 - Y)|
                 ct = rg.add_up(_abs_product(cd, a.T), rg.matmul_up(ec, np.abs(a).T))
                 ct = np.minimum(ct, rg.matmul_up(t["cabs"], np.abs(a).T))        # >= |c~ A^T|
-                term = rg.mul_up(delta, rg.add_up(rg.mul_up(su, rg.add_up(1.0, delta)), ct))
+                term = rg.mul_up(delta1, rg.add_up(rg.mul_up(su, rg.add_up(1.0, delta1)), ct))
                 out["B_V"] = rg.matmul_up(xv_row.T, term)
         for name, m in out.items():
             acc[name] = m if name not in acc else rg.add_up(acc[name], m)

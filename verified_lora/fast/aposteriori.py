@@ -12,19 +12,25 @@ Notation, row ``i`` fixed: ``pi`` the exact softmax of ``S``, ``pi~`` the approx
 
 **(A0) density ratio.** ``pi_l / pi~_l = abar / a_l`` with ``a_l = P(S^_l) e^{-S_l}`` in
 ``[1 - e, 1 + e]`` (``e = eps_A'``, the score-perturbed error) and ``abar`` a ``pi``-average of them,
-so ``|pi_l / pi~_l - 1| <= delta = 2e / (1 - e)``.
+so ``|pi_l / pi~_l - 1| <= delta = 2e / (1 - e)`` (the ratio ``r_l = pi_l / pi~_l`` lies in
+``[abar / (1 + e), abar / (1 - e)]``, an interval of length ``2e abar / (1 - e^2) <= delta`` that contains 1,
+because ``E~ r = sum_l pi_l = 1``).
 
-**(A1) means.** For any ``F`` with ``F' = F - E~F``: ``E_pi F - E~F = sum_l pi~_l (pi_l / pi~_l - 1) F'_l``,
-so ``|E_pi F - E~ F| <= delta E~|F'| <= delta sd~(F)`` (Cauchy-Schwarz). Hence ``|Delta_j| <= delta sd_j``.
+**(A1) means (Popoviciu).** For any ``F`` with ``F' = F - E~F``: ``E_pi F - E~F = sum_l pi~_l (r_l - 1) F'_l
+= Cov~(r, F)`` (``E~ r = 1``), so ``|E_pi F - E~ F| <= sd~(r) sd~(F)`` (Cauchy-Schwarz) and, by Popoviciu's
+inequality (a variable in ``[m, M]`` has variance ``<= (M - m)^2 / 4``),
+``sd~(r) <= e abar / (1 - e^2) <= e / (1 - e) =: delta1 = delta / 2`` (``abar <= 1 + e``). Hence
+``|E_pi F - E~ F| <= delta1 sd~(F)`` and ``|Delta_j| <= delta1 sd_j``.
 
-**(A2) covariances.** ``Cov_pi(F, G) = E_pi[F'G'] - E_pi[F'] E_pi[G']`` and (A1) give
-``|Cov_pi(F, G) - Cov~(F, G)| <= delta (1 + delta) sd~(F) sd~(G)``.
+**(A2) covariances.** ``Cov_pi(F, G) = E_pi[F'G'] - E_pi[F'] E_pi[G']``; the first term moves by
+``|sum_l pi~_l (r_l - 1) F'_l G'_l| <= delta E~|F'G'| <= delta sd~(F) sd~(G)`` ((A0) entrywise), the second
+is ``<= delta1^2 sd~(F) sd~(G)`` by (A1), so ``|Cov_pi(F, G) - Cov~(F, G)| <= (delta + delta1^2) sd~(F) sd~(G)``.
 
 **(GQ, paper).** ``sum_l p_l K_l = Cov_pi(<c, V>, K)`` and ``sum_l p~_l K_l = Cov~(<c~, V>, K)``, so
 
     |sum_l (p~_l - p_l) K_lb| <= |Cov~(<Delta, V>, K_b)| + |Cov~(<c, V>, K_b) - Cov_pi(<c, V>, K_b)|
-                              <= sk_b [ sum_j |Delta_j| sd_j + delta (1 + delta) sum_j |c_j| sd_j ]
-                              <= sk_b [ delta S2 + delta (1 + delta) (C1 + delta S2) ]  =: rowQ_ib
+                              <= sk_b [ sum_j |Delta_j| sd_j + (delta + delta1^2) sum_j |c_j| sd_j ]
+                              <= sk_b [ delta1 S2 + (delta + delta1^2) (C1 + delta1 S2) ]  =: sk_b rowQ_s,i =: rowQ_ib
 
 with ``S2 = sum_j sd_j^2``, ``C1 = sum_j |c~_j| sd_j`` (``|c_j| <= |c~_j| + |Delta_j|``).
 
@@ -40,11 +46,15 @@ weighting row ``l`` by ``|X_K,la|``, Cauchy-Schwarz under ``pi~_i`` gives
 ``xk_ia = sqrt(E~_i[X_K,a^2])`` (a per-row moment, capped by ``max_l |X_K,la|``), so
 ``sum_l |X_K,la| |sum_i (p~_il - p_il) P_ib| <= sum_i xk_ia |P_ib| rowK_i``,
 ``rowK_i = sum_j [|Delta_j| (sd_j + |c_j|) + delta |c_j| (sd_j + |Delta_j|)]``; factored adds
-``zeta sum_j |c~_j| sd_j`` (``|h~_l| <= sum_j |c~_j| |V_lj - E~V_j|``).
+``zeta sum_j |c~_j| sd_j`` (``|h~_l| <= sum_j |c~_j| |V_lj - E~V_j|``). The signed sum
+``T_ia = sum_l X_K,la (p~_il - p_il)`` is also a (GQ) sum with the key-side column ``X_K,a`` in place of
+``K_b``, so ``|T_ia| <= rowQ_s,i sd~(X_K,a) + zeta C1_i sqrt(E~[X_K,a^2]) <= xk_ia (rowQ_s,i + zeta C1_i)``;
+``dG_K,ab = beta sum_i P_ib T_ia``, so ``rowK_i`` is replaced by ``min(rowK_i, rowQ_s,i + zeta C1_i)``.
 
 **(GV).** ``f~^T c~ - f^T c = sum_i pi~_il (Delta_i + (1 - pi_il / pi~_il) c_i)``, so
-``|dG_V,aj| <= sum_i xv_ia (|Delta_ij| + delta |c_ij|)`` with ``xv_ia = sqrt(E~_i[X_V,a^2])
->= sum_l pi~_il |X_V,la|`` (capped by ``max_l |X_V,la|``).
+``sum_l X_V,la (f~^T c~ - f^T c)_lj = sum_i [Delta_ij E~_i X_V,a + c_ij (E~_i X_V,a - E_pi,i X_V,a)]`` and, by (A1),
+``|dG_V,aj| <= sum_i xv_ia (|Delta_ij| + delta1 |c_ij|)`` with ``xv_ia = sqrt(E~_i[X_V,a^2])
+>= max(|E~_i X_V,a|, sd~_i(X_V,a))`` (capped by ``max_l |X_V,la|``).
 
 **Floating point.** The moments are computed in float64 with the running-error bound of
 :mod:`.rounding_bound` (``|m^ - m| <= e_rel * (column max)``, ``e_rel = 2 delta_D / (1 - delta_D) + 2u``);
@@ -136,19 +146,22 @@ def _x_rms(mo: dict, xk: np.ndarray, xv: np.ndarray, e_rel: float) -> tuple[np.n
     return r[:, :kmax.size], r[:, kmax.size:]
 
 
-def _scalars(method: str, eps_A: float, eps_D: float | None, eps_A_in: float) -> tuple[float, float, float]:
-    """``(delta, zeta, delta (1 + delta))`` rounded up (module docstring, (A0) and (GQ, factored))."""
+def _scalars(method: str, eps_A: float, eps_D: float | None, eps_A_in: float) -> tuple[float, float, float, float]:
+    """``(delta, delta1, zeta, delta + delta1^2)`` rounded up (module docstring, (A0)-(A2), (GQ, factored))."""
     e = float(eps_A_in)
     if not e < 1:
         raise ValueError("eps_A' must be < 1")
-    delta = float(rg.div_up(rg.mul_up(2.0, e), float(rg.down(1.0 - e))))
+    one_m = float(rg.down(1.0 - e))
+    delta = float(rg.div_up(rg.mul_up(2.0, e), one_m))
+    delta1 = float(rg.div_up(e, one_m))
     zeta = 0.0
     if method == "factored":
         zeta = float(rg.div_up(rg.add_up(eps_A, eps_D), float(rg.down(1.0 - eps_A))))
-    return delta, zeta, float(rg.mul_up(delta, rg.add_up(1.0, delta)))
+    return delta, delta1, zeta, float(rg.add_up(delta, rg.mul_up(delta1, delta1)))
 
 
-def _row_terms(it: dict, method: str, delta: float, zeta: float, dp1: float, e_rel: float) -> dict[str, Any]:
+def _row_terms(it: dict, method: str, delta: float, delta1: float, zeta: float, dp1: float,
+               e_rel: float) -> dict[str, Any]:
     """The per-row quantities of the module docstring for one batch item (all upper bounds)."""
     y, mo = it["y"], it["moments"]
     vmax = np.max(it["Vm"], axis=0)
@@ -161,14 +174,15 @@ def _row_terms(it: dict, method: str, delta: float, zeta: float, dp1: float, e_r
     sk = _sd_up(mo["k1"], mo["k2"], ek[None, :], ek2[None, :])
     mk2 = rg.add_up(mo["k2"], ek2[None, :])
     cabs = rg.add_up(rg.up(np.abs(mo["v1"] - y) * (1 + 2 * U)), ev[None, :])   # >= |c~|
-    Delta = rg.mul_up(delta, sd)                       # >= |Delta| (A1)
+    Delta = rg.mul_up(delta1, sd)                      # >= |Delta| (A1)
     cex = rg.add_up(cabs, Delta)                       # >= |c|
     S2 = rg.sum_up(rg.mul_up(sd, sd), axis=1)
     C1 = rg.sum_up(rg.mul_up(cabs, sd), axis=1)
-    rowQ_s = rg.add_up(rg.mul_up(delta, S2), rg.mul_up(dp1, rg.add_up(C1, rg.mul_up(delta, S2))))
+    rowQ_s = rg.add_up(rg.mul_up(delta1, S2), rg.mul_up(dp1, rg.add_up(C1, rg.mul_up(delta1, S2))))
     rowQ = rg.mul_up(rowQ_s[:, None], sk)
     rowK = rg.sum_up(rg.add_up(rg.mul_up(Delta, rg.add_up(sd, cex)), rg.mul_up(delta, rg.mul_up(cex, rg.add_up(sd, Delta)))),
                      axis=1)
+    rowK = np.minimum(rowK, rowQ_s)                    # (GK): the signed sum is a (GQ) sum too
     if method == "factored":
         rowQ = rg.add_up(rowQ, rg.mul_up(zeta, rg.mul_up(C1[:, None], rg.sqrt_up(mk2))))
         rowK = rg.add_up(rowK, rg.mul_up(zeta, C1))
@@ -184,16 +198,16 @@ def aposteriori_weight_bounds(problem: Any, items: list[dict[str, Any]], method:
     bounds ``Pm``, ``Km``, ``Vm`` of the projections, and the moments of :func:`row_moments` (NumPy); ``e_rel`` the
     relative (to the column max) error bound of a computed moment.
     """
-    delta, zeta, dp1 = _scalars(method, eps_A, eps_D, eps_A_in)
+    delta, delta1, zeta, dp1 = _scalars(method, eps_A, eps_D, eps_A_in)
     acc: dict[str, np.ndarray] = {}
     beta = abs(float(problem.beta))
     for it in items:
         xq, xk, xv, Pm, mo = it["x_q"], it["x_k"], it["x_v"], it["Pm"], it["moments"]
-        t = _row_terms(it, method, delta, zeta, dp1, e_rel)
+        t = _row_terms(it, method, delta, delta1, zeta, dp1, e_rel)
         gq = rg.mul_up(beta, rg.matmul_up(np.abs(xq).T, t["rowQ"]))
         xk_row, xv_row = _x_rms(mo, xk, xv, e_rel)                       # >= sqrt(E~[X^2]) per row, or the max
         gk = rg.mul_up(beta, rg.matmul_up(xk_row.T, rg.mul_up(t["rowK"][:, None], Pm)))   # sum_i Xk_ia rowK_i |P_ib|
-        gv = rg.matmul_up(xv_row.T, rg.add_up(t["Delta"], rg.mul_up(delta, t["cex"])))  # sum_i Xv_ia (|Delta_ij| + delta |c_ij|)
+        gv = rg.matmul_up(xv_row.T, rg.add_up(t["Delta"], rg.mul_up(delta1, t["cex"])))  # sum_i Xv_ia (|Delta_ij| + delta1 |c_ij|)
         for key, m in (("Q", gq), ("K", gk), ("V", gv)):
             acc[key] = m if key not in acc else rg.add_up(acc[key], m)
     n = problem.n_batch
