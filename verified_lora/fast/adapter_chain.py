@@ -58,7 +58,7 @@ import numpy as np
 
 from .._xp import to_numpy
 from ..bounds import _rigorous as rg
-from .aposteriori import _row_terms, _scalars, _sd_up, _x_rms
+from .aposteriori import _c, _row_terms, _sd_up, _x_rms, item_scalars
 
 __all__ = ["extra_layout", "moment_extra", "adapter_bounds"]
 
@@ -145,7 +145,6 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
     """
     from .rounding_bound import _proj
 
-    delta, delta1, zeta, dp1 = _scalars(method, eps_A, eps_D, eps_A_in)
     beta = abs(float(problem.beta))
     acc: dict[str, np.ndarray] = {}
     for it in items:
@@ -154,6 +153,7 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
         sl = None if x2 is None else _slices(problem, x2.shape[1])
         if sl is None:
             return {}
+        delta, delta1, zeta, dp1 = item_scalars(it, method, eps_A, eps_D, eps_A_in)
         t = _row_terms(it, method, delta, delta1, zeta, dp1, e_rel)
         xq, xk, xv, Pm = it["x_q"], it["x_k"], it["x_v"], it["Pm"]
         xk_row, xv_row = _x_rms(mo, xk, xv, e_rel)
@@ -168,7 +168,7 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
                 su = np.minimum(su, rg.matmul_up(t["sk"], np.abs(a).T))
                 rq = rg.mul_up(t["rowQ_s"][:, None], su)
                 if method == "factored":
-                    rq = rg.add_up(rq, rg.mul_up(zeta, rg.mul_up(t["C1"][:, None], ru)))
+                    rq = rg.add_up(rq, rg.mul_up(_c(zeta), rg.mul_up(t["C1"][:, None], ru)))
                 out["B_Q"] = rg.mul_up(beta, rg.matmul_up(np.abs(xq).T, rq))
             elif key == "K":
                 w = _rms_weights(x2[:, sl["XB_K"]], np.abs(xk), b, xk_row, e_rel)
@@ -179,14 +179,14 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
                 out["B_K"] = rg.mul_up(beta, rg.matmul_up(xk_row.T, rg.mul_up(t["rowK"][:, None], PA)))
             else:
                 w = _rms_weights(x2[:, sl["XB_V"]], np.abs(xv), b, xv_row, e_rel)
-                out["A_V"] = rg.matmul_up(w.T, rg.add_up(t["Delta"], rg.mul_up(delta1, t["cex"])))
+                out["A_V"] = rg.matmul_up(w.T, rg.add_up(t["Delta"], rg.mul_up(_c(delta1), t["cex"])))
                 su, _ru = _sd_key_column(mo["v1"], t["ev"][None, :], it["Vm"], a, x2[:, sl["VA_V"]], e_rel)
                 su = np.minimum(su, rg.matmul_up(t["sd"], np.abs(a).T))
                 cd = mo["v1"] - it["y"]
                 ec = rg.add_up(rg.mul_up(2 * U, np.abs(cd)), t["ev"][None, :])   # >= |c~ - fl(v1 - Y)|
                 ct = rg.add_up(_abs_product(cd, a.T), rg.matmul_up(ec, np.abs(a).T))
                 ct = np.minimum(ct, rg.matmul_up(t["cabs"], np.abs(a).T))        # >= |c~ A^T|
-                term = rg.mul_up(delta1, rg.add_up(rg.mul_up(su, rg.add_up(1.0, delta1)), ct))
+                term = rg.mul_up(_c(delta1), rg.add_up(rg.mul_up(su, rg.add_up(1.0, _c(delta1))), ct))
                 out["B_V"] = rg.matmul_up(xv_row.T, term)
         for name, m in out.items():
             acc[name] = m if name not in acc else rg.add_up(acc[name], m)

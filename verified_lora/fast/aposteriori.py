@@ -146,21 +146,36 @@ def _x_rms(mo: dict, xk: np.ndarray, xv: np.ndarray, e_rel: float) -> tuple[np.n
     return r[:, :kmax.size], r[:, kmax.size:]
 
 
-def _scalars(method: str, eps_A: float, eps_D: float | None, eps_A_in: float) -> tuple[float, float, float, float]:
-    """``(delta, delta1, zeta, delta + delta1^2)`` rounded up (module docstring, (A0)-(A2), (GQ, factored))."""
-    e = float(eps_A_in)
-    if not e < 1:
+def _c(x: Any) -> np.ndarray:
+    """A per-row scalar (a float or an ``(L,)`` vector) as a column that broadcasts against ``L x n``."""
+    return np.asarray(x, dtype=np.float64)[..., None]
+
+
+def _scalars(method: str, eps_A: Any, eps_D: Any, eps_A_in: Any) -> tuple[Any, Any, Any, Any]:
+    """``(delta, delta1, zeta, delta + delta1^2)`` rounded up (module docstring, (A0)-(A2), (GQ, factored));
+    floats, or ``(L,)`` vectors for per-row errors (:mod:`.row_radii`)."""
+    e = np.asarray(eps_A_in, dtype=np.float64)
+    if not np.all(e < 1):
         raise ValueError("eps_A' must be < 1")
-    one_m = float(rg.down(1.0 - e))
-    delta = float(rg.div_up(rg.mul_up(2.0, e), one_m))
-    delta1 = float(rg.div_up(e, one_m))
-    zeta = 0.0
+    one_m = rg.down(1.0 - e)
+    delta = rg.div_up(rg.mul_up(2.0, e), one_m)
+    delta1 = rg.div_up(e, one_m)
+    zeta = np.zeros_like(e)
     if method == "factored":
-        zeta = float(rg.div_up(rg.add_up(eps_A, eps_D), float(rg.down(1.0 - eps_A))))
-    return delta, delta1, zeta, float(rg.add_up(delta, rg.mul_up(delta1, delta1)))
+        ea = np.asarray(eps_A, dtype=np.float64)
+        zeta = rg.div_up(rg.add_up(ea, eps_D), rg.down(1.0 - ea))
+    return delta, delta1, zeta, rg.add_up(delta, rg.mul_up(delta1, delta1))
 
 
-def _row_terms(it: dict, method: str, delta: float, delta1: float, zeta: float, dp1: float,
+def item_scalars(it: dict, method: str, eps_A: float, eps_D: float | None, eps_A_in: float) -> tuple[Any, ...]:
+    """:func:`_scalars` of one batch item: per row when the item carries ``"row_eps"`` (:mod:`.row_radii`)."""
+    r = it.get("row_eps")
+    if r is None:
+        return _scalars(method, eps_A, eps_D, eps_A_in)
+    return _scalars(method, r["eps_A"], r["eps_D"], r["eps_A_in"])
+
+
+def _row_terms(it: dict, method: str, delta: Any, delta1: Any, zeta: Any, dp1: Any,
                e_rel: float) -> dict[str, Any]:
     """The per-row quantities of the module docstring for one batch item (all upper bounds)."""
     y, mo = it["y"], it["moments"]
@@ -174,17 +189,17 @@ def _row_terms(it: dict, method: str, delta: float, delta1: float, zeta: float, 
     sk = _sd_up(mo["k1"], mo["k2"], ek[None, :], ek2[None, :])
     mk2 = rg.add_up(mo["k2"], ek2[None, :])
     cabs = rg.add_up(rg.up(np.abs(mo["v1"] - y) * (1 + 2 * U)), ev[None, :])   # >= |c~|
-    Delta = rg.mul_up(delta1, sd)                      # >= |Delta| (A1)
+    Delta = rg.mul_up(_c(delta1), sd)                  # >= |Delta| (A1)
     cex = rg.add_up(cabs, Delta)                       # >= |c|
     S2 = rg.sum_up(rg.mul_up(sd, sd), axis=1)
     C1 = rg.sum_up(rg.mul_up(cabs, sd), axis=1)
     rowQ_s = rg.add_up(rg.mul_up(delta1, S2), rg.mul_up(dp1, rg.add_up(C1, rg.mul_up(delta1, S2))))
     rowQ = rg.mul_up(rowQ_s[:, None], sk)
-    rowK = rg.sum_up(rg.add_up(rg.mul_up(Delta, rg.add_up(sd, cex)), rg.mul_up(delta, rg.mul_up(cex, rg.add_up(sd, Delta)))),
+    rowK = rg.sum_up(rg.add_up(rg.mul_up(Delta, rg.add_up(sd, cex)), rg.mul_up(_c(delta), rg.mul_up(cex, rg.add_up(sd, Delta)))),
                      axis=1)
     rowK = np.minimum(rowK, rowQ_s)                    # (GK): the signed sum is a (GQ) sum too
     if method == "factored":
-        rowQ = rg.add_up(rowQ, rg.mul_up(zeta, rg.mul_up(C1[:, None], rg.sqrt_up(mk2))))
+        rowQ = rg.add_up(rowQ, rg.mul_up(_c(zeta), rg.mul_up(C1[:, None], rg.sqrt_up(mk2))))
         rowK = rg.add_up(rowK, rg.mul_up(zeta, C1))
     return dict(ev=ev, ek=ek, sd=sd, sk=sk, cabs=cabs, Delta=Delta, cex=cex, C1=C1, rowQ_s=rowQ_s, rowQ=rowQ,
                 rowK=rowK)
@@ -198,16 +213,16 @@ def aposteriori_weight_bounds(problem: Any, items: list[dict[str, Any]], method:
     bounds ``Pm``, ``Km``, ``Vm`` of the projections, and the moments of :func:`row_moments` (NumPy); ``e_rel`` the
     relative (to the column max) error bound of a computed moment.
     """
-    delta, delta1, zeta, dp1 = _scalars(method, eps_A, eps_D, eps_A_in)
     acc: dict[str, np.ndarray] = {}
     beta = abs(float(problem.beta))
     for it in items:
         xq, xk, xv, Pm, mo = it["x_q"], it["x_k"], it["x_v"], it["Pm"], it["moments"]
+        delta, delta1, zeta, dp1 = item_scalars(it, method, eps_A, eps_D, eps_A_in)
         t = _row_terms(it, method, delta, delta1, zeta, dp1, e_rel)
         gq = rg.mul_up(beta, rg.matmul_up(np.abs(xq).T, t["rowQ"]))
         xk_row, xv_row = _x_rms(mo, xk, xv, e_rel)                       # >= sqrt(E~[X^2]) per row, or the max
         gk = rg.mul_up(beta, rg.matmul_up(xk_row.T, rg.mul_up(t["rowK"][:, None], Pm)))   # sum_i Xk_ia rowK_i |P_ib|
-        gv = rg.matmul_up(xv_row.T, rg.add_up(t["Delta"], rg.mul_up(delta1, t["cex"])))  # sum_i Xv_ia (|Delta_ij| + delta1 |c_ij|)
+        gv = rg.matmul_up(xv_row.T, rg.add_up(t["Delta"], rg.mul_up(_c(delta1), t["cex"])))  # sum_i Xv_ia (|Delta_ij| + delta1 |c_ij|)
         for key, m in (("Q", gq), ("K", gk), ("V", gv)):
             acc[key] = m if key not in acc else rg.add_up(acc[key], m)
     n = problem.n_batch

@@ -37,6 +37,9 @@ from .rounding_bound import rounding_bound
 
 __all__ = ["RunBounds", "run_bounds", "relative_claims", "item_moments"]
 
+ROW_RADII = True
+"""Per-row radii in step (2) (:mod:`.row_radii`); a switch for measuring what they buy."""
+
 
 @dataclass(frozen=True)
 class RunBounds:
@@ -94,7 +97,7 @@ def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: d
     ap_ad: dict = {}
     if aposteriori:
         ap, ap_ad = _aposteriori(problem, rb, coeffs, method, plan.eps_A, plan.eps_D if method == "factored" else None,
-                                 moments)  # moments were formed above
+                                 moments, R=plan.R)  # moments were formed above
         w_in = {k: np.minimum(w_in[k], ap[k]) for k in w_in}
     total_w = {k: rg.add_up(w_in[k], rb.weight[k]) for k in w_in}
     approx_w, weight_rounding, weight_total = {}, {}, {}
@@ -146,13 +149,19 @@ def item_moments(problem: Any, coeffs, block: int | None = None) -> list[dict[st
 
 
 def _aposteriori(problem: Any, rb: Any, coeffs, method: str, eps_A: float, eps_D: float | None,
-                 moments: list | None = None) -> dict:
-    """Step (2) from per-row moments (:mod:`.aposteriori`), on the very projections the core used."""
+                 moments: list | None = None, R: float | None = None) -> tuple[dict, dict]:
+    """Step (2) from per-row moments (:mod:`.aposteriori`), on the very projections the core used, for the
+    weight gradients and (:mod:`.adapter_chain`) the adapter gradients; with ``R`` (the plan's), each row
+    uses the polynomial's errors on its own radius (:mod:`.row_radii`)."""
     from .adapter_chain import adapter_bounds
     from .aposteriori import aposteriori_weight_bounds
+    from .row_radii import row_eps
 
     moments = item_moments(problem, coeffs) if moments is None else moments
     items = [dict(it, moments=mo) for it, mo in zip(rb.items, moments)]
+    if R is not None and ROW_RADII:
+        for it, re in zip(items, row_eps(problem, rb.items, coeffs, R, eps_A, eps_D, rb.sigma, method)):
+            it["row_eps"] = re
     return (aposteriori_weight_bounds(problem, items, method, eps_A, eps_D, rb.eps_A_in, rb.e_rel),
             adapter_bounds(problem, items, method, eps_A, eps_D, rb.eps_A_in, rb.e_rel))
 
