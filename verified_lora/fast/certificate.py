@@ -10,10 +10,12 @@ For every gradient ``key`` the result reports
   ``|s| |B|^T |G^|``), and the final conversion to the problem's dtype (``u |fl(G)| / (1 - u)``);
 * ``bounds[key] = approx + rounding`` rounded up, a bound of ``max |G^ - G|`` for the returned ``G^``.
 
-Entrywise: ``|G^ - G| <= s |B|^T (W_approx(eps') + W_round) + gamma s |B|^T |G^_W|`` (lemma (G) of
-the propagation module with the rounding matrices added), so ``bounds`` is the max entry of that
-matrix plus the output conversion; ``approx`` is the plan's value and ``rounding`` the (upward)
-difference.
+Entrywise (``dA``; ``dB`` alike with ``|A|^T`` on the right):
+``|G^ - G| <= min(|s| |B|^T W_approx(eps'), A_chain) + |s| |B|^T W_round + gamma |s| |B|^T |G^_W|``, where
+``W_approx`` is the weight-gradient approximation bound (a priori, or per-row moments, :mod:`.aposteriori`)
+and ``A_chain`` the same step bounded row by row with the adapter factors inside (``|X B|``, ``K A^T``,
+``V A^T``: :mod:`.adapter_chain`); so ``bounds`` is the max entry of that matrix plus the output
+conversion, ``approx`` the max entry of the ``min(...)`` term and ``rounding`` the (upward) difference.
 
 **Relative claims.** ``max |G| >= max |G^| - b`` where ``b = bounds[key]``; the difference is rounded
 down and the ratio ``b / (max|G^| - b)`` up. When ``max|G^| - b <= 0`` there is no relative claim
