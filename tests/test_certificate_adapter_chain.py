@@ -61,9 +61,11 @@ def chain_problems(draw) -> LoraAttention:
             x_k, x_v = x_k * spikes(L_k), x_v * spikes(L_k)
         else:
             x_k = x_v = x_q
-    elif mode == "mean" and cross:  # keys and values with a large common offset
-        x_k = x_k + 20.0 * arr(dm)
-        x_v = x_v + 20.0 * arr(dm)
+    elif mode == "mean":  # inputs with a large common offset (E~[X] far from 0)
+        off = 20.0 * arr(dm)
+        x_v = x_v + off
+        x_k = x_k + off if cross else x_v
+        x_q = x_q + off if not cross else x_q
     cast = (lambda a: np.asarray(a, dtype=dtype))
     prob = LoraAttention(x_q=cast(x_q), y=cast(arr((*lead, L, dv))), w_q=cast(arr((dm, dh))), w_k=cast(arr((dm, dh))),
                          w_v=cast(arr((dm, dv))), x_k=cast(x_k) if cross else None, x_v=cast(x_v) if cross else None,
@@ -74,6 +76,14 @@ def chain_problems(draw) -> LoraAttention:
     if r0 > 0:
         f = 0.99 * R / r0
         prob = prob.replace(x_q=cast(prob.x_q * (f if cross else math.sqrt(f))))
+    if draw(st.booleans()):  # near-perfect fit Y = f V: the residual c ~ 0, the V error is Delta E~[X_V] alone
+        W = {k: np.asarray(prob.weight(k), dtype=np.float64) for k in "QKV"}
+        ys = []
+        for xq_, xk_, xv_, _y in prob.items():
+            S = prob.beta * (xq_ @ W["Q"]) @ (xk_ @ W["K"]).T
+            p_ = np.exp(S - S.max(axis=1, keepdims=True))
+            ys.append((p_ / p_.sum(axis=1, keepdims=True)) @ (xv_ @ W["V"]))
+        prob = prob.replace(y=cast(np.stack(ys) if n is not None else ys[0]))
     return prob
 
 

@@ -36,11 +36,14 @@ both are also capped by ``sum_b |A_rb| sk_b`` and ``sum_b |A_rb| sqrt(E~K_b^2)``
 ``X_Q W^`` (:mod:`.rounding_bound`: ``|P' - P|, |P^ - P| <= E_P``), capped by ``|P^| |A|^T``.
 
 **(AV) ``dA_V``.** ``d(dA_V) = s (X_V B)^T Z`` with ``Z_lj = sum_i (pi~_il c~_ij - pi_il c_ij)``; (GV) with the
-weights ``(X_V B)_r``: ``|d(dA_V)_rj| <= |s| sum_i sqrt(E~_i[(X_V B)_r^2]) (|Delta_ij| + delta1 |c_ij|)``.
+key-side column ``w = (X_V B)_r``: ``|d(dA_V)_rj| <= |s| sum_i (|E~_i w| |Delta_ij| + delta1 sd~_i(w) |c_ij|)``, with
+``|E~ w| = |E~[X_V] B| <= |fl(x1 B)| + gamma |x1| |B| + e1 |B|`` (``x1`` the computed first moments, within ``e1``),
+``sd~(w) <= sum_a |B_ar| sd~(X_V,a)``, both capped by ``sqrt(E~_i[w^2])`` (the form used without first moments).
 
 **(BV) ``dB_V``.** ``(Z A^T)_lr = sum_i (pi~_il c~'_ir - pi_il c'_ir)`` with ``c' = c A^T``, the residual of the
 value column ``u = V A^T`` against ``Y A^T``: (A1) gives ``|Delta'_ir| <= delta1 sd~_i(u_r)`` and
-``|c'_ir| <= |c~'_ir| + |Delta'_ir|``, so ``|d(dB_V)_ar| <= |s| sum_i xv_ia delta1 (sd~_i(u_r) (1 + delta1) + |c~'_ir|)``.
+``|c'_ir| <= |c~'_ir| + |Delta'_ir|``, so ``|d(dB_V)_ar| <= |s| sum_i (|E~_i X_V,a| delta1 sd~_i(u_r)
++ sd~_i(X_V,a) delta1 (|c~'_ir| + delta1 sd~_i(u_r)))`` (both factors ``<= xv_ia`` without first moments).
 ``c~' = (E~V - Y_i) A^T`` is formed from ``fl(v1 - Y)`` (``|c~ - fl(v1 - Y)| <= e_v + 2u |fl(v1 - Y)|``) and
 rounded outward like ``u`` above; capped by ``|c~| |A|^T``.
 
@@ -58,7 +61,7 @@ import numpy as np
 
 from .._xp import to_numpy
 from ..bounds import _rigorous as rg
-from .aposteriori import _c, _row_terms, _sd_up, _x_rms, item_scalars
+from .aposteriori import _c, _row_terms, _sd_up, _x_rms, item_scalars, xv_mean_sd
 
 __all__ = ["extra_layout", "moment_extra", "adapter_bounds"]
 
@@ -180,6 +183,15 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
             else:
                 w = _rms_weights(x2[:, sl["XB_V"]], np.abs(xv), b, xv_row, e_rel)
                 out["A_V"] = rg.matmul_up(w.T, rg.add_up(t["Delta"], rg.mul_up(_c(delta1), t["cex"])))
+                ms = xv_mean_sd(mo, xk, xv, xv_row, e_rel)
+                if ms is not None:  # (AV) with |E~(X_V B)_r| on Delta and sd~((X_V B)_r) on c
+                    bb = np.abs(b)
+                    e1 = rg.mul_up(e_rel, np.max(np.abs(xv), axis=0))[None, :]
+                    wm = rg.add_up(_abs_product(mo["x1"], b), rg.matmul_up(np.broadcast_to(e1, mo["x1"].shape), bb))
+                    wm = np.minimum(wm, w)
+                    ws = np.minimum(rg.matmul_up(ms[1], bb), w)
+                    out["A_V"] = rg.add_up(rg.matmul_up(wm.T, t["Delta"]),
+                                           rg.matmul_up(ws.T, rg.mul_up(_c(delta1), t["cex"])))
                 su, _ru = _sd_key_column(mo["v1"], t["ev"][None, :], it["Vm"], a, x2[:, sl["VA_V"]], e_rel)
                 su = np.minimum(su, rg.matmul_up(t["sd"], np.abs(a).T))
                 cd = mo["v1"] - it["y"]
@@ -188,6 +200,10 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
                 ct = np.minimum(ct, rg.matmul_up(t["cabs"], np.abs(a).T))        # >= |c~ A^T|
                 term = rg.mul_up(_c(delta1), rg.add_up(rg.mul_up(su, rg.add_up(1.0, _c(delta1))), ct))
                 out["B_V"] = rg.matmul_up(xv_row.T, term)
+                if ms is not None:  # (BV) with |E~X_V,a| on Delta' and sd~(X_V,a) on c'
+                    d1su = rg.mul_up(_c(delta1), su)
+                    out["B_V"] = rg.add_up(rg.matmul_up(ms[0].T, d1su),
+                                           rg.matmul_up(ms[1].T, rg.mul_up(_c(delta1), rg.add_up(ct, d1su))))
         for name, m in out.items():
             acc[name] = m if name not in acc else rg.add_up(acc[name], m)
     n = problem.n_batch

@@ -63,8 +63,9 @@ weighting row ``l`` by ``|X_K,la|``, Cauchy-Schwarz under ``pi~_i`` gives
 
 **(GV).** ``f~^T c~ - f^T c = sum_i pi~_il (Delta_i + (1 - pi_il / pi~_il) c_i)``, so
 ``sum_l X_V,la (f~^T c~ - f^T c)_lj = sum_i [Delta_ij E~_i X_V,a + c_ij (E~_i X_V,a - E_pi,i X_V,a)]`` and, by (A1),
-``|dG_V,aj| <= sum_i xv_ia (|Delta_ij| + delta1 |c_ij|)`` with ``xv_ia = sqrt(E~_i[X_V,a^2])
->= max(|E~_i X_V,a|, sd~_i(X_V,a))`` (capped by ``max_l |X_V,la|``).
+``|dG_V,aj| <= sum_i (|E~_i X_V,a| |Delta_ij| + delta1 sd~_i(X_V,a) |c_ij|)``; both factors are at most
+``xv_ia = sqrt(E~_i[X_V,a^2])`` (capped by ``max_l |X_V,la|``), which is used when the first moments ``E~[X_V]``
+(:func:`row_moments` with ``lin``) are not formed. With zero-mean inputs ``|E~_i X_V,a|`` is far below ``xv_ia``.
 
 **Floating point.** The moments are computed in float64 with the running-error bound of
 :mod:`.rounding_bound` (``|m^ - m| <= e_rel * (column max)``, ``e_rel = 2 delta_D / (1 - delta_D) + 2u``);
@@ -88,10 +89,11 @@ U = rg.U
 
 
 def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: int, xp: Any,
-                scale: float = 1.0, extra: Any = None, cross: bool = False) -> dict[str, Any]:
+                scale: float = 1.0, extra: Any = None, cross: bool = False, lin: Any = None) -> dict[str, Any]:
     """Float64 moments under ``pi~`` per query row: ``D``, ``E~V``, ``E~V^2``, ``E~K``, ``E~K^2``
     and, when ``extra`` (``L_k x m`` key-side columns, e.g. ``[X_K, X_V]``) is given, ``E~[extra^2]`` (``"x2"``);
-    with ``cross``, ``E~[V_j V_j']`` for ``j < j'`` (``"vv"``, columns in ``numpy.triu_indices(d_v, 1)`` order).
+    with ``cross``, ``E~[V_j V_j']`` for ``j < j'`` (``"vv"``, columns in ``numpy.triu_indices(d_v, 1)`` order);
+    with ``lin`` (``L_k x m'`` key-side columns, e.g. ``X_V``), their first moments ``E~[lin]`` (``"x1"``).
 
     The features are built from ``P scale`` and ``K / scale`` (the fast path's exact power-of-two
     balancing, :func:`verified_lora.fast.rounding_bound.balance_scale`); the moments are of ``K`` itself.
@@ -106,7 +108,8 @@ def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: in
     PT = xp.ascontiguousarray(P.T * scale)
     m = 0 if extra is None else int(extra.shape[1])
     iu, ju = np.triu_indices(dv, 1) if cross else (np.zeros(0, dtype=int), np.zeros(0, dtype=int))
-    m += iu.size
+    nl = 0 if lin is None else int(lin.shape[1])
+    m += iu.size + nl
     cols = 2 * dv + 2 * d + m + 1
     H = xp.zeros((k, cols), dtype=np.float64)
     buf = xp.empty((k, min(block, max(L, Lk))), dtype=np.float64)
@@ -117,6 +120,8 @@ def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: in
         parts = [V, V * V, K, K * K] + ([] if extra is None else [extra[j0:j1] * extra[j0:j1]])
         if iu.size:
             parts.append(V[:, iu] * V[:, ju])
+        if nl:
+            parts.append(lin[j0:j1])
         H += M @ xp.concatenate(parts + [xp.ones((j1 - j0, 1))], axis=1)
     Hw = w * H
     out = xp.empty((L, cols), dtype=np.float64)
@@ -126,11 +131,13 @@ def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: in
         O = tmatmul(M, Hw)                     # chunked like the core (rounding depth, fast/chunked.py)
         out[i0:i1, :cols - 1] = O[:, :cols - 1] / O[:, cols - 1:]
         out[i0:i1, cols - 1] = O[:, cols - 1]
-    x0, x1 = 2 * dv + 2 * d, cols - 1 - iu.size
+    x0, x1 = 2 * dv + 2 * d, cols - 1 - iu.size - nl
     res = {"v1": out[:, :dv], "v2": out[:, dv:2 * dv], "k1": out[:, 2 * dv:2 * dv + d],
            "k2": out[:, 2 * dv + d:x0], "x2": out[:, x0:x1], "D": out[:, -1]}
     if iu.size:
-        res["vv"] = out[:, x1:cols - 1]
+        res["vv"] = out[:, x1:x1 + iu.size]
+    if nl:
+        res["x1"] = out[:, cols - 1 - nl:cols - 1]
     return res
 
 
@@ -178,6 +185,23 @@ def _sd_quadratic(mo: dict, y: np.ndarray, vmax: np.ndarray, ev: np.ndarray, ev2
     var = rg.up(var - rg.down(low * low))
     ec = rg.add_up(ev[None, :], rg.mul_up(2 * U, ca))
     return rg.add_up(rg.sqrt_up(np.maximum(var, 0.0)), rg.sum_up(rg.mul_up(ec, sd), axis=1))
+
+
+def xv_mean_sd(mo: dict, xk: np.ndarray, xv: np.ndarray, xv_row: np.ndarray,
+               e_rel: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per row, upper bounds of ``|E~[X_V,a]|`` and ``sd~(X_V,a)`` (``L x d_model``), each capped by ``xv_row``
+    (``>= sqrt(E~[X_V,a^2])``); ``None`` without the first moments (``"x1"``). The first moment is within
+    ``e_rel max|X_V,a|`` of the computed one; the second as in :func:`_x_rms` (plus ``4u`` of itself)."""
+    x1, x2 = mo.get("x1"), mo.get("x2")
+    nk, nv = xk.shape[1], xv.shape[1]
+    if x1 is None or x1.shape[1] != nv or x2 is None or x2.shape[1] < nk + nv:
+        return None
+    xmax = np.max(np.abs(xv), axis=0)
+    e1 = rg.mul_up(e_rel, xmax)[None, :]
+    m2 = x2[:, nk:nk + nv]
+    e2 = rg.add_up(rg.mul_up(1 + 4 * U, rg.mul_up(e_rel, rg.mul_up(xmax, xmax)))[None, :], rg.mul_up(4 * U, np.abs(m2)))
+    mean = np.minimum(rg.add_up(np.abs(x1), e1), xv_row)
+    return mean, np.minimum(_sd_up(x1, m2, e1, e2), xv_row)
 
 
 def _x_rms(mo: dict, xk: np.ndarray, xv: np.ndarray, e_rel: float) -> tuple[np.ndarray, np.ndarray]:
@@ -278,6 +302,9 @@ def aposteriori_weight_bounds(problem: Any, items: list[dict[str, Any]], method:
         xk_row, xv_row = _x_rms(mo, xk, xv, e_rel)                       # >= sqrt(E~[X^2]) per row, or the max
         gk = rg.mul_up(beta, rg.matmul_up(xk_row.T, rg.mul_up(t["rowK"][:, None], Pm)))   # sum_i Xk_ia rowK_i |P_ib|
         gv = rg.matmul_up(xv_row.T, rg.add_up(t["Delta"], rg.mul_up(_c(delta1), t["cex"])))  # sum_i Xv_ia (|Delta_ij| + delta1 |c_ij|)
+        ms = xv_mean_sd(mo, xk, xv, xv_row, e_rel)
+        if ms is not None:      # (GV) with |E~X_V,a| on Delta and sd~(X_V,a) on c
+            gv = rg.add_up(rg.matmul_up(ms[0].T, t["Delta"]), rg.matmul_up(ms[1].T, rg.mul_up(_c(delta1), t["cex"])))
         for key, m in (("Q", gq), ("K", gk), ("V", gv)):
             acc[key] = m if key not in acc else rg.add_up(acc[key], m)
     n = problem.n_batch

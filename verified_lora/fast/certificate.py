@@ -145,7 +145,8 @@ def item_moments(problem: Any, coeffs, block: int | None = None) -> list[dict[st
     for x_q, x_k, x_v, _y in problem.items():
         P, K, V = (xp.asarray(x, dtype=np.float64) @ W[key] for x, key in ((x_q, "Q"), (x_k, "K"), (x_v, "V")))
         extra = moment_extra(problem, x_k, x_v, K, V, xp)   # [X_K, X_V, X B, K A^T, V A^T] (adapter_chain.py)
-        mo = row_moments(P, K, V, w, g, block=block, xp=xp, scale=balance_scale(P, K), extra=extra, cross=True)
+        mo = row_moments(P, K, V, w, g, block=block, xp=xp, scale=balance_scale(P, K), extra=extra, cross=True,
+                         lin=xp.asarray(x_v, dtype=np.float64))
         out.append({k: np.asarray(to_numpy(v)) for k, v in mo.items()})
     return out
 
