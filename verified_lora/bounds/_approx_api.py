@@ -21,7 +21,8 @@ from ..approx.lower_bounds import any_polynomial_lower_bound, relative_error_low
 from ..errors import CertificationError
 from ..numerics.rounding import fraction_to_float_down
 
-__all__ = ["families", "Cert", "certify", "lower_errors", "any_polynomial_lower", "next_degree", "grid_R"]
+__all__ = ["families", "Cert", "certify", "certify_on", "lower_errors", "any_polynomial_lower", "next_degree",
+           "grid_R"]
 
 
 def families() -> tuple[str, ...]:
@@ -68,6 +69,28 @@ def _cert(family: str, degree: int, R: Fraction, need_derivative: bool) -> Cert:
 def certify(family: str, degree: int, R: float, need_derivative: bool = False) -> Cert:
     """Certified ``eps_A`` (and ``eps_D``) of ``family`` at ``degree`` on ``[-R, R]`` (grid-rounded)."""
     return _cert(family, int(degree), grid_R(R), bool(need_derivative))
+
+
+@lru_cache(maxsize=4096)
+def _cert_on(coeffs: tuple[Fraction, ...], radius: Fraction, need_derivative: bool) -> tuple[float, float | None]:
+    from ..approx.polynomials import Polynomial
+
+    poly = Polynomial("given", len(coeffs) - 1, radius, coeffs)
+
+    def cert(p) -> float:
+        try:
+            return certify_relative_error(p, radius).value
+        except (OverflowError, CertificationError):
+            return math.inf
+
+    return cert(poly), (cert(poly.derivative()) if need_derivative else None)
+
+
+def certify_on(coeffs, radius: Fraction, need_derivative: bool = False) -> tuple[float, float | None]:
+    """Certified ``(eps_A, eps_D)`` (floats, rounded up; ``inf`` when not certifiable) of the polynomial with
+    exact coefficients ``coeffs`` on ``[-radius, radius]`` (any radius, e.g. a sub-interval of its own);
+    memoised per process."""
+    return _cert_on(tuple(Fraction(c) for c in coeffs), Fraction(radius), bool(need_derivative))
 
 
 @lru_cache(maxsize=4096)

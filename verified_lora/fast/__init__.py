@@ -28,8 +28,8 @@ Tolerance modes:
   gradient, *a posteriori*: the plan certifies ``|G~ - G| <= b``; then ``max|G| >= max|G~| - b``,
   so the relative error is at most ``b / (max|G~| - b)`` (rounded safely; no claim when not
   positive). The degree is chosen by the certificate the run will issue
-  (:mod:`verified_lora.fast.planning`: per-row moments of a cheap polynomial predict it, against a
-  scale estimate from exact gradients of a row subsample, a heuristic used only to pick the degree);
+  (:mod:`verified_lora.fast.planning`: per-row moments of a cheap polynomial predict it, against the
+  scale ``max|G~|`` of the fast path at that cheap polynomial, a heuristic used only to pick the degree);
   if the run's own certificate fails, the degree is raised one step and the fast path re-run (at
   most ``max_attempts`` times).
 

@@ -3,7 +3,9 @@ r"""A-posteriori approximation bound from per-row moments under the approximate 
 Step (2) of :mod:`.rounding_bound` (``G_fac(P^, K^, V^)`` against ``G_hyb``) bounded from quantities
 the fast path can form in ``O((L + L_k) k (d + d_v))``: for every query row ``i`` the moments of
 ``V`` and ``K`` under ``pi~_i`` (``pi~_il = P(S^_il) / D_i``), from the key-side product
-``Phi_V^T [V, V o V, K, K o K, X_K o X_K, X_V o X_V, 1]`` contracted with ``Phi_U`` (:func:`row_moments`).
+``Phi_V^T [V, V o V, K, K o K, X_K o X_K, X_V o X_V, (more squared columns), V_j V_j' (j < j'), 1]``
+contracted with ``Phi_U`` (:func:`row_moments`; the squared adapter columns of :mod:`.adapter_chain`).
+Each row may use its own ``eps`` (:mod:`.row_radii`): every lemma below is per row.
 
 Notation, row ``i`` fixed: ``pi`` the exact softmax of ``S``, ``pi~`` the approximate one;
 ``E~``, ``sd~`` the mean and standard deviation under ``pi~``; ``sd_j = sd~(V_j)``,
@@ -12,21 +14,35 @@ Notation, row ``i`` fixed: ``pi`` the exact softmax of ``S``, ``pi~`` the approx
 
 **(A0) density ratio.** ``pi_l / pi~_l = abar / a_l`` with ``a_l = P(S^_l) e^{-S_l}`` in
 ``[1 - e, 1 + e]`` (``e = eps_A'``, the score-perturbed error) and ``abar`` a ``pi``-average of them,
-so ``|pi_l / pi~_l - 1| <= delta = 2e / (1 - e)``.
+so ``|pi_l / pi~_l - 1| <= delta = 2e / (1 - e)`` (the ratio ``r_l = pi_l / pi~_l`` lies in
+``[abar / (1 + e), abar / (1 - e)]``, an interval of length ``2e abar / (1 - e^2) <= delta`` that contains 1,
+because ``E~ r = sum_l pi_l = 1``).
 
-**(A1) means.** For any ``F`` with ``F' = F - E~F``: ``E_pi F - E~F = sum_l pi~_l (pi_l / pi~_l - 1) F'_l``,
-so ``|E_pi F - E~ F| <= delta E~|F'| <= delta sd~(F)`` (Cauchy-Schwarz). Hence ``|Delta_j| <= delta sd_j``.
+**(A1) means (Popoviciu).** For any ``F`` with ``F' = F - E~F``: ``E_pi F - E~F = sum_l pi~_l (r_l - 1) F'_l
+= Cov~(r, F)`` (``E~ r = 1``), so ``|E_pi F - E~ F| <= sd~(r) sd~(F)`` (Cauchy-Schwarz) and, by Popoviciu's
+inequality (a variable in ``[m, M]`` has variance ``<= (M - m)^2 / 4``),
+``sd~(r) <= e abar / (1 - e^2) <= e / (1 - e) =: delta1 = delta / 2`` (``abar <= 1 + e``). Hence
+``|E_pi F - E~ F| <= delta1 sd~(F)`` and ``|Delta_j| <= delta1 sd_j``.
 
-**(A2) covariances.** ``Cov_pi(F, G) = E_pi[F'G'] - E_pi[F'] E_pi[G']`` and (A1) give
-``|Cov_pi(F, G) - Cov~(F, G)| <= delta (1 + delta) sd~(F) sd~(G)``.
+**(A2) covariances.** ``Cov_pi(F, G) = E_pi[F'G'] - E_pi[F'] E_pi[G']``; the first term moves by
+``|sum_l pi~_l (r_l - 1) F'_l G'_l| <= delta E~|F'G'| <= delta sd~(F) sd~(G)`` ((A0) entrywise), the second
+is ``<= delta1^2 sd~(F) sd~(G)`` by (A1), so ``|Cov_pi(F, G) - Cov~(F, G)| <= (delta + delta1^2) sd~(F) sd~(G)``.
 
 **(GQ, paper).** ``sum_l p_l K_l = Cov_pi(<c, V>, K)`` and ``sum_l p~_l K_l = Cov~(<c~, V>, K)``, so
 
     |sum_l (p~_l - p_l) K_lb| <= |Cov~(<Delta, V>, K_b)| + |Cov~(<c, V>, K_b) - Cov_pi(<c, V>, K_b)|
-                              <= sk_b [ sum_j |Delta_j| sd_j + delta (1 + delta) sum_j |c_j| sd_j ]
-                              <= sk_b [ delta S2 + delta (1 + delta) (C1 + delta S2) ]  =: rowQ_ib
+                              <= sk_b [ sd~(<Delta, V>) + (delta + delta1^2) sd~(<c, V>) ]
+                              <= sk_b [ delta1 S2 + (delta + delta1^2) (C1 + delta1 S2) ]  =: sk_b rowQ_s,i =: rowQ_ib
 
-with ``S2 = sum_j sd_j^2``, ``C1 = sum_j |c~_j| sd_j`` (``|c_j| <= |c~_j| + |Delta_j|``).
+with ``S2 = sum_j sd_j^2`` and ``C1 >= sd~(<c~, V>)`` ((C1) below): ``sd~`` is a seminorm, so
+``sd~(<Delta, V>) <= sum_j |Delta_j| sd_j <= delta1 S2`` and ``sd~(<c, V>) <= sd~(<c~, V>) + sd~(<Delta, V>)``.
+
+**(C1) the spread of ``<c~, V>``.** Two upper bounds of ``sd~(<c~, V>)``, the smaller is used:
+``sum_j |c~_j| sd_j`` (triangle inequality), and ``sqrt(c~^T Cov~(V) c~)`` itself, formed from the cross
+moments ``E~[V_j V_j']`` (:func:`row_moments` with ``cross=True``, ``d_v (d_v - 1) / 2`` more columns):
+with ``c^ = fl(E~V^ - Y_i)``, ``sd~(<c~, V>) <= sd~(<c^, V>) + sum_j |c~_j - c^_j| sd_j`` and
+``Var~(<c^, V>) = c^T E~[V V^T] c^ - (c^ . E~V)^2``, each moment within its computed error
+(:func:`_sd_quadratic`). On the benchmark problems the first is 1.8 to 3.4 times the second.
 
 **(GQ, factored).** ``p^fac_l = pi~_l (1 + zeta_l) h~_l`` with ``1 + zeta_l = P'(S^_l) / P(S^_l)``,
 ``|zeta_l| <= zeta = (eps_A + eps_D) / (1 - eps_A)`` (both at the same point ``S^``), so
@@ -40,11 +56,16 @@ weighting row ``l`` by ``|X_K,la|``, Cauchy-Schwarz under ``pi~_i`` gives
 ``xk_ia = sqrt(E~_i[X_K,a^2])`` (a per-row moment, capped by ``max_l |X_K,la|``), so
 ``sum_l |X_K,la| |sum_i (p~_il - p_il) P_ib| <= sum_i xk_ia |P_ib| rowK_i``,
 ``rowK_i = sum_j [|Delta_j| (sd_j + |c_j|) + delta |c_j| (sd_j + |Delta_j|)]``; factored adds
-``zeta sum_j |c~_j| sd_j`` (``|h~_l| <= sum_j |c~_j| |V_lj - E~V_j|``).
+``zeta C1`` (``sum_l pi~_l |X_K,la| |h~_l| <= xk_ia sqrt(E~[h~^2])`` and ``E~[h~^2] = Var~(<c~, V>)``). The signed sum
+``T_ia = sum_l X_K,la (p~_il - p_il)`` is also a (GQ) sum with the key-side column ``X_K,a`` in place of
+``K_b``, so ``|T_ia| <= rowQ_s,i sd~(X_K,a) + zeta C1_i sqrt(E~[X_K,a^2]) <= xk_ia (rowQ_s,i + zeta C1_i)``;
+``dG_K,ab = beta sum_i P_ib T_ia``, so ``rowK_i`` is replaced by ``min(rowK_i, rowQ_s,i + zeta C1_i)``.
 
 **(GV).** ``f~^T c~ - f^T c = sum_i pi~_il (Delta_i + (1 - pi_il / pi~_il) c_i)``, so
-``|dG_V,aj| <= sum_i xv_ia (|Delta_ij| + delta |c_ij|)`` with ``xv_ia = sqrt(E~_i[X_V,a^2])
->= sum_l pi~_il |X_V,la|`` (capped by ``max_l |X_V,la|``).
+``sum_l X_V,la (f~^T c~ - f^T c)_lj = sum_i [Delta_ij E~_i X_V,a + c_ij (E~_i X_V,a - E_pi,i X_V,a)]`` and, by (A1),
+``|dG_V,aj| <= sum_i (|E~_i X_V,a| |Delta_ij| + delta1 sd~_i(X_V,a) |c_ij|)``; both factors are at most
+``xv_ia = sqrt(E~_i[X_V,a^2])`` (capped by ``max_l |X_V,la|``), which is used when the first moments ``E~[X_V]``
+(:func:`row_moments` with ``lin``) are not formed. With zero-mean inputs ``|E~_i X_V,a|`` is far below ``xv_ia``.
 
 **Floating point.** The moments are computed in float64 with the running-error bound of
 :mod:`.rounding_bound` (``|m^ - m| <= e_rel * (column max)``, ``e_rel = 2 delta_D / (1 - delta_D) + 4u``;
@@ -69,9 +90,11 @@ U = rg.U
 
 
 def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: int, xp: Any,
-                scale: float = 1.0, extra: Any = None) -> dict[str, Any]:
+                scale: float = 1.0, extra: Any = None, cross: bool = False, lin: Any = None) -> dict[str, Any]:
     """Float64 moments under ``pi~`` per query row: ``D``, ``E~V``, ``E~V^2``, ``E~K``, ``E~K^2``
-    and, when ``extra`` (``L_k x m`` key-side columns, e.g. ``[X_K, X_V]``) is given, ``E~[extra^2]`` (``"x2"``).
+    and, when ``extra`` (``L_k x m`` key-side columns, e.g. ``[X_K, X_V]``) is given, ``E~[extra^2]`` (``"x2"``);
+    with ``cross``, ``E~[V_j V_j']`` for ``j < j'`` (``"vv"``, columns in ``numpy.triu_indices(d_v, 1)`` order);
+    with ``lin`` (``L_k x m'`` key-side columns, e.g. ``X_V``), their first moments ``E~[lin]`` (``"x1"``).
 
     The features are built from ``P scale`` and ``K / scale`` (the fast path's exact power-of-two
     balancing, :func:`verified_lora.fast.rounding_bound.balance_scale`); the moments are of ``K`` itself.
@@ -85,6 +108,9 @@ def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: in
     KT = xp.ascontiguousarray(Kmat.T / scale)
     PT = xp.ascontiguousarray(P.T * scale)
     m = 0 if extra is None else int(extra.shape[1])
+    iu, ju = np.triu_indices(dv, 1) if cross else (np.zeros(0, dtype=int), np.zeros(0, dtype=int))
+    nl = 0 if lin is None else int(lin.shape[1])
+    m += iu.size + nl
     cols = 2 * dv + 2 * d + m + 1
     H = xp.zeros((k, cols), dtype=np.float64)
     buf = xp.empty((k, min(block, max(L, Lk))), dtype=np.float64)
@@ -93,6 +119,10 @@ def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: in
         M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :j1 - j0])
         V, K = Vmat[j0:j1], Kmat[j0:j1]
         parts = [V, V * V, K, K * K] + ([] if extra is None else [extra[j0:j1] * extra[j0:j1]])
+        if iu.size:
+            parts.append(V[:, iu] * V[:, ju])
+        if nl:
+            parts.append(lin[j0:j1])
         H += M @ xp.concatenate(parts + [xp.ones((j1 - j0, 1))], axis=1)
     Hw = w * H
     out = xp.empty((L, cols), dtype=np.float64)
@@ -102,8 +132,14 @@ def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: in
         O = tmatmul(M, Hw)                     # chunked like the core (rounding depth, fast/chunked.py)
         out[i0:i1, :cols - 1] = O[:, :cols - 1] / O[:, cols - 1:]
         out[i0:i1, cols - 1] = O[:, cols - 1]
-    return {"v1": out[:, :dv], "v2": out[:, dv:2 * dv], "k1": out[:, 2 * dv:2 * dv + d],
-            "k2": out[:, 2 * dv + d:2 * dv + 2 * d], "x2": out[:, 2 * dv + 2 * d:cols - 1], "D": out[:, -1]}
+    x0, x1 = 2 * dv + 2 * d, cols - 1 - iu.size - nl
+    res = {"v1": out[:, :dv], "v2": out[:, dv:2 * dv], "k1": out[:, 2 * dv:2 * dv + d],
+           "k2": out[:, 2 * dv + d:x0], "x2": out[:, x0:x1], "D": out[:, -1]}
+    if iu.size:
+        res["vv"] = out[:, x1:x1 + iu.size]
+    if nl:
+        res["x1"] = out[:, cols - 1 - nl:cols - 1]
+    return res
 
 
 def _sd_up(m1: np.ndarray, m2: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> np.ndarray:
@@ -118,6 +154,57 @@ def _sd_up(m1: np.ndarray, m2: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> np
     return rg.sqrt_up(np.maximum(var, 0.0))
 
 
+def _sd_quadratic(mo: dict, y: np.ndarray, vmax: np.ndarray, ev: np.ndarray, ev2: np.ndarray, sd: np.ndarray,
+                  e_rel: float) -> np.ndarray:
+    """Per row, an upper bound of ``sd~(<c~, V>) = sqrt(c~^T Cov~(V) c~)`` (module docstring, (C1)).
+
+    ``c^ = fl(v1 - Y)`` with ``|c~ - c^| <= ec = ev + 2u |c^|``; ``sd~(<c~, V>) <= sd~(<c^, V>) + sum_j ec_j sd_j``;
+    ``Var~(<c^, V>) = c^T M2 c^ - (c^ . m)^2`` with ``M2 = E~[V V^T]`` (diagonal ``v2``, off-diagonal ``vv``, each
+    within ``E2`` of the exact) and ``m = E~V`` (within ``ev`` of ``v1``): ``<= fl(c^T M2^ c^) + gamma_{d_v^2 + 2}
+    |c^|^T |M2^| |c^| + |c^|^T E2 |c^| - max(0, |fl(c^ . v1)| (1 - gamma_{d_v}) - |c^| . ev)^2``.
+    """
+    L, dv = mo["v1"].shape
+    iu, ju = np.triu_indices(dv, 1)
+    M2 = np.empty((L, dv, dv))
+    M2[:, np.arange(dv), np.arange(dv)] = mo["v2"]
+    M2[:, iu, ju] = mo["vv"]
+    M2[:, ju, iu] = mo["vv"]
+    vv_max = rg.mul_up(vmax[:, None], vmax[None, :])
+    E2 = rg.mul_up(rg.add_up(rg.mul_up(e_rel, 1 + 4 * U), 2 * U), vv_max)     # cross moments: e_rel and the product
+    E2[np.arange(dv), np.arange(dv)] = np.maximum(ev2, E2[np.arange(dv), np.arange(dv)])
+    ch = mo["v1"] - y
+    ca = np.abs(ch)
+    q = np.einsum("li,lij,lj->l", ch, M2, ch)
+    qa = np.einsum("li,lij,lj->l", ca, np.abs(M2), ca)
+    qe = np.einsum("li,ij,lj->l", ca, E2, ca)
+    n = dv * dv + 2                                   # products per term plus any summation order of dv^2 terms
+    var = rg.add_up(rg.add_up(q, rg.mul_up(rg.inflate(qa, n), rg.gamma(n))), rg.inflate(qe, n))
+    mean = np.abs(np.einsum("li,li->l", ch, mo["v1"]))
+    mean_err = rg.add_up(rg.mul_up(rg.gamma(dv), rg.inflate(np.einsum("li,li->l", ca, np.abs(mo["v1"])), dv)),
+                         rg.inflate(ca @ ev, dv))
+    low = np.maximum(rg.down(mean - mean_err), 0.0)
+    var = rg.up(var - rg.down(low * low))
+    ec = rg.add_up(ev[None, :], rg.mul_up(2 * U, ca))
+    return rg.add_up(rg.sqrt_up(np.maximum(var, 0.0)), rg.sum_up(rg.mul_up(ec, sd), axis=1))
+
+
+def xv_mean_sd(mo: dict, xk: np.ndarray, xv: np.ndarray, xv_row: np.ndarray,
+               e_rel: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """Per row, upper bounds of ``|E~[X_V,a]|`` and ``sd~(X_V,a)`` (``L x d_model``), each capped by ``xv_row``
+    (``>= sqrt(E~[X_V,a^2])``); ``None`` without the first moments (``"x1"``). The first moment is within
+    ``e_rel max|X_V,a|`` of the computed one; the second as in :func:`_x_rms` (plus ``4u`` of itself)."""
+    x1, x2 = mo.get("x1"), mo.get("x2")
+    nk, nv = xk.shape[1], xv.shape[1]
+    if x1 is None or x1.shape[1] != nv or x2 is None or x2.shape[1] < nk + nv:
+        return None
+    xmax = np.max(np.abs(xv), axis=0)
+    e1 = rg.mul_up(e_rel, xmax)[None, :]
+    m2 = x2[:, nk:nk + nv]
+    e2 = rg.add_up(rg.mul_up(1 + 4 * U, rg.mul_up(e_rel, rg.mul_up(xmax, xmax)))[None, :], rg.mul_up(4 * U, np.abs(m2)))
+    mean = np.minimum(rg.add_up(np.abs(x1), e1), xv_row)
+    return mean, np.minimum(_sd_up(x1, m2, e1, e2), xv_row)
+
+
 def _x_rms(mo: dict, xk: np.ndarray, xv: np.ndarray, e_rel: float) -> tuple[np.ndarray, np.ndarray]:
     """Per query row, upper bounds of ``sqrt(E~[X_K,a^2])`` and ``sqrt(E~[X_V,a^2])`` (``L x d_model``).
 
@@ -128,12 +215,74 @@ def _x_rms(mo: dict, xk: np.ndarray, xv: np.ndarray, e_rel: float) -> tuple[np.n
     L = mo["D"].shape[0]
     kmax, vmax = np.max(np.abs(xk), axis=0), np.max(np.abs(xv), axis=0)
     x2 = mo.get("x2")
-    if x2 is None or x2.shape[1] != xk.shape[1] + xv.shape[1]:
+    if x2 is None or x2.shape[1] < xk.shape[1] + xv.shape[1]:
         return np.broadcast_to(kmax, (L, kmax.size)), np.broadcast_to(vmax, (L, vmax.size))
+    x2 = x2[:, :xk.shape[1] + xv.shape[1]]   # [X_K, X_V] come first (fast/adapter_chain.py extra_layout)
     cmax = np.concatenate([kmax, vmax])
     sq = rg.mul_up(rg.add_up(np.maximum(x2, 0.0), rg.mul_up(e_rel, rg.mul_up(cmax, cmax))[None, :]), 1 + 4 * U)
     r = np.minimum(rg.sqrt_up(sq), cmax[None, :])
     return r[:, :kmax.size], r[:, kmax.size:]
+
+
+def _c(x: Any) -> np.ndarray:
+    """A per-row scalar (a float or an ``(L,)`` vector) as a column that broadcasts against ``L x n``."""
+    return np.asarray(x, dtype=np.float64)[..., None]
+
+
+def _scalars(method: str, eps_A: Any, eps_D: Any, eps_A_in: Any) -> tuple[Any, Any, Any, Any]:
+    """``(delta, delta1, zeta, delta + delta1^2)`` rounded up (module docstring, (A0)-(A2), (GQ, factored));
+    floats, or ``(L,)`` vectors for per-row errors (:mod:`.row_radii`)."""
+    e = np.asarray(eps_A_in, dtype=np.float64)
+    if not np.all(e < 1):
+        raise ValueError("eps_A' must be < 1")
+    one_m = rg.down(1.0 - e)
+    delta = rg.div_up(rg.mul_up(2.0, e), one_m)
+    delta1 = rg.div_up(e, one_m)
+    zeta = np.zeros_like(e)
+    if method == "factored":
+        ea = np.asarray(eps_A, dtype=np.float64)
+        zeta = rg.div_up(rg.add_up(ea, eps_D), rg.down(1.0 - ea))
+    return delta, delta1, zeta, rg.add_up(delta, rg.mul_up(delta1, delta1))
+
+
+def item_scalars(it: dict, method: str, eps_A: float, eps_D: float | None, eps_A_in: float) -> tuple[Any, ...]:
+    """:func:`_scalars` of one batch item: per row when the item carries ``"row_eps"`` (:mod:`.row_radii`)."""
+    r = it.get("row_eps")
+    if r is None:
+        return _scalars(method, eps_A, eps_D, eps_A_in)
+    return _scalars(method, r["eps_A"], r["eps_D"], r["eps_A_in"])
+
+
+def _row_terms(it: dict, method: str, delta: Any, delta1: Any, zeta: Any, dp1: Any,
+               e_rel: float) -> dict[str, Any]:
+    """The per-row quantities of the module docstring for one batch item (all upper bounds)."""
+    y, mo = it["y"], it["moments"]
+    vmax = np.max(it["Vm"], axis=0)
+    kmax = np.max(it["Km"], axis=0)
+    ev = rg.mul_up(e_rel, vmax)                       # per column
+    ev2 = rg.mul_up(e_rel, rg.mul_up(vmax, vmax))
+    ek = rg.mul_up(e_rel, kmax)
+    ek2 = rg.mul_up(e_rel, rg.mul_up(kmax, kmax))
+    sd = _sd_up(mo["v1"], mo["v2"], ev[None, :], ev2[None, :])
+    sk = _sd_up(mo["k1"], mo["k2"], ek[None, :], ek2[None, :])
+    mk2 = rg.add_up(mo["k2"], ek2[None, :])
+    cabs = rg.add_up(rg.up(np.abs(mo["v1"] - y) * (1 + 2 * U)), ev[None, :])   # >= |c~|
+    Delta = rg.mul_up(_c(delta1), sd)                  # >= |Delta| (A1)
+    cex = rg.add_up(cabs, Delta)                       # >= |c|
+    S2 = rg.sum_up(rg.mul_up(sd, sd), axis=1)
+    C1 = rg.sum_up(rg.mul_up(cabs, sd), axis=1)
+    if "vv" in mo:                                     # >= sd~(<c~, V>) from the covariance (module docstring)
+        C1 = np.minimum(C1, _sd_quadratic(mo, y, vmax, ev, ev2, sd, e_rel))
+    rowQ_s = rg.add_up(rg.mul_up(delta1, S2), rg.mul_up(dp1, rg.add_up(C1, rg.mul_up(delta1, S2))))
+    rowQ = rg.mul_up(rowQ_s[:, None], sk)
+    rowK = rg.sum_up(rg.add_up(rg.mul_up(Delta, rg.add_up(sd, cex)), rg.mul_up(_c(delta), rg.mul_up(cex, rg.add_up(sd, Delta)))),
+                     axis=1)
+    rowK = np.minimum(rowK, rowQ_s)                    # (GK): the signed sum is a (GQ) sum too
+    if method == "factored":
+        rowQ = rg.add_up(rowQ, rg.mul_up(_c(zeta), rg.mul_up(C1[:, None], rg.sqrt_up(mk2))))
+        rowK = rg.add_up(rowK, rg.mul_up(zeta, C1))
+    return dict(ev=ev, ek=ek, sd=sd, sk=sk, cabs=cabs, Delta=Delta, cex=cex, C1=C1, rowQ_s=rowQ_s, rowQ=rowQ,
+                rowK=rowK)
 
 
 def aposteriori_weight_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A: float,
@@ -144,43 +293,19 @@ def aposteriori_weight_bounds(problem: Any, items: list[dict[str, Any]], method:
     bounds ``Pm``, ``Km``, ``Vm`` of the projections, and the moments of :func:`row_moments` (NumPy); ``e_rel`` the
     relative (to the column max) error bound of a computed moment.
     """
-    e = float(eps_A_in)
-    if not e < 1:
-        raise ValueError("eps_A' must be < 1")
-    delta = float(rg.div_up(rg.mul_up(2.0, e), float(rg.down(1.0 - e))))
-    zeta = 0.0
-    if method == "factored":
-        zeta = float(rg.div_up(rg.add_up(eps_A, eps_D), float(rg.down(1.0 - eps_A))))
-    dp1 = float(rg.mul_up(delta, rg.add_up(1.0, delta)))
     acc: dict[str, np.ndarray] = {}
     beta = abs(float(problem.beta))
     for it in items:
-        xq, xk, xv, y, Pm, mo = it["x_q"], it["x_k"], it["x_v"], it["y"], it["Pm"], it["moments"]
-        vmax = np.max(it["Vm"], axis=0)
-        kmax = np.max(it["Km"], axis=0)
-        ev = rg.mul_up(e_rel, vmax)                       # per column
-        ev2 = rg.mul_up(e_rel, rg.mul_up(vmax, vmax))
-        ek = rg.mul_up(e_rel, kmax)
-        ek2 = rg.mul_up(e_rel, rg.mul_up(kmax, kmax))
-        sd = _sd_up(mo["v1"], mo["v2"], ev[None, :], ev2[None, :])
-        sk = _sd_up(mo["k1"], mo["k2"], ek[None, :], ek2[None, :])
-        mk2 = rg.add_up(mo["k2"], ek2[None, :])
-        cabs = rg.add_up(rg.up(np.abs(mo["v1"] - y) * (1 + 2 * U)), ev[None, :])   # >= |c~|
-        Delta = rg.mul_up(delta, sd)                       # >= |Delta| (A1)
-        cex = rg.add_up(cabs, Delta)                       # >= |c|
-        S2 = rg.sum_up(rg.mul_up(sd, sd), axis=1)
-        C1 = rg.sum_up(rg.mul_up(cabs, sd), axis=1)
-        rowQ_s = rg.add_up(rg.mul_up(delta, S2), rg.mul_up(dp1, rg.add_up(C1, rg.mul_up(delta, S2))))
-        rowQ = rg.mul_up(rowQ_s[:, None], sk)
-        rowK = rg.sum_up(rg.add_up(rg.mul_up(Delta, rg.add_up(sd, cex)), rg.mul_up(delta, rg.mul_up(cex, rg.add_up(sd, Delta)))),
-                         axis=1)
-        if method == "factored":
-            rowQ = rg.add_up(rowQ, rg.mul_up(zeta, rg.mul_up(C1[:, None], rg.sqrt_up(mk2))))
-            rowK = rg.add_up(rowK, rg.mul_up(zeta, C1))
-        gq = rg.mul_up(beta, rg.matmul_up(np.abs(xq).T, rowQ))
+        xq, xk, xv, Pm, mo = it["x_q"], it["x_k"], it["x_v"], it["Pm"], it["moments"]
+        delta, delta1, zeta, dp1 = item_scalars(it, method, eps_A, eps_D, eps_A_in)
+        t = _row_terms(it, method, delta, delta1, zeta, dp1, e_rel)
+        gq = rg.mul_up(beta, rg.matmul_up(np.abs(xq).T, t["rowQ"]))
         xk_row, xv_row = _x_rms(mo, xk, xv, e_rel)                       # >= sqrt(E~[X^2]) per row, or the max
-        gk = rg.mul_up(beta, rg.matmul_up(xk_row.T, rg.mul_up(rowK[:, None], Pm)))   # sum_i Xk_ia rowK_i |P_ib|
-        gv = rg.matmul_up(xv_row.T, rg.add_up(Delta, rg.mul_up(delta, cex)))      # sum_i Xv_ia (|Delta_ij| + delta |c_ij|)
+        gk = rg.mul_up(beta, rg.matmul_up(xk_row.T, rg.mul_up(t["rowK"][:, None], Pm)))   # sum_i Xk_ia rowK_i |P_ib|
+        gv = rg.matmul_up(xv_row.T, rg.add_up(t["Delta"], rg.mul_up(_c(delta1), t["cex"])))  # sum_i Xv_ia (|Delta_ij| + delta1 |c_ij|)
+        ms = xv_mean_sd(mo, xk, xv, xv_row, e_rel)
+        if ms is not None:      # (GV) with |E~X_V,a| on Delta and sd~(X_V,a) on c
+            gv = rg.add_up(rg.matmul_up(ms[0].T, t["Delta"]), rg.matmul_up(ms[1].T, rg.mul_up(_c(delta1), t["cex"])))
         for key, m in (("Q", gq), ("K", gk), ("V", gv)):
             acc[key] = m if key not in acc else rg.add_up(acc[key], m)
     n = problem.n_batch

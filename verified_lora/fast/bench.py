@@ -129,9 +129,19 @@ def paper_flops(L: int, Lk: int, d: int, dv: int, k: int) -> float:
         + (2.0 * Lk * k * dv * d + 2.0 * Lk * k * (d + dv))
 
 
-def moment_flops(L: int, Lk: int, d: int, dv: int, k: int) -> float:
-    """GEMM FLOPs of the certificate's moment pass: ``Phi_V^T [V, V o V, K, K o K, 1]`` and its contraction."""
-    return 2.0 * (L + Lk) * k * (2 * dv + 2 * d + 1)
+def moment_flops(L: int, Lk: int, d: int, dv: int, k: int, extra: int = 0) -> float:
+    """GEMM FLOPs of the certificate's moment pass: ``Phi_V^T [V, V o V, K, K o K, (extra columns), 1]`` and
+    its contraction (``extra``: :func:`moment_extra_columns`)."""
+    return 2.0 * (L + Lk) * k * (2 * dv + 2 * d + 1 + extra)
+
+
+def moment_extra_columns(problem) -> int:
+    """Moment columns beyond ``[V, V o V, K, K o K, 1]`` (fast/certificate.py ``item_moments``): the squared
+    ``[X_K, X_V]`` and adapter columns, the cross moments ``V_j V_j'`` and the first moments of ``X_V``."""
+    from .adapter_chain import extra_layout
+
+    dv = problem.d_v
+    return sum(w for _n, w in extra_layout(problem)) + dv * (dv - 1) // 2 + problem.d_model
 
 
 def rel_err(got: dict, ref: dict) -> float:
@@ -259,7 +269,7 @@ def run_sweep(ds, Ls, *, R: float, tol: float, repeats: int, long_s: float, max_
                 k, g = res.rank, res.degree
                 kp = F.rank(d, g - 1) if g >= 1 else 0
                 flops = factored_flops(L, L, d, d, k, kp) if method == "factored" else paper_flops(L, L, d, d, k)
-                flops += moment_flops(L, L, d, d, k)  # the certificate's moment pass (fast/aposteriori.py)
+                flops += moment_flops(L, L, d, d, k, moment_extra_columns(problem))  # the moment pass (fast/aposteriori.py)
                 rb = max(res.relative_bounds.values())
                 results[method] = dict(time=med, cold=cold, times=times, mem=mem, flops=flops, degree=g, rank=k,
                                        family=res.family, cert_rel=rb, certified=res.certified,

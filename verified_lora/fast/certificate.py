@@ -10,10 +10,12 @@ For every gradient ``key`` the result reports
   ``|s| |B|^T |G^|``), and the final conversion to the problem's dtype (``u |fl(G)| / (1 - u)``);
 * ``bounds[key] = approx + rounding`` rounded up, a bound of ``max |G^ - G|`` for the returned ``G^``.
 
-Entrywise: ``|G^ - G| <= s |B|^T (W_approx(eps') + W_round) + gamma s |B|^T |G^_W|`` (lemma (G) of
-the propagation module with the rounding matrices added), so ``bounds`` is the max entry of that
-matrix plus the output conversion; ``approx`` is the plan's value and ``rounding`` the (upward)
-difference.
+Entrywise (``dA``; ``dB`` alike with ``|A|^T`` on the right):
+``|G^ - G| <= min(|s| |B|^T W_approx(eps'), A_chain) + |s| |B|^T W_round + gamma |s| |B|^T |G^_W|``, where
+``W_approx`` is the weight-gradient approximation bound (a priori, or per-row moments, :mod:`.aposteriori`)
+and ``A_chain`` the same step bounded row by row with the adapter factors inside (``|X B|``, ``K A^T``,
+``V A^T``: :mod:`.adapter_chain`); so ``bounds`` is the max entry of that matrix plus the output
+conversion, ``approx`` the max entry of the ``min(...)`` term and ``rounding`` the (upward) difference.
 
 **Relative claims.** ``max |G| >= max |G^| - b`` where ``b = bounds[key]``; the difference is rounded
 down and the ratio ``b / (max|G^| - b)`` up. When ``max|G^| - b <= 0`` there is no relative claim
@@ -36,6 +38,9 @@ from ..tolerances import unit_roundoff
 from .rounding_bound import rounding_bound
 
 __all__ = ["RunBounds", "run_bounds", "relative_claims", "item_moments"]
+
+ROW_RADII = True
+"""Per-row radii in step (2) (:mod:`.row_radii`); a switch for measuring what they buy."""
 
 
 @dataclass(frozen=True)
@@ -91,9 +96,10 @@ def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: d
         inf_w = {k: math.inf for k in approx_w}
         return RunBounds(approx_g, inf_g, inf_g, approx_w, inf_w, inf_w, rb.sigma, rb.delta_D)
     w_in, _ = sens.weight_bounds(rb.eps_A_in, rb.eps_D_in, method)
+    ap_ad: dict = {}
     if aposteriori:
-        ap = _aposteriori(problem, rb, coeffs, method, plan.eps_A, plan.eps_D if method == "factored" else None,
-                          moments)  # moments were formed above
+        ap, ap_ad = _aposteriori(problem, rb, coeffs, method, plan.eps_A, plan.eps_D if method == "factored" else None,
+                                 moments, R=plan.R)  # moments were formed above
         w_in = {k: np.minimum(w_in[k], ap[k]) for k in w_in}
     total_w = {k: rg.add_up(w_in[k], rb.weight[k]) for k in w_in}
     approx_w, weight_rounding, weight_total = {}, {}, {}
@@ -107,13 +113,18 @@ def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: d
         s_up = float(rg.inflate(abs(problem.scale(key)), 3))
         a = np.abs(np.asarray(to_numpy(ad.a), dtype=np.float64))
         b = np.abs(np.asarray(to_numpy(ad.b), dtype=np.float64))
-        tw, mw, aw = total_w[key], rb.weight_mag[key], w_in[key]
-        eA = rg.mul_up(s_up, rg.add_up(rg.matmul_up(b.T, tw), rg.mul_up(rg.gamma(b.shape[0] + 4), rg.matmul_up(b.T, mw))))
-        eB = rg.mul_up(s_up, rg.add_up(rg.matmul_up(tw, a.T), rg.mul_up(rg.gamma(a.shape[1] + 4), rg.matmul_up(mw, a.T))))
-        for name, e, ea in ((f"A_{key}", eA, rg.mul_up(s_up, rg.matmul_up(b.T, aw))),
-                            (f"B_{key}", eB, rg.mul_up(s_up, rg.matmul_up(aw, a.T)))):
+        rw, mw, aw = rb.weight[key], rb.weight_mag[key], w_in[key]
+        # step (2) through |s||B|^T |dG| or, tighter, row by row through |X B| (fast/adapter_chain.py);
+        # steps (1), (3) and the chain's own rounding through |B|^T (rounding_bound.py)
+        rA = rg.mul_up(s_up, rg.add_up(rg.matmul_up(b.T, rw), rg.mul_up(rg.gamma(b.shape[0] + 4), rg.matmul_up(b.T, mw))))
+        rB = rg.mul_up(s_up, rg.add_up(rg.matmul_up(rw, a.T), rg.mul_up(rg.gamma(a.shape[1] + 4), rg.matmul_up(mw, a.T))))
+        for name, r_e, ea in ((f"A_{key}", rA, rg.mul_up(s_up, rg.matmul_up(b.T, aw))),
+                              (f"B_{key}", rB, rg.mul_up(s_up, rg.matmul_up(aw, a.T)))):
+            if name in ap_ad:
+                ea = np.minimum(ea, ap_ad[name])
             approx_g[name] = float(np.max(ea))
-            rounding[name], total[name] = _split(float(np.max(e)), approx_g[name], _output(problem, None if grads is None else grads[name]))
+            rounding[name], total[name] = _split(float(np.max(rg.add_up(ea, r_e))), approx_g[name],
+                                                 _output(problem, None if grads is None else grads[name]))
     return RunBounds(approx_g, rounding, total, approx_w, weight_rounding, weight_total, rb.sigma, rb.delta_D)
 
 
@@ -121,6 +132,7 @@ def item_moments(problem: Any, coeffs, block: int | None = None) -> list[dict[st
     """Per batch item, the moments under ``pi~`` of the polynomial ``coeffs`` on the core's own projections."""
     from .. import features as F
     from . import default_block_size
+    from .adapter_chain import moment_extra
     from .aposteriori import row_moments
     from .rounding_bound import balance_scale, effective_weight_f64
 
@@ -132,20 +144,29 @@ def item_moments(problem: Any, coeffs, block: int | None = None) -> list[dict[st
     out = []
     for x_q, x_k, x_v, _y in problem.items():
         P, K, V = (xp.asarray(x, dtype=np.float64) @ W[key] for x, key in ((x_q, "Q"), (x_k, "K"), (x_v, "V")))
-        extra = xp.concatenate([xp.asarray(x_k, dtype=np.float64), xp.asarray(x_v, dtype=np.float64)], axis=1)
-        mo = row_moments(P, K, V, w, g, block=block, xp=xp, scale=balance_scale(P, K), extra=extra)
+        extra = moment_extra(problem, x_k, x_v, K, V, xp)   # [X_K, X_V, X B, K A^T, V A^T] (adapter_chain.py)
+        mo = row_moments(P, K, V, w, g, block=block, xp=xp, scale=balance_scale(P, K), extra=extra, cross=True,
+                         lin=xp.asarray(x_v, dtype=np.float64))
         out.append({k: np.asarray(to_numpy(v)) for k, v in mo.items()})
     return out
 
 
 def _aposteriori(problem: Any, rb: Any, coeffs, method: str, eps_A: float, eps_D: float | None,
-                 moments: list | None = None) -> dict:
-    """Step (2) from per-row moments (:mod:`.aposteriori`), on the very projections the core used."""
+                 moments: list | None = None, R: float | None = None) -> tuple[dict, dict]:
+    """Step (2) from per-row moments (:mod:`.aposteriori`), on the very projections the core used, for the
+    weight gradients and (:mod:`.adapter_chain`) the adapter gradients; with ``R`` (the plan's), each row
+    uses the polynomial's errors on its own radius (:mod:`.row_radii`)."""
+    from .adapter_chain import adapter_bounds
     from .aposteriori import aposteriori_weight_bounds
+    from .row_radii import row_eps
 
     moments = item_moments(problem, coeffs) if moments is None else moments
     items = [dict(it, moments=mo) for it, mo in zip(rb.items, moments)]
-    return aposteriori_weight_bounds(problem, items, method, eps_A, eps_D, rb.eps_A_in, rb.e_rel)
+    if R is not None and ROW_RADII:
+        for it, re in zip(items, row_eps(problem, rb.items, coeffs, R, eps_A, eps_D, rb.sigma, method)):
+            it["row_eps"] = re
+    return (aposteriori_weight_bounds(problem, items, method, eps_A, eps_D, rb.eps_A_in, rb.e_rel),
+            adapter_bounds(problem, items, method, eps_A, eps_D, rb.eps_A_in, rb.e_rel))
 
 
 def relative_claims(values: dict[str, Any], bounds: dict[str, float],

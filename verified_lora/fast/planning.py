@@ -8,14 +8,18 @@ afterwards (:mod:`.aposteriori`), so it overshoots by several degrees. Here:
    ``>= 1/2``) is the start;
 2. the per-row moments under ``pi~`` are formed once with a cheap polynomial (the least degree
    whose certified ``eps_A <= 1e-2``; the moments move by a relative ``O(eps_A)`` with the degree);
+   The relative targets use ``max |G~|`` of the fast path at that cheap polynomial as the scale
+   (all rows, a few milliseconds: its rank is small), not the row-subsample estimate.
 3. for each degree from the start upward and each preferred family (``"factored"``:
    ``"minimax-antiderivative"`` then ``"minimax"``, whose ``F' = P`` keeps ``eps_D`` near ``eps_A``;
    ``"paper"``: ``"minimax"``; those allowed, else the first family given), the certificate the run
    would issue is *predicted* from those moments and the
    certified ``eps`` of that degree (:func:`verified_lora.fast.certificate.run_bounds` with
    ``grads=None``, at the cheap degree, then scaled to each degree by the larger ratio of its eps
-   factors ``delta`` and ``zeta``): relative targets divide by the heuristic scale estimate and aim
-   at a quarter of ``tol``, absolute ones at 0.9 ``tol``. The first degree predicted to pass is run; the run is
+   factors ``delta`` and ``zeta``, a screen that must come within ``tol``; a candidate that passes it is
+   predicted again directly, ``run_bounds`` at its own eps with the cheap degree's moments, per-row radii
+   and adapter chain included): relative targets divide by that heuristic scale and aim
+   at half of ``tol``, absolute ones at 0.9 ``tol``. The first degree predicted to pass is run; the run is
    then certified with its own moments, and :func:`verified_lora.fast.loss_and_grads` raises the
    degree by one step while the certificate fails.
 
@@ -76,12 +80,13 @@ def _block(problem: Any, pl: Plan, method: str) -> int:
     return default_block_size(pl.rank, problem.d_v, method, rows=max(problem.L, problem.L_k))
 
 
-def _passes(bounds: dict[str, float], tol: float, tol_mode: str, est: dict[str, float] | None) -> bool:
+def _passes(bounds: dict[str, float], tol: float, tol_mode: str, est: dict[str, float] | None,
+            margin: float = 0.25) -> bool:
     if tol_mode == "absolute":
         return all(b <= 0.9 * tol for b in bounds.values())
     for key, b in bounds.items():
         m = (est or {}).get(key, 0.0)
-        if not (m > b and b / (m - b) <= 0.25 * tol):  # the scale estimate may overshoot max|G|
+        if not (m > b and b / (m - b) <= margin * tol):  # the scale estimate may overshoot max|G|
             return False
     return True
 
@@ -113,6 +118,8 @@ def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: 
     if moments is None:
         return None
     keys = problem.grad_keys
+    if est is not None:  # the cheap polynomial's own gradients: a far better scale than a row subsample
+        est = _cheap_scale(problem, pm, method, keys) or est
 
     def predicted(pl: Plan) -> tuple[dict[str, float], dict[str, float]]:
         rb = run_bounds(problem, pl, sens, method, list(pl.polynomial.coeffs), None, None, moments=moments,
@@ -130,8 +137,12 @@ def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: 
             if pl is not None:
                 ratio = max(a / b if b > 0 else math.inf for a, b in zip(_scales(pl, method), s_m))
                 guess = {k: approx_m[k] * ratio + round_m[k] for k in approx_m}
-                if all(math.isfinite(b) for b in guess.values()) and _passes(guess, tol, tol_mode, est):
-                    return pl
+                # the scaled guess only screens (per-row radii make it pessimistic for some families);
+                # a candidate it does not rule out is predicted directly at its own eps
+                if all(math.isfinite(b) for b in guess.values()) and _passes(guess, tol, tol_mode, est, 1.0):
+                    direct = predicted(pl)
+                    if _passes({k: direct[0][k] + direct[1][k] for k in direct[0]}, tol, tol_mode, est, 0.5):
+                        return pl
         g += step
     return None
 
@@ -141,3 +152,19 @@ def _scales(pl: Plan, method: str) -> tuple[float, float]:
     delta = 2 * e / (1 - e)
     zeta = (e + pl.eps_D) / (1 - e) if method == "factored" and pl.eps_D is not None else 0.0
     return delta, zeta
+
+
+def _cheap_scale(problem: Any, pm: Plan, method: str, keys: tuple) -> dict[str, float] | None:
+    """``max |G~|`` per gradient of the fast path at the cheap polynomial (a heuristic scale; ``None`` if
+    it is not finite and positive). A subsample of query rows times ``L / m`` overshoots ``max |G|`` by
+    about ``sqrt(L / m)`` when the rows' contributions cancel; the cheap run sees every row."""
+    import numpy as np
+
+    from .._xp import to_numpy
+    from . import run_with_polynomial
+
+    _loss, grads, wgrads, _info = run_with_polynomial(problem, list(pm.polynomial.coeffs), method,
+                                                      block_size=_block(problem, pm, method))
+    vals = grads if keys else wgrads
+    out = {k: float(np.max(np.abs(to_numpy(v)))) if v.size else 0.0 for k, v in vals.items()}
+    return out if all(math.isfinite(v) and v > 0 for v in out.values()) else None
