@@ -197,7 +197,16 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     Returns ``(loss~, adapter grads, weight grads, info)``. This is the engine under
     :func:`loss_and_grads`; call it directly only to study uncertified degrees (benchmarks, tests).
     """
+    return _run(problem, coeffs, method, block_size=block_size)[:4]
+
+
+def _run(problem: LoraAttention, coeffs, method: str = "factored", *, block_size: int | None = None,
+         moments: bool = False) -> tuple[float, dict[str, Any], dict[str, Any], dict[str, Any], list | None]:
+    """:func:`run_with_polynomial` plus, with ``moments=True`` and method ``"factored"``, the per-item
+    row moments under ``pi~`` of this very run (:func:`verified_lora.fast.aposteriori.row_moments`'s
+    dicts, NumPy), formed inside the core's own key and query passes; ``None`` otherwise."""
     from .. import features as F
+    from .aposteriori import moment_columns, split_moments
     from ._cores import factored_core, paper_core
     from .rounding_bound import balance_scale, effective_weight_f64
 
@@ -214,6 +223,8 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     totals = None
     loss = 0.0
     low = math.inf
+    want = moments and method == "factored"
+    mos: list | None = [] if want else None
     for x_q, x_k, x_v, y in problem.items():
         x_q, x_k, x_v, y = (xp.asarray(a, dtype=f64) for a in (x_q, x_k, x_v, y))
         P = x_q @ W["Q"]
@@ -221,7 +232,12 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
         Vmat = x_v @ W["V"]
         c = balance_scale(P, Kmat)  # a power of two: P c, K / c are exact and keep the monomials in range
         if method == "factored":
-            r = factored_core(P * c, Kmat / c, Vmat, y, w, g, block=block, xp=xp)
+            # the certificate's moment columns, of K itself (not K / c), as certificate.item_moments forms them
+            cols = moment_columns(Kmat, Vmat, xp.concatenate([x_k, x_v], axis=1), xp) if want else None
+            r = factored_core(P * c, Kmat / c, Vmat, y, w, g, block=block, xp=xp, moment_cols=cols)
+            if want:
+                mo = split_moments(r.means, r.normaliser, problem.d_v, d)
+                mos.append({key: np.asarray(to_numpy(v)) for key, v in mo.items()})
         else:
             r = paper_core(P * c, Kmat / c, Vmat, y, w, g, problem.beta, block=block, xp=xp)
         item = [x_q.T @ (r.dP * c), x_k.T @ (r.dK / c), x_v.T @ r.dV]
@@ -239,7 +255,7 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     grads = {key: t.astype(dt, copy=False) for key, t in adapter_grads(problem, wide).items()}
     weight_grads = {key: t.astype(dt, copy=False) for key, t in wide.items()}
     info = {"block_size": block, "rank": k, "degree": g, "min_normaliser": low, "compute_dtype": "float64"}
-    return loss, grads, weight_grads, info
+    return loss, grads, weight_grads, info, mos
 
 
 def _output_rounding(problem: LoraAttention, bounds: dict[str, float], values: dict[str, Any]) -> dict[str, float]:
@@ -399,8 +415,9 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
             return refuse(pl.reason, pl, attempts)
         attempts += 1
         coeffs = list(pl.polynomial.coeffs)
-        loss, grads, wgrads, info = run_with_polynomial(problem, coeffs, method, block_size=block_size)
-        rb = run_bounds(problem, pl, sens, method, coeffs, grads, wgrads, block=info["block_size"])
+        # "factored" forms the certificate's moments inside its own passes; "paper" leaves them to run_bounds
+        loss, grads, wgrads, info, mos = _run(problem, coeffs, method, block_size=block_size, moments=True)
+        rb = run_bounds(problem, pl, sens, method, coeffs, grads, wgrads, block=info["block_size"], moments=mos)
         bounds, wbounds = (rb.total if keys else {}), rb.weight_total
         judged = grads if keys else wgrads
         judged_b = bounds if keys else wbounds

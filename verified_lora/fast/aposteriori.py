@@ -62,9 +62,25 @@ import numpy as np
 from ..bounds import _rigorous as rg
 from .chunked import tmatmul
 
-__all__ = ["row_moments", "aposteriori_weight_bounds"]
+__all__ = ["row_moments", "moment_columns", "split_moments", "aposteriori_weight_bounds"]
 
 U = rg.U
+
+
+def moment_columns(Kmat: Any, Vmat: Any, extra: Any, xp: Any) -> Any:
+    """The key-side columns whose means under ``pi~`` the certificate needs besides ``E~V``:
+    ``[V o V, K, K o K, extra o extra]`` (``L_k x (d_v + 2 d + m)``, float64; ``extra`` may be ``None``).
+
+    The squares are computed in float64 (``fl(x^2)``); :func:`_x_rms` and :func:`_sd_up` account for that.
+    """
+    parts = [Vmat * Vmat, Kmat, Kmat * Kmat] + ([] if extra is None else [extra * extra])
+    return xp.concatenate(parts, axis=1)
+
+
+def split_moments(means: Any, D: Any, dv: int, d: int) -> dict[str, Any]:
+    """The moment dict from the row means of ``[V] + moment_columns`` (``L x (2 d_v + 2 d + m)``) and ``D~``."""
+    return {"v1": means[:, :dv], "v2": means[:, dv:2 * dv], "k1": means[:, 2 * dv:2 * dv + d],
+            "k2": means[:, 2 * dv + d:2 * dv + 2 * d], "x2": means[:, 2 * dv + 2 * d:], "D": D}
 
 
 def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: int, xp: Any,
@@ -90,9 +106,9 @@ def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: in
     for j0 in range(0, Lk, block):
         j1 = min(Lk, j0 + block)
         M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :j1 - j0])
-        V, K = Vmat[j0:j1], Kmat[j0:j1]
-        parts = [V, V * V, K, K * K] + ([] if extra is None else [extra[j0:j1] * extra[j0:j1]])
-        H += M @ xp.concatenate(parts + [xp.ones((j1 - j0, 1))], axis=1)
+        ex = None if extra is None else extra[j0:j1]
+        parts = [Vmat[j0:j1], moment_columns(Kmat[j0:j1], Vmat[j0:j1], ex, xp), xp.ones((j1 - j0, 1))]
+        H += M @ xp.concatenate(parts, axis=1)
     Hw = w * H
     out = xp.empty((L, cols), dtype=np.float64)
     for i0 in range(0, L, block):
@@ -101,8 +117,7 @@ def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: in
         O = tmatmul(M, Hw)                     # chunked like the core (rounding depth, fast/chunked.py)
         out[i0:i1, :cols - 1] = O[:, :cols - 1] / O[:, cols - 1:]
         out[i0:i1, cols - 1] = O[:, cols - 1]
-    return {"v1": out[:, :dv], "v2": out[:, dv:2 * dv], "k1": out[:, 2 * dv:2 * dv + d],
-            "k2": out[:, 2 * dv + d:2 * dv + 2 * d], "x2": out[:, 2 * dv + 2 * d:cols - 1], "D": out[:, -1]}
+    return split_moments(out[:, :cols - 1], out[:, -1], dv, d)
 
 
 def _sd_up(m1: np.ndarray, m2: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> np.ndarray:
