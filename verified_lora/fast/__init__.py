@@ -229,6 +229,7 @@ def _run(problem: LoraAttention, coeffs, method: str = "factored", *, block_size
     low = math.inf
     want = moments and method == "factored"
     mos: list | None = [] if want else None
+    same_kv = problem.x_v is problem.x_k  # self-attention (or shared key/value inputs): equal X moments
     for x_q, x_k, x_v, y in problem.items():
         x_q, x_k, x_v, y = (xp.asarray(a, dtype=f64) for a in (x_q, x_k, x_v, y))
         P = x_q @ W["Q"]
@@ -237,10 +238,14 @@ def _run(problem: LoraAttention, coeffs, method: str = "factored", *, block_size
         c = balance_scale(P, Kmat)  # a power of two: P c, K / c are exact and keep the monomials in range
         if method == "factored":
             # the certificate's moment columns, of K itself (not K / c), as certificate.item_moments forms them
-            cols = moment_columns(Kmat, Vmat, xp.concatenate([x_k, x_v], axis=1), xp) if want else None
+            # ([x_k, x_v]); with x_v = x_k the x_v columns are computed once and their means repeated
+            extra = x_k if same_kv else xp.concatenate([x_k, x_v], axis=1)
+            cols = moment_columns(Kmat, Vmat, extra, xp) if want else None
             r = factored_core(P * c, Kmat / c, Vmat, y, w, g, block=block, xp=xp, moment_cols=cols)
             if want:
                 mo = split_moments(r.means, r.normaliser, problem.d_v, d)
+                if same_kv:
+                    mo["x2"] = xp.concatenate([mo["x2"], mo["x2"]], axis=1)
                 mos.append({key: np.asarray(to_numpy(v)) for key, v in mo.items()})
         else:
             r = paper_core(P * c, Kmat / c, Vmat, y, w, g, problem.beta, block=block, xp=xp)

@@ -132,11 +132,12 @@ def paper_flops(L: int, Lk: int, d: int, dv: int, k: int) -> float:
 def moment_flops(L: int, Lk: int, d: int, dv: int, k: int, dm: int, method: str = "factored") -> float:
     """GEMM FLOPs of the certificate's row moments (fast/aposteriori.py).
 
-    ``"factored"`` appends the columns ``[V o V, K, K o K, X_K o X_K, X_V o X_V]`` (``d_v + 2 d + 2 d_model``)
-    to its own key and query GEMMs (``E~V`` and ``D~`` are the core's); ``"paper"`` runs the separate
-    moment pass ``Phi_V^T [V, V o V, K, K o K, X_K o X_K, X_V o X_V, 1]`` and its contraction.
+    ``"factored"`` appends the columns ``[V o V, K, K o K, X_K o X_K]`` (``d_v + 2 d + d_model``; the
+    benchmark is self-attention, where the ``X_V o X_V`` means are those of ``X_K o X_K``) to its own
+    key and query GEMMs (``E~V`` and ``D~`` are the core's); ``"paper"`` runs the separate moment pass
+    ``Phi_V^T [V, V o V, K, K o K, X_K o X_K, X_V o X_V, 1]`` and its contraction.
     """
-    cols = dv + 2 * d + 2 * dm if method == "factored" else 2 * dv + 2 * d + 2 * dm + 1
+    cols = dv + 2 * d + dm if method == "factored" else 2 * dv + 2 * d + 2 * dm + 1
     return 2.0 * (L + Lk) * k * cols
 
 
