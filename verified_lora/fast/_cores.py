@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CertificationError
-from .chunked import chunk_for, tmatmul
+from .chunked import chunk_for, tmatmul, tmatmul_bt
 from ..features import maps as F
 from .. import steps as _steps
 
@@ -118,15 +118,16 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     ch = chunk_for(k)  # one chunk for both parts of the k features: depth(k, ch) bounds each
     # one GEMM over the degree <= g-1 rows serves both the forward and the feature VJP:
     # M^T [Hw | Dq] on rows < k', plus the thin M^T Hw on the degree-g rows
-    right_q = xp.concatenate([Hw[:kp], Dq], axis=1)
+    right_qT = xp.ascontiguousarray(xp.concatenate([Hw[:kp], Dq], axis=1).T)   # transposed once (tmatmul_bt)
+    HwT = xp.ascontiguousarray(Hw[kp:].T)
     am = a + m
     means = None if moment_cols is None else xp.empty((L, dv + m), dtype=dt)
     normaliser = None if moment_cols is None else xp.empty((L,), dtype=dt)
     for i0, i1 in _blocks(L, block):
         n = i1 - i0
         M = F.monomials_t(PT[:, i0:i1], g, out=buf[:, :n], steps=steps)
-        OZ = tmatmul(M[:kp], right_q, ch)        # feature GEMMs in chunks (fast/chunked.py)
-        O = OZ[:, :am] + tmatmul(M[kp:], Hw[kp:], ch)   # [A~ Vmat, D~, A~ moment_cols] for these rows
+        OZ = tmatmul_bt(M[:kp], right_qT, ch)    # feature GEMMs in chunks (fast/chunked.py)
+        O = OZ[:, :am] + tmatmul_bt(M[kp:], HwT, ch)    # [A~ Vmat, D~, A~ moment_cols] for these rows
         D = O[:, dv:a]
         low = min(low, _check_normaliser(D, xp))
         c, Yp = steps.normalised_residual(O[:, :dv], D, Y[i0:i1])  # c~ and [c~, -rvec~] / D~
@@ -143,12 +144,13 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     # pass 3 (keys): dK, dV
     dK = xp.empty((Lk, d), dtype=dt)
     dV = xp.empty((Lk, dv), dtype=dt)
-    right_k = xp.concatenate([Ew[:kp, :dv], Dk], axis=1)
+    right_kT = xp.ascontiguousarray(xp.concatenate([Ew[:kp, :dv], Dk], axis=1).T)
+    EwT = xp.ascontiguousarray(Ew[kp:, :dv].T)
     for j0, j1 in _blocks(Lk, block):
         n = j1 - j0
         M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :n], steps=steps)
-        VZ = tmatmul(M[:kp], right_k, ch)
-        dV[j0:j1] = VZ[:, :dv] + tmatmul(M[kp:], Ew[kp:, :dv], ch)
+        VZ = tmatmul_bt(M[:kp], right_kT, ch)
+        dV[j0:j1] = VZ[:, :dv] + tmatmul_bt(M[kp:], EwT, ch)
         dK[j0:j1] = F.contract_derivative(VZ[:, dv:], Zk[j0:j1, :a], steps=steps)   # [Vmat, 1] rows
     return CoreResult(loss=loss, dP=dP, dK=dK, dV=dV, min_normaliser=low, means=means, normaliser=normaliser)
 
