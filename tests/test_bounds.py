@@ -54,6 +54,29 @@ def test_up_rounding_is_upper_bound():
     assert rg.gamma(10) >= 10 * 2.0**-53
 
 
+def test_vectorised_up_down_bracket_the_neighbouring_floats():
+    """rg.up/rg.down on arrays (the fast formula, not np.nextafter) must reach the float above/below
+    every entry: normal, subnormal, zero, signed, near a power of two, near overflow; an inf or NaN
+    entry falls back to np.nextafter for the whole array."""
+    rng = np.random.default_rng(7)
+    tiny = 2.0**-1074
+    edges = [0.0, -0.0, tiny, -tiny, 3 * tiny, 2.0**-1022, -(2.0**-1022), 2.0**-1022 * (1 - 2.0**-52),
+             1.0, -1.0, 1.5, -1.5, 2.0 - 2.0**-52, np.nextafter(1.0, 0.0), 2.0**-1000 * 1.75,
+             np.finfo(np.float64).max, -np.finfo(np.float64).max, 1e300, -1e-300]
+    mags = np.exp2(rng.uniform(-1074, 1023, 4000))
+    x = np.concatenate([edges, mags, -mags, np.nextafter(mags, 0.0), rng.standard_normal(1000)])
+    with np.errstate(over="ignore"):
+        hi, lo = rg.up(x), rg.down(x)
+        assert np.all(hi >= np.nextafter(x, np.inf)) and np.all(hi > x)
+        assert np.all(lo <= np.nextafter(x, -np.inf)) and np.all(lo < x)
+        fin = np.isfinite(hi) & np.isfinite(lo)  # and barely looser: a relative 2^-51 plus 3 * 2^-1074
+        slack = np.abs(x[fin]) * 2.0**-51 + 3 * tiny
+        assert np.all(hi[fin] - x[fin] <= slack) and np.all(x[fin] - lo[fin] <= slack)
+        special = np.concatenate([x[:100], [np.inf, -np.inf, np.nan]])
+        assert np.array_equal(rg.up(special), np.nextafter(special, np.inf), equal_nan=True)
+        assert np.array_equal(rg.down(special), np.nextafter(special, -np.inf), equal_nan=True)
+
+
 # ----------------------------------------------------------------------------- score bound
 
 

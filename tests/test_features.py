@@ -204,3 +204,19 @@ def test_bad_inputs_are_named():
         F.monomials_t(x.T.copy(), 2, out=np.empty((5, 3)))
     with pytest.raises(InputError, match="^g:"):
         F.rank(2, True)
+
+
+@pytest.mark.parametrize("d, g, beta", [(8, 10, Fraction(1)), (3, 7, Fraction(-7, 5)), (5, 4, Fraction(1, 3))])
+def test_float_query_weights_are_the_exact_weights_rounded_once(d, g, beta):
+    """The float weights (computed with integer division per distinct (degree, multinomial)) must be
+    exactly float(Fraction) of the exact weights, entry by entry."""
+    from verified_lora.approx.polynomials import make_polynomial
+
+    coeffs = list(make_polynomial("minimax", g, Fraction(3, 2)).coeffs)
+    from verified_lora.features import maps
+
+    maps._float_weights.cache_clear()
+    got = F.query_weights(coeffs, beta, d)
+    want = np.array([float(Fraction(x)) for x in F.query_weights(coeffs, beta, d, exact=True)])
+    assert got.dtype == np.float64 and got.shape == want.shape
+    assert np.array_equal(got, want)

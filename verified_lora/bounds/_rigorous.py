@@ -40,14 +40,44 @@ U = U64
 _TINY = 2.0**-1074  # smallest positive subnormal: bounds the absolute underflow error of one product
 
 
+_EPS = 2.0**-52  # 2u: |x| * _EPS >= ulp(x) for every normal x
+
+
 def up(x):
-    """The next float above ``x`` (elementwise): an upper bound of the exact value ``fl`` rounded."""
-    return np.nextafter(x, np.inf)
+    """A float ``>=`` the next float above ``x`` (elementwise): an upper bound of the exact value ``fl`` rounded.
+
+    For finite ``x`` it is ``fl(fl(x + fl(|x| 2^-52)) + 2^-1074)`` (about 10x faster than
+    ``np.nextafter`` on large arrays, and above ``x`` by at most ``2^-51 |x| + 3 * 2^-1074``): for normal ``x`` in ``[2^e, 2^{e+1})``
+    in magnitude, ``|x| 2^-52 >= 2^{e-52} = ulp(x)``, a power of two ``>= 2^-1074`` (representable),
+    so its rounding is still ``>= ulp(x)``; ``x + ulp(x)`` is ``>=`` the float above ``x`` (for
+    negative ``x`` the gap above is ``ulp(x)`` or ``ulp(x) / 2``), and rounding to nearest is
+    monotone, so ``fl(x + fl(|x| 2^-52)) >= nextafter(x, +inf)``; adding ``2^-1074`` can only keep
+    or raise it. For zero and subnormal ``x`` the last addition is exact and gives the float above.
+    Arrays with an inf or NaN entry take ``np.nextafter`` (so ``up(-inf)`` is ``-max``, NaN stays NaN).
+    ``tests/test_bounds.py`` checks ``up(x) >= nextafter(x, +inf)`` on edge cases.
+    """
+    a = np.asarray(x, dtype=np.float64)
+    if a.size < 64 or not np.isfinite(a).all():
+        return np.nextafter(x, np.inf)
+    with np.errstate(over="ignore"):
+        r = np.abs(a)
+        r *= _EPS
+        r += a
+        r += _TINY
+    return r
 
 
 def down(x):
-    """The next float below ``x`` (elementwise)."""
-    return np.nextafter(x, -np.inf)
+    """A float ``<=`` the next float below ``x`` (elementwise); the mirror image of :func:`up`."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.size < 64 or not np.isfinite(a).all():
+        return np.nextafter(x, -np.inf)
+    with np.errstate(over="ignore"):
+        r = np.abs(a)
+        r *= -_EPS
+        r += a
+        r -= _TINY
+    return r
 
 
 def inflation_factor(m: int) -> float:

@@ -67,8 +67,10 @@ __all__ = ["FastGradientResult", "loss_and_grads", "METHODS", "TOL_MODES", "FORC
 METHODS: tuple[str, ...] = ("factored", "paper")
 TOL_MODES: tuple[str, ...] = ("relative", "absolute")
 FORCE: tuple[str | None, ...] = (None, "fast", "exact")
-DEFAULT_BLOCK_BYTES = 128 * 2**20
-"""Bytes of the per-block feature work arrays (blocks of a few hundred rows keep the thin GEMMs efficient)."""
+DEFAULT_BLOCK_BYTES = 256 * 2**20
+"""Bytes of the per-block feature work arrays (blocks of a few hundred rows keep the thin GEMMs efficient:
+256 MiB keeps 256-row blocks up to ``k = 131072``, e.g. degree 12 at ``d = 8``; at ``k = 75582`` the factored
+core took 6.7 s CPU with 256-row blocks and 8.2 s with 128, d = 8, L = 4096, on the 2-core box)."""
 
 
 @dataclass(frozen=True, repr=False)  # the compact GradientResult repr
@@ -179,14 +181,18 @@ def default_block_size(k: int, d_v: int, method: str, budget: int = DEFAULT_BLOC
     """Rows per block so the feature work arrays (``k`` or ``k d_v`` columns, float64) fit ``budget``.
 
     With ``rows`` (the longest blocked dimension, ``max(L, L_k)``) the block is also capped near
-    ``sqrt(rows)`` (a power of two, at least 128): a blocked sum of ``n`` rows has rounding depth
-    ``block + n / block`` (:mod:`verified_lora.fast.rounding_bound`), least at ``block = sqrt(n)``.
+    ``sqrt(rows)`` (a power of two, at least 256): a blocked sum of ``n`` rows has rounding depth
+    ``block + n / block`` (:mod:`verified_lora.fast.rounding_bound`), least at ``block = sqrt(n)``,
+    but thinner blocks make the feature GEMMs slower (measured on the 2-core box, d = 8, k = 43758:
+    the factored core takes 4.0-4.4 s CPU with 256-row blocks, 4.6-4.8 s with 128 or 192). The block is a
+    power of two (fuller GEMM tiles). "factored" holds one ``k x block`` feature buffer; "paper" also
+    the face-split ``k d_v x block`` factors.
     """
-    width = k * (2 * d_v + 2) if method == "paper" else 2 * k
+    width = k * (2 * d_v + 2) if method == "paper" else k
     block = int(max(64, min(4096, budget // (8 * width))))
     if rows is not None and rows > 0:
-        block = min(block, max(128, 1 << math.ceil(math.log2(math.sqrt(rows)))))
-    return block
+        block = min(block, max(256, 1 << math.ceil(math.log2(math.sqrt(rows)))))
+    return 1 << (block.bit_length() - 1)
 
 
 # ----------------------------------------------------------------------------------------- running
@@ -197,7 +203,16 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     Returns ``(loss~, adapter grads, weight grads, info)``. This is the engine under
     :func:`loss_and_grads`; call it directly only to study uncertified degrees (benchmarks, tests).
     """
+    return _run(problem, coeffs, method, block_size=block_size)[:4]
+
+
+def _run(problem: LoraAttention, coeffs, method: str = "factored", *, block_size: int | None = None,
+         moments: bool = False) -> tuple[float, dict[str, Any], dict[str, Any], dict[str, Any], list | None]:
+    """:func:`run_with_polynomial` plus, with ``moments=True`` and method ``"factored"``, the per-item
+    row moments under ``pi~`` of this very run (:func:`verified_lora.fast.aposteriori.row_moments`'s
+    dicts, NumPy), formed inside the core's own key and query passes; ``None`` otherwise."""
     from .. import features as F
+    from .aposteriori import moment_columns, split_moments
     from ._cores import factored_core, paper_core
     from .rounding_bound import balance_scale, effective_weight_f64
 
@@ -214,6 +229,9 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     totals = None
     loss = 0.0
     low = math.inf
+    want = moments and method == "factored"
+    mos: list | None = [] if want else None
+    same_kv = problem.x_v is problem.x_k  # self-attention (or shared key/value inputs): equal X moments
     for x_q, x_k, x_v, y in problem.items():
         x_q, x_k, x_v, y = (xp.asarray(a, dtype=f64) for a in (x_q, x_k, x_v, y))
         P = x_q @ W["Q"]
@@ -221,7 +239,16 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
         Vmat = x_v @ W["V"]
         c = balance_scale(P, Kmat)  # a power of two: P c, K / c are exact and keep the monomials in range
         if method == "factored":
-            r = factored_core(P * c, Kmat / c, Vmat, y, w, g, block=block, xp=xp)
+            # the certificate's moment columns, of K itself (not K / c), as certificate.item_moments forms them
+            # ([x_k, x_v]); with x_v = x_k the x_v columns are computed once and their means repeated
+            extra = x_k if same_kv else xp.concatenate([x_k, x_v], axis=1)
+            cols = moment_columns(Kmat, Vmat, extra, xp) if want else None
+            r = factored_core(P * c, Kmat / c, Vmat, y, w, g, block=block, xp=xp, moment_cols=cols)
+            if want:
+                mo = split_moments(r.means, r.normaliser, problem.d_v, d)
+                if same_kv:
+                    mo["x2"] = xp.concatenate([mo["x2"], mo["x2"]], axis=1)
+                mos.append({key: np.asarray(to_numpy(v)) for key, v in mo.items()})
         else:
             r = paper_core(P * c, Kmat / c, Vmat, y, w, g, problem.beta, block=block, xp=xp)
         item = [x_q.T @ (r.dP * c), x_k.T @ (r.dK / c), x_v.T @ r.dV]
@@ -239,7 +266,7 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     grads = {key: t.astype(dt, copy=False) for key, t in adapter_grads(problem, wide).items()}
     weight_grads = {key: t.astype(dt, copy=False) for key, t in wide.items()}
     info = {"block_size": block, "rank": k, "degree": g, "min_normaliser": low, "compute_dtype": "float64"}
-    return loss, grads, weight_grads, info
+    return loss, grads, weight_grads, info, mos
 
 
 def _output_rounding(problem: LoraAttention, bounds: dict[str, float], values: dict[str, Any]) -> dict[str, float]:
@@ -334,7 +361,7 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         is predicted slower; **raises** :class:`~verified_lora.errors.RegimeError` when ``tol``
         cannot be certified (it never returns uncertified numbers).
     block_size:
-        Rows per block (default from a ~24 MB work budget).
+        Rows per block (default: :func:`default_block_size`, a 256 MiB work budget).
     families, cost_model, max_degree:
         Passed to :func:`verified_lora.bounds.plan` (default cost model: exps cost 227 FLOPs on the
         CPU, nothing on a GPU; default degree cap: the planner's).
@@ -399,8 +426,10 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
             return refuse(pl.reason, pl, attempts)
         attempts += 1
         coeffs = list(pl.polynomial.coeffs)
-        loss, grads, wgrads, info = run_with_polynomial(problem, coeffs, method, block_size=block_size)
-        rb = run_bounds(problem, pl, sens, method, coeffs, grads, wgrads, block=info["block_size"])
+        # the certificate's moments (with the cross, first-moment and adapter columns of .adapter_chain)
+        # come from run_bounds' own pass: the core's folded moment columns do not carry them yet
+        loss, grads, wgrads, info, mos = _run(problem, coeffs, method, block_size=block_size, moments=False)
+        rb = run_bounds(problem, pl, sens, method, coeffs, grads, wgrads, block=info["block_size"], moments=mos)
         bounds, wbounds = (rb.total if keys else {}), rb.weight_total
         judged = grads if keys else wgrads
         judged_b = bounds if keys else wbounds

@@ -84,9 +84,25 @@ import numpy as np
 from ..bounds import _rigorous as rg
 from .chunked import tmatmul
 
-__all__ = ["row_moments", "aposteriori_weight_bounds"]
+__all__ = ["row_moments", "moment_columns", "split_moments", "aposteriori_weight_bounds"]
 
 U = rg.U
+
+
+def moment_columns(Kmat: Any, Vmat: Any, extra: Any, xp: Any) -> Any:
+    """The key-side columns whose means under ``pi~`` the certificate needs besides ``E~V``:
+    ``[V o V, K, K o K, extra o extra]`` (``L_k x (d_v + 2 d + m)``, float64; ``extra`` may be ``None``).
+
+    The squares are computed in float64 (``fl(x^2)``); :func:`_x_rms` and :func:`_sd_up` account for that.
+    """
+    parts = [Vmat * Vmat, Kmat, Kmat * Kmat] + ([] if extra is None else [extra * extra])
+    return xp.concatenate(parts, axis=1)
+
+
+def split_moments(means: Any, D: Any, dv: int, d: int) -> dict[str, Any]:
+    """The moment dict from the row means of ``[V] + moment_columns`` (``L x (2 d_v + 2 d + m)``) and ``D~``."""
+    return {"v1": means[:, :dv], "v2": means[:, dv:2 * dv], "k1": means[:, 2 * dv:2 * dv + d],
+            "k2": means[:, 2 * dv + d:2 * dv + 2 * d], "x2": means[:, 2 * dv + 2 * d:], "D": D}
 
 
 def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: int, xp: Any,

@@ -365,8 +365,9 @@ def write_outputs(data: dict, path_stem: Path) -> None:
              f"(per gradient, certified a posteriori); certified paths: cold = the first call with every "
              f"certificate cache cleared (certification included), warm = median of up to {data['repeats']} "
              "later calls (the two are never mixed); baselines: median of up to "
-             f"{data['repeats']} runs. GEMM GFLOP/s of the certified paths counts the core and the "
-             "certificate's moment pass.", "",
+             f"{data['repeats']} runs. GEMM GFLOP/s of the certified paths (warm) counts the core's GEMMs and "
+             "the certificate's row moments (extra GEMM columns of the factored core; a separate pass for "
+             "paper).", "",
              format_markdown(headers, table), "", "## Summary", ""]
     for d, s in summ.items():
         lines.append(f"- d = {d}: " + ", ".join(f"{k} = {fmt_num(v)}" for k, v in s.items()))

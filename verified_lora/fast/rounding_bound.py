@@ -45,6 +45,12 @@ row accumulations ``2 L`` and ``2 L_k``, or ``block + ceil(L / block) + 2`` for 
   ``|E~V - Y_i| + e_m`` (``e_m = (e_fV / Vmag + 4u) Vmag``, the moment's own bound), ``|r_i|`` by
   ``sum_j |c_ij| (|E~V_j| + e_m,j)``, and ``Dlo_i = D^mom_i - 2 gamma_F L_k A0`` (both the moment
   pass's and the core's normaliser are within ``gamma_F L_k A0`` of ``D_i``), when larger.
+  The moments come either from a separate pass (:func:`verified_lora.fast.aposteriori.row_moments`:
+  a blocked key GEMM over ``L_k`` and a chunked feature GEMM over ``k``) or, for ``"factored"``, from
+  extra columns of the core's own two GEMMs that form ``A~ V`` and ``D~``
+  (:func:`verified_lora.fast._cores.factored_core`); either way every moment column is summed with
+  the depth charged to ``D~`` here (``n_F``: the key GEMM in blocks of ``block`` rows, the feature
+  GEMM in ``chunk_for(k)`` chunks, split at most once at ``k'``), so ``e_rel`` covers it.
 * ``c^ = fl(fV^ - Y)``: ``e_c,ij = (1 + u) e_fV,j + u Cb_ij``; ``|c_ij| <= Cb_ij``.
 * ``r^ = fl(sum_j c^ fV^)``: ``e_r,i = sum_j [e_c,ij (Vmag_j + e_fV,j) + Cb_ij e_fV,j]
   + gamma_{d_v} sum_j (Cb_ij + e_c,ij)(Vmag_j + e_fV,j)``; ``|r_i| <= Q_i = sum_j Cb_ij Vmag_j``.

@@ -106,13 +106,26 @@ def query_weights(coefficients: Sequence[Any], beta: Any, d: int, exact: bool = 
 
 @lru_cache(maxsize=32)
 def _float_weights(a_exact: tuple[Fraction, ...], b: Fraction, d: int) -> np.ndarray:
-    """Each weight ``a_t beta^t multinomial`` computed exactly, then rounded once (cached: it is
-    exact rational arithmetic on ``k`` entries, ~0.5 s at k = 12870)."""
+    """Each weight ``a_t beta^t multinomial`` computed exactly, then rounded once (cached).
+
+    ``a_t beta^t = N_t / D_t`` exactly; Python's ``int / int`` is correctly rounded, so
+    ``(N_t m) / D_t`` is the same float as ``float(Fraction(a_t beta^t) * m)`` without a gcd per
+    entry, and it is computed once per distinct ``(t, m)`` (a few hundred of the ``k`` columns):
+    0.02 s instead of 0.17 s at ``k = 43758``."""
     g = len(a_exact) - 1
     deg = feature_layout(d, g).degrees().tolist()
     multi = multinomials(d, g)
-    powers = [a_exact[t] * b ** t for t in range(g + 1)]
-    out = np.array([float(powers[t] * m) for t, m in zip(deg, multi)], dtype=np.float64)
+    frac = [a_exact[t] * b ** t for t in range(g + 1)]
+    nd = [(p.numerator, p.denominator) for p in frac]
+    memo: dict[tuple[int, int], float] = {}
+    vals = []
+    for t, m in zip(deg, multi):
+        v = memo.get((t, m))
+        if v is None:
+            num, den = nd[t]
+            v = memo[(t, m)] = (num * m) / den
+        vals.append(v)
+    out = np.array(vals, dtype=np.float64)
     out.setflags(write=False)
     return out
 
