@@ -28,7 +28,8 @@ Tolerance modes:
   gradient, *a posteriori*: the plan certifies ``|G~ - G| <= b``; then ``max|G| >= max|G~| - b``,
   so the relative error is at most ``b / (max|G~| - b)`` (rounded safely; no claim when not
   positive). The degree is chosen by the certificate the run will issue
-  (:mod:`verified_lora.fast.planning`: per-row moments of a cheap polynomial predict it, against the
+  (:mod:`verified_lora.fast.planning`: per-row moments of a cheap proxy polynomial, formed once per call and
+  shared with the certificate (:mod:`verified_lora.fast.proxy_moments`), predict it, against the
   scale ``max|G~|`` of the fast path at that cheap polynomial, a heuristic used only to pick the degree);
   if the run's own certificate fails, the degree is raised one step and the fast path re-run (at
   most ``max_attempts`` times).
@@ -382,9 +383,13 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
     cap = max_degree if max_degree is not None else DEFAULT_MAX_DEGREE
     if force != "fast":
         cap = pay_cap(problem, method, model, cap)
+    proxy = None  # the cheap proxy moments (fast/proxy_moments.py): one pass per call, planner and certificate
     if math.isfinite(sb.R) and sb.R > TINY_R and cap >= 1:  # the degree the a-posteriori certificate needs
+        from .proxy_moments import build_proxy
+
+        proxy = build_proxy(problem, float(sb.R))
         pending = choose_plan(problem, tol, tol_mode, method, fams, sb, sens, model, cap,
-                              est if tol_mode == "relative" else None)
+                              est if tol_mode == "relative" else None, proxy=proxy)
     while True:
         extra = {} if max_degree is None else {"max_degree": max_degree}
         if force == "fast":  # search past the degrees that pay, to certify tol anyway
@@ -400,7 +405,7 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         attempts += 1
         coeffs = list(pl.polynomial.coeffs)
         loss, grads, wgrads, info = run_with_polynomial(problem, coeffs, method, block_size=block_size)
-        rb = run_bounds(problem, pl, sens, method, coeffs, grads, wgrads, block=info["block_size"])
+        rb = run_bounds(problem, pl, sens, method, coeffs, grads, wgrads, block=info["block_size"], moments=proxy)
         bounds, wbounds = (rb.total if keys else {}), rb.weight_total
         judged = grads if keys else wgrads
         judged_b = bounds if keys else wbounds
