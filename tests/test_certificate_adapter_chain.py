@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 from verified_lora import Adapter, LoraAttention
 from verified_lora.bounds import Sensitivity, score_bound
-from verified_lora.fast.certificate import item_moments, run_bounds
+from verified_lora.fast.certificate import run_bounds
+from verified_lora.fast.proxy_moments import build_proxy
 
 from .test_certificates_adversarial import N_EXAMPLES, _certified_run, _errors
 
@@ -101,10 +102,12 @@ def test_adapter_chain_bounds_hold_against_mpmath(problem, family, method, degre
             assert errs[key] <= mpmath.mpf(b), (key, mpmath.nstr(errs[key], 5), b, family, degree, method)
 
 
-def _without_chain(moments, problem):
-    """The same moments without the adapter columns: the certificate falls back to ``|s||B|^T|dG|``."""
+def _without_chain(proxy, problem):
+    """The same proxy moments without the adapter columns: the certificate falls back to ``|s||B|^T|dG|``."""
+    import dataclasses
+
     w = 2 * problem.d_model
-    return [dict(mo, x2=mo["x2"][:, :w]) for mo in moments]
+    return dataclasses.replace(proxy, moments=[dict(mo, x2=mo["x2"][:, :w]) for mo in proxy.moments])
 
 
 def test_chain_is_active_and_tighter_when_x_b_nearly_vanishes():
@@ -133,7 +136,7 @@ def test_chain_is_active_and_tighter_when_x_b_nearly_vanishes():
                          bounds=dict(gb.grads), weight_bounds=dict(gb.weights_max))
     coeffs = list(cert.polynomial.coeffs)
     old = run_bounds(prob, pl, sens, "factored", coeffs, grads, wgrads,
-                     moments=_without_chain(item_moments(prob, coeffs), prob))
+                     moments=_without_chain(build_proxy(prob, float(score_bound(prob).R)), prob))
     for key in ("A_Q", "A_K", "A_V"):
         assert rb.approx[key] < 1e-3 * old.approx[key], (key, rb.approx[key], old.approx[key])
     for key in rb.approx:

@@ -28,7 +28,8 @@ Tolerance modes:
   gradient, *a posteriori*: the plan certifies ``|G~ - G| <= b``; then ``max|G| >= max|G~| - b``,
   so the relative error is at most ``b / (max|G~| - b)`` (rounded safely; no claim when not
   positive). The degree is chosen by the certificate the run will issue
-  (:mod:`verified_lora.fast.planning`: per-row moments of a cheap polynomial predict it, against the
+  (:mod:`verified_lora.fast.planning`: per-row moments of a cheap proxy polynomial, formed once per call and
+  shared with the certificate (:mod:`verified_lora.fast.proxy_moments`), predict it, against the
   scale ``max|G~|`` of the fast path at that cheap polynomial, a heuristic used only to pick the degree);
   if the run's own certificate fails, the degree is raised one step and the fast path re-run (at
   most ``max_attempts`` times).
@@ -203,16 +204,7 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     Returns ``(loss~, adapter grads, weight grads, info)``. This is the engine under
     :func:`loss_and_grads`; call it directly only to study uncertified degrees (benchmarks, tests).
     """
-    return _run(problem, coeffs, method, block_size=block_size)[:4]
-
-
-def _run(problem: LoraAttention, coeffs, method: str = "factored", *, block_size: int | None = None,
-         moments: bool = False) -> tuple[float, dict[str, Any], dict[str, Any], dict[str, Any], list | None]:
-    """:func:`run_with_polynomial` plus, with ``moments=True`` and method ``"factored"``, the per-item
-    row moments under ``pi~`` of this very run (:func:`verified_lora.fast.aposteriori.row_moments`'s
-    dicts, NumPy), formed inside the core's own key and query passes; ``None`` otherwise."""
     from .. import features as F
-    from .aposteriori import moment_columns, split_moments
     from ._cores import factored_core, paper_core
     from .rounding_bound import balance_scale, effective_weight_f64
 
@@ -229,9 +221,6 @@ def _run(problem: LoraAttention, coeffs, method: str = "factored", *, block_size
     totals = None
     loss = 0.0
     low = math.inf
-    want = moments and method == "factored"
-    mos: list | None = [] if want else None
-    same_kv = problem.x_v is problem.x_k  # self-attention (or shared key/value inputs): equal X moments
     for x_q, x_k, x_v, y in problem.items():
         x_q, x_k, x_v, y = (xp.asarray(a, dtype=f64) for a in (x_q, x_k, x_v, y))
         P = x_q @ W["Q"]
@@ -239,16 +228,7 @@ def _run(problem: LoraAttention, coeffs, method: str = "factored", *, block_size
         Vmat = x_v @ W["V"]
         c = balance_scale(P, Kmat)  # a power of two: P c, K / c are exact and keep the monomials in range
         if method == "factored":
-            # the certificate's moment columns, of K itself (not K / c), as certificate.item_moments forms them
-            # ([x_k, x_v]); with x_v = x_k the x_v columns are computed once and their means repeated
-            extra = x_k if same_kv else xp.concatenate([x_k, x_v], axis=1)
-            cols = moment_columns(Kmat, Vmat, extra, xp) if want else None
-            r = factored_core(P * c, Kmat / c, Vmat, y, w, g, block=block, xp=xp, moment_cols=cols)
-            if want:
-                mo = split_moments(r.means, r.normaliser, problem.d_v, d)
-                if same_kv:
-                    mo["x2"] = xp.concatenate([mo["x2"], mo["x2"]], axis=1)
-                mos.append({key: np.asarray(to_numpy(v)) for key, v in mo.items()})
+            r = factored_core(P * c, Kmat / c, Vmat, y, w, g, block=block, xp=xp)
         else:
             r = paper_core(P * c, Kmat / c, Vmat, y, w, g, problem.beta, block=block, xp=xp)
         item = [x_q.T @ (r.dP * c), x_k.T @ (r.dK / c), x_v.T @ r.dV]
@@ -266,7 +246,7 @@ def _run(problem: LoraAttention, coeffs, method: str = "factored", *, block_size
     grads = {key: t.astype(dt, copy=False) for key, t in adapter_grads(problem, wide).items()}
     weight_grads = {key: t.astype(dt, copy=False) for key, t in wide.items()}
     info = {"block_size": block, "rank": k, "degree": g, "min_normaliser": low, "compute_dtype": "float64"}
-    return loss, grads, weight_grads, info, mos
+    return loss, grads, weight_grads, info
 
 
 def _output_rounding(problem: LoraAttention, bounds: dict[str, float], values: dict[str, Any]) -> dict[str, float]:
@@ -409,9 +389,13 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
     cap = max_degree if max_degree is not None else DEFAULT_MAX_DEGREE
     if force != "fast":
         cap = pay_cap(problem, method, model, cap)
+    proxy = None  # the cheap proxy moments (fast/proxy_moments.py): one pass per call, planner and certificate
     if math.isfinite(sb.R) and sb.R > TINY_R and cap >= 1:  # the degree the a-posteriori certificate needs
+        from .proxy_moments import build_proxy
+
+        proxy = build_proxy(problem, float(sb.R))
         pending = choose_plan(problem, tol, tol_mode, method, fams, sb, sens, model, cap,
-                              est if tol_mode == "relative" else None)
+                              est if tol_mode == "relative" else None, proxy=proxy)
     while True:
         extra = {} if max_degree is None else {"max_degree": max_degree}
         if force == "fast":  # search past the degrees that pay, to certify tol anyway
@@ -426,10 +410,8 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
             return refuse(pl.reason, pl, attempts)
         attempts += 1
         coeffs = list(pl.polynomial.coeffs)
-        # the certificate's moments (with the cross, first-moment and adapter columns of .adapter_chain)
-        # come from run_bounds' own pass: the core's folded moment columns do not carry them yet
-        loss, grads, wgrads, info, mos = _run(problem, coeffs, method, block_size=block_size, moments=False)
-        rb = run_bounds(problem, pl, sens, method, coeffs, grads, wgrads, block=info["block_size"], moments=mos)
+        loss, grads, wgrads, info = run_with_polynomial(problem, coeffs, method, block_size=block_size)
+        rb = run_bounds(problem, pl, sens, method, coeffs, grads, wgrads, block=info["block_size"], moments=proxy)
         bounds, wbounds = (rb.total if keys else {}), rb.weight_total
         judged = grads if keys else wgrads
         judged_b = bounds if keys else wbounds

@@ -51,10 +51,6 @@ class CoreResult:
     dK: Any
     dV: Any
     min_normaliser: float
-    means: Any = None
-    """``[f~ Vmat, f~ moment_cols]`` (``L x (d_v + m)``) when ``moment_cols`` was given, else ``None``."""
-    normaliser: Any = None
-    """``D~`` (length ``L``) when ``moment_cols`` was given, else ``None``."""
 
 
 def _blocks(n: int, block: int):
@@ -73,19 +69,12 @@ def _check_normaliser(D: Any, xp: Any) -> float:
 
 
 def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *, block: int,
-                  xp: Any, moment_cols: Any = None) -> CoreResult:
+                  xp: Any) -> CoreResult:
     """Loss and gradients of the approximate loss by back-propagation through the features.
 
     ``weights`` are the query-side weights ``w_m = a_|m| beta^|m| multinomial`` (length ``k``),
     already containing ``beta``; ``P``, ``Kmat``, ``Vmat``, ``Y`` are float64.
 
-    ``moment_cols`` (``L_k x m``, float64, optional): key-side columns whose means under every query
-    row's ``pi~`` are wanted (the certificate's per-row moments, :mod:`.aposteriori`). They are
-    appended to ``[Vmat, 1]`` in the key pass's product ``H`` and read from the query pass's output
-    next to ``A~ Vmat`` and ``D~``, so they cost extra GEMM columns, not extra passes; the result's
-    ``means`` and ``normaliser`` hold them. Every such column is summed exactly like ``D~`` (the
-    same blocked key GEMM over ``L_k``, the same chunked feature GEMMs over ``k``), so the
-    rounding depth :mod:`.rounding_bound` charges ``D~`` (``n_F``, hence ``e_rel``) covers them.
     """
     L, d = P.shape
     Lk, dv = Vmat.shape
@@ -98,16 +87,14 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     PT = xp.ascontiguousarray(P.T)
     buf = xp.empty((k, min(block, max(L, Lk))), dtype=dt)
 
-    # pass 1 (keys): H = Phi_V^T [Vmat, 1, moment_cols], one GEMM per block of keys
-    m = 0 if moment_cols is None else int(moment_cols.shape[1])
-    parts = [Vmat, xp.ones((Lk, 1), dtype=dt)] + ([] if moment_cols is None else [moment_cols])
-    Zk = xp.concatenate(parts, axis=1)           # (L_k x a + m)
-    H = xp.zeros((k, a + m), dtype=dt)
+    # pass 1 (keys): H = Phi_V^T [Vmat, 1], one GEMM per block of keys
+    Zk = xp.concatenate([Vmat, xp.ones((Lk, 1), dtype=dt)], axis=1)   # (L_k x a)
+    H = xp.zeros((k, a), dtype=dt)
     for j0, j1 in _blocks(Lk, block):
         M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :j1 - j0], steps=steps)
         H += M @ Zk[j0:j1]
     Hw = w * H                                   # Phi_U H = M_U^T (w * H)
-    Dq = F.derivative_coefficients(Hw[:, :a], d, g)   # gradient polynomials of <Hw[:, a], u^m>
+    Dq = F.derivative_coefficients(Hw, d, g)   # gradient polynomials of <Hw[:, a], u^m>
 
     # pass 2 (queries): forward, loss, dP, E = Phi_U^T Yp
     dP = xp.empty((L, d), dtype=dt)
@@ -120,24 +107,17 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     # M^T [Hw | Dq] on rows < k', plus the thin M^T Hw on the degree-g rows
     right_qT = xp.ascontiguousarray(xp.concatenate([Hw[:kp], Dq], axis=1).T)   # transposed once (tmatmul_bt)
     HwT = xp.ascontiguousarray(Hw[kp:].T)
-    am = a + m
-    means = None if moment_cols is None else xp.empty((L, dv + m), dtype=dt)
-    normaliser = None if moment_cols is None else xp.empty((L,), dtype=dt)
     for i0, i1 in _blocks(L, block):
         n = i1 - i0
         M = F.monomials_t(PT[:, i0:i1], g, out=buf[:, :n], steps=steps)
         OZ = tmatmul_bt(M[:kp], right_qT, ch)    # feature GEMMs in chunks (fast/chunked.py)
-        O = OZ[:, :am] + tmatmul_bt(M[kp:], HwT, ch)    # [A~ Vmat, D~, A~ moment_cols] for these rows
-        D = O[:, dv:a]
+        O = OZ[:, :a] + tmatmul_bt(M[kp:], HwT, ch)     # [A~ Vmat, D~] for these rows
+        D = O[:, dv:]
         low = min(low, _check_normaliser(D, xp))
         c, Yp = steps.normalised_residual(O[:, :dv], D, Y[i0:i1])  # c~ and [c~, -rvec~] / D~
         loss += 0.5 * float((c * c).sum())
         E += M @ Yp
-        dP[i0:i1] = F.contract_derivative(OZ[:, am:], Yp, steps=steps)
-        if means is not None:  # the same divisions as a separate moment pass would make
-            means[i0:i1, :dv] = O[:, :dv] / D
-            means[i0:i1, dv:] = O[:, a:] / D
-            normaliser[i0:i1] = D[:, 0]
+        dP[i0:i1] = F.contract_derivative(OZ[:, a:], Yp, steps=steps)
     Ew = w * E                                   # Phi_U^T Yp
     Dk = F.derivative_coefficients(Ew, d, g)
 
@@ -151,8 +131,8 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
         M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :n], steps=steps)
         VZ = tmatmul_bt(M[:kp], right_kT, ch)
         dV[j0:j1] = VZ[:, :dv] + tmatmul_bt(M[kp:], EwT, ch)
-        dK[j0:j1] = F.contract_derivative(VZ[:, dv:], Zk[j0:j1, :a], steps=steps)   # [Vmat, 1] rows
-    return CoreResult(loss=loss, dP=dP, dK=dK, dV=dV, min_normaliser=low, means=means, normaliser=normaliser)
+        dK[j0:j1] = F.contract_derivative(VZ[:, dv:], Zk[j0:j1], steps=steps)   # [Vmat, 1] rows
+    return CoreResult(loss=loss, dP=dP, dK=dK, dV=dV, min_normaliser=low)
 
 
 def paper_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, beta: float, *, block: int,

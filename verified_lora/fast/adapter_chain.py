@@ -48,7 +48,10 @@ value column ``u = V A^T`` against ``Y A^T``: (A1) gives ``|Delta'_ir| <= delta1
 rounded outward like ``u`` above; capped by ``|c~| |A|^T``.
 
 Every float step is rounded upward (:mod:`verified_lora.bounds._rigorous`); the computed moments of
-``u~^2`` carry the error ``e_rel`` (column max of ``u~^2``) of :mod:`.rounding_bound`. A batch averages
+``u~^2`` carry the error ``e_rel`` (column max of ``u~^2``) of the moment pass (:mod:`.rounding_bound`'s
+``normaliser_rounding`` for the proxy polynomial). The moments are a cheap proxy's (:mod:`.proxy_moments`):
+each spread, root mean square and first moment above is formed for the proxy and transferred to ``pi~`` by
+(P1)-(P3) there (``it["eta"]``), as in :mod:`.aposteriori`. A batch averages
 the item bounds. Nothing here is used unless the moments carry the extra columns of
 :func:`moment_extra` (the certificate falls back to the chain ``|s| |B|^T |dG|``).
 """
@@ -61,7 +64,7 @@ import numpy as np
 
 from .._xp import to_numpy
 from ..bounds import _rigorous as rg
-from .aposteriori import _c, _row_terms, _sd_up, _x_rms, item_scalars, xv_mean_sd
+from .aposteriori import _c, _row_terms, _sd_up, _x_rms, item_scalars, pi_sd, pi_second, xv_mean_sd
 
 __all__ = ["extra_layout", "moment_extra", "adapter_bounds"]
 
@@ -111,18 +114,19 @@ def _moment_bound(m2: np.ndarray, cmax_fl: np.ndarray, e_rel: float) -> tuple[np
     return rg.add_up(np.maximum(m2, 0.0), e2), e2
 
 
-def _rms_weights(m2: np.ndarray, xmag: np.ndarray, b: np.ndarray, x_row: np.ndarray, e_rel: float) -> np.ndarray:
+def _rms_weights(m2: np.ndarray, xmag: np.ndarray, b: np.ndarray, x_row: np.ndarray, e_rel: float,
+                 tr: dict | None = None) -> np.ndarray:
     """Per row, an upper bound of ``sqrt(E~[(X B)_r^2])`` for the exact ``X B`` (module docstring (AK))."""
     cap = np.max(rg.matmul_up(xmag, np.abs(b)), axis=0)                # >= max_l |(X B)_lr|
     eu = rg.mul_up(rg.gamma(b.shape[0]), cap)
     cfl = rg.add_up(cap, eu)                                             # >= max |fl(X B)|
     up2, _ = _moment_bound(m2, cfl, e_rel)
-    rms = rg.add_up(rg.sqrt_up(up2), eu[None, :])
+    rms = rg.add_up(rg.sqrt_up(pi_second(up2, tr)), eu[None, :])
     return np.minimum(np.minimum(rms, rg.matmul_up(x_row, np.abs(b))), cap[None, :])
 
 
 def _sd_key_column(m1_src: np.ndarray, e1_src: np.ndarray, mag: np.ndarray, a: np.ndarray, m2: np.ndarray,
-                   e_rel: float) -> tuple[np.ndarray, np.ndarray]:
+                   e_rel: float, tr: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(sd~(u), sqrt(E~u^2))`` upper bounds per row for ``u = M A^T`` (``M`` the key-side matrix with
     moments ``m1_src`` within ``e1_src`` and magnitude bound ``mag``), from the moment column of ``fl(u)^2``."""
     aa = np.abs(a)
@@ -134,8 +138,8 @@ def _sd_key_column(m1_src: np.ndarray, e1_src: np.ndarray, mag: np.ndarray, a: n
     e1 = rg.add_up(rg.add_up(rg.matmul_up(np.broadcast_to(e1_src, m1_src.shape), aa.T),
                              rg.mul_up(rg.gamma(n), rg.matmul_up(np.abs(m1_src), aa.T))), eu[None, :])
     up2, e2 = _moment_bound(m2, cfl, e_rel)
-    sd = rg.add_up(_sd_up(m1, m2, e1, e2), eu[None, :])
-    rms = rg.add_up(rg.sqrt_up(up2), eu[None, :])
+    sd = rg.add_up(pi_sd(_sd_up(m1, m2, e1, e2), tr), eu[None, :])
+    rms = rg.add_up(rg.sqrt_up(pi_second(up2, tr)), eu[None, :])
     return sd, np.minimum(rms, cap[None, :])
 
 
@@ -159,7 +163,8 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
         delta, delta1, zeta, dp1 = item_scalars(it, method, eps_A, eps_D, eps_A_in)
         t = _row_terms(it, method, delta, delta1, zeta, dp1, e_rel)
         xq, xk, xv, Pm = it["x_q"], it["x_k"], it["x_v"], it["Pm"]
-        xk_row, xv_row = _x_rms(mo, xk, xv, e_rel)
+        tr = t["tr"]
+        xk_row, xv_row = _x_rms(mo, xk, xv, e_rel, tr)
         out: dict[str, np.ndarray] = {}
         for key in problem.adapted:
             ad = problem.adapters[key]
@@ -167,35 +172,34 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
             b = np.asarray(to_numpy(ad.b), dtype=np.float64)
             if key == "Q":
                 out["A_Q"] = rg.mul_up(beta, rg.matmul_up(_abs_product(xq, b).T, t["rowQ"]))
-                su, ru = _sd_key_column(mo["k1"], t["ek"][None, :], it["Km"], a, x2[:, sl["KA_Q"]], e_rel)
+                su, ru = _sd_key_column(mo["k1"], t["ek"][None, :], it["Km"], a, x2[:, sl["KA_Q"]], e_rel, tr)
                 su = np.minimum(su, rg.matmul_up(t["sk"], np.abs(a).T))
                 rq = rg.mul_up(t["rowQ_s"][:, None], su)
                 if method == "factored":
                     rq = rg.add_up(rq, rg.mul_up(_c(zeta), rg.mul_up(t["C1"][:, None], ru)))
                 out["B_Q"] = rg.mul_up(beta, rg.matmul_up(np.abs(xq).T, rq))
             elif key == "K":
-                w = _rms_weights(x2[:, sl["XB_K"]], np.abs(xk), b, xk_row, e_rel)
+                w = _rms_weights(x2[:, sl["XB_K"]], np.abs(xk), b, xk_row, e_rel, tr)
                 out["A_K"] = rg.mul_up(beta, rg.matmul_up(w.T, rg.mul_up(t["rowK"][:, None], Pm)))
                 _mag, EP, Pv = _proj(problem, xq, "Q")
                 PA = rg.add_up(_abs_product(Pv, a.T), rg.matmul_up(rg.mul_up(2.0, EP), np.abs(a).T))
                 PA = np.minimum(PA, rg.matmul_up(Pm, np.abs(a).T))
                 out["B_K"] = rg.mul_up(beta, rg.matmul_up(xk_row.T, rg.mul_up(t["rowK"][:, None], PA)))
             else:
-                w = _rms_weights(x2[:, sl["XB_V"]], np.abs(xv), b, xv_row, e_rel)
+                w = _rms_weights(x2[:, sl["XB_V"]], np.abs(xv), b, xv_row, e_rel, tr)
                 out["A_V"] = rg.matmul_up(w.T, rg.add_up(t["Delta"], rg.mul_up(_c(delta1), t["cex"])))
-                ms = xv_mean_sd(mo, xk, xv, xv_row, e_rel)
+                ms = xv_mean_sd(mo, xk, xv, xv_row, e_rel, tr)
                 if ms is not None:  # (AV) with |E~(X_V B)_r| on Delta and sd~((X_V B)_r) on c
                     bb = np.abs(b)
-                    e1 = rg.mul_up(e_rel, np.max(np.abs(xv), axis=0))[None, :]
-                    wm = rg.add_up(_abs_product(mo["x1"], b), rg.matmul_up(np.broadcast_to(e1, mo["x1"].shape), bb))
+                    wm = rg.add_up(_abs_product(mo["x1"], b), rg.matmul_up(ms[2], bb))
                     wm = np.minimum(wm, w)
                     ws = np.minimum(rg.matmul_up(ms[1], bb), w)
                     out["A_V"] = rg.add_up(rg.matmul_up(wm.T, t["Delta"]),
                                            rg.matmul_up(ws.T, rg.mul_up(_c(delta1), t["cex"])))
-                su, _ru = _sd_key_column(mo["v1"], t["ev"][None, :], it["Vm"], a, x2[:, sl["VA_V"]], e_rel)
+                su, _ru = _sd_key_column(mo["v1"], t["ev"][None, :], it["Vm"], a, x2[:, sl["VA_V"]], e_rel, tr)
                 su = np.minimum(su, rg.matmul_up(t["sd"], np.abs(a).T))
                 cd = mo["v1"] - it["y"]
-                ec = rg.add_up(rg.mul_up(2 * U, np.abs(cd)), t["ev"][None, :])   # >= |c~ - fl(v1 - Y)|
+                ec = rg.add_up(rg.mul_up(2 * U, np.abs(cd)), t["evr"])           # >= |c~ - fl(v1 - Y)|
                 ct = rg.add_up(_abs_product(cd, a.T), rg.matmul_up(ec, np.abs(a).T))
                 ct = np.minimum(ct, rg.matmul_up(t["cabs"], np.abs(a).T))        # >= |c~ A^T|
                 term = rg.mul_up(_c(delta1), rg.add_up(rg.mul_up(su, rg.add_up(1.0, _c(delta1))), ct))

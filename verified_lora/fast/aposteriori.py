@@ -67,6 +67,13 @@ weighting row ``l`` by ``|X_K,la|``, Cauchy-Schwarz under ``pi~_i`` gives
 ``xv_ia = sqrt(E~_i[X_V,a^2])`` (capped by ``max_l |X_V,la|``), which is used when the first moments ``E~[X_V]``
 (:func:`row_moments` with ``lin``) are not formed. With zero-mean inputs ``|E~_i X_V,a|`` is far below ``xv_ia``.
 
+**Proxy moments.** The certificate forms these moments with a cheap proxy polynomial ``P^``, not with ``P``
+(:mod:`.proxy_moments`): every bound above is first formed for the proxy's ``pi^`` from its computed moments,
+then transferred to ``pi~`` per row by (P1)-(P3) there (``sd~ <= sqrt(1 + eta) sd^``, ``E~G <= (1 + eta) E^G``
+for ``G >= 0``, ``|E~F - E^F| <= (eta / 2) sd^F``; :func:`transfer`, :func:`pi_sd`, :func:`pi_second`,
+:func:`pi_mean_err`), with ``eta`` of the row (``it["eta"]``); ``c~`` is the run's residual, bounded through
+``E~V``. Without ``it["eta"]`` the moments are the run's own (``eta = 0``).
+
 **Floating point.** The moments are computed in float64 with the running-error bound of
 :mod:`.rounding_bound` (``|m^ - m| <= e_rel * (column max)``, ``e_rel = 2 delta_D / (1 - delta_D) + 4u``;
 ``+ 2u`` would not do for ``delta_D > 1/3``);
@@ -84,25 +91,9 @@ import numpy as np
 from ..bounds import _rigorous as rg
 from .chunked import tmatmul
 
-__all__ = ["row_moments", "moment_columns", "split_moments", "aposteriori_weight_bounds"]
+__all__ = ["row_moments", "aposteriori_weight_bounds"]
 
 U = rg.U
-
-
-def moment_columns(Kmat: Any, Vmat: Any, extra: Any, xp: Any) -> Any:
-    """The key-side columns whose means under ``pi~`` the certificate needs besides ``E~V``:
-    ``[V o V, K, K o K, extra o extra]`` (``L_k x (d_v + 2 d + m)``, float64; ``extra`` may be ``None``).
-
-    The squares are computed in float64 (``fl(x^2)``); :func:`_x_rms` and :func:`_sd_up` account for that.
-    """
-    parts = [Vmat * Vmat, Kmat, Kmat * Kmat] + ([] if extra is None else [extra * extra])
-    return xp.concatenate(parts, axis=1)
-
-
-def split_moments(means: Any, D: Any, dv: int, d: int) -> dict[str, Any]:
-    """The moment dict from the row means of ``[V] + moment_columns`` (``L x (2 d_v + 2 d + m)``) and ``D~``."""
-    return {"v1": means[:, :dv], "v2": means[:, dv:2 * dv], "k1": means[:, 2 * dv:2 * dv + d],
-            "k2": means[:, 2 * dv + d:2 * dv + 2 * d], "x2": means[:, 2 * dv + 2 * d:], "D": D}
 
 
 def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: int, xp: Any,
@@ -171,13 +162,15 @@ def _sd_up(m1: np.ndarray, m2: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> np
 
 
 def _sd_quadratic(mo: dict, y: np.ndarray, vmax: np.ndarray, ev: np.ndarray, ev2: np.ndarray, sd: np.ndarray,
-                  e_rel: float) -> np.ndarray:
+                  e_rel: float, evr: Any = None, tr: dict | None = None) -> np.ndarray:
     """Per row, an upper bound of ``sd~(<c~, V>) = sqrt(c~^T Cov~(V) c~)`` (module docstring, (C1)).
 
-    ``c^ = fl(v1 - Y)`` with ``|c~ - c^| <= ec = ev + 2u |c^|``; ``sd~(<c~, V>) <= sd~(<c^, V>) + sum_j ec_j sd_j``;
-    ``Var~(<c^, V>) = c^T M2 c^ - (c^ . m)^2`` with ``M2 = E~[V V^T]`` (diagonal ``v2``, off-diagonal ``vv``, each
-    within ``E2`` of the exact) and ``m = E~V`` (within ``ev`` of ``v1``): ``<= fl(c^T M2^ c^) + gamma_{d_v^2 + 2}
-    |c^|^T |M2^| |c^| + |c^|^T E2 |c^| - max(0, |fl(c^ . v1)| (1 - gamma_{d_v}) - |c^| . ev)^2``.
+    ``c^ = fl(v1 - Y)`` with ``|c~ - c^| <= ec = evr + 2u |c^|`` (``evr >= |E~V - v1|``, default ``ev``);
+    ``sd~(<c~, V>) <= sd~(<c^, V>) + sum_j ec_j sd_j``;
+    ``Var(<c^, V>) = c^T M2 c^ - (c^ . m)^2`` with ``M2 = E[V V^T]`` (diagonal ``v2``, off-diagonal ``vv``, each
+    within ``E2`` of the exact) and ``m = E V`` (within ``ev`` of ``v1``): ``<= fl(c^T M2^ c^) + gamma_{d_v^2 + 2}
+    |c^|^T |M2^| |c^| + |c^|^T E2 |c^| - max(0, |fl(c^ . v1)| (1 - gamma_{d_v}) - |c^| . ev)^2``, under the
+    distribution whose moments ``mo`` are (a proxy's, :mod:`.proxy_moments`: then ``sd~ <= sqrt(1 + eta) sd^``, (P2)).
     """
     L, dv = mo["v1"].shape
     iu, ju = np.triu_indices(dv, 1)
@@ -200,15 +193,46 @@ def _sd_quadratic(mo: dict, y: np.ndarray, vmax: np.ndarray, ev: np.ndarray, ev2
                          rg.inflate(ca @ ev, dv))
     low = np.maximum(rg.down(mean - mean_err), 0.0)
     var = rg.up(var - rg.down(low * low))
-    ec = rg.add_up(ev[None, :], rg.mul_up(2 * U, ca))
-    return rg.add_up(rg.sqrt_up(np.maximum(var, 0.0)), rg.sum_up(rg.mul_up(ec, sd), axis=1))
+    ec = rg.add_up(ev[None, :] if evr is None else evr, rg.mul_up(2 * U, ca))
+    sq = rg.sqrt_up(np.maximum(var, 0.0))
+    if tr is not None:
+        sq = rg.mul_up(tr["s"][:, 0], sq)
+    return rg.add_up(sq, rg.sum_up(rg.mul_up(ec, sd), axis=1))
+
+
+def transfer(it: dict) -> dict | None:
+    """The factors of :mod:`.proxy_moments` (P1)-(P3) for an item whose moments are a proxy's (``it["eta"]``,
+    ``(L,)``): ``s >= sqrt(1 + eta)``, ``one >= 1 + eta``, ``half >= eta / 2`` as columns; ``None`` for the
+    run's own moments (``eta = 0``, nothing to transfer)."""
+    eta = it.get("eta")
+    if eta is None:
+        return None
+    eta = np.asarray(eta, dtype=np.float64)
+    one = rg.add_up(1.0, eta)
+    return {"s": _c(rg.sqrt_up(one)), "one": _c(one), "half": _c(0.5 * eta)}
+
+
+def pi_sd(sd_hat: Any, tr: dict | None) -> Any:
+    """``sd~ <= sqrt(1 + eta) sd^`` (:mod:`.proxy_moments` (P2)), up."""
+    return sd_hat if tr is None else rg.mul_up(tr["s"], sd_hat)
+
+
+def pi_second(m2_up: Any, tr: dict | None) -> Any:
+    """``E~[G] <= (1 + eta) E^[G]`` for ``G >= 0`` (:mod:`.proxy_moments` (P1)), up."""
+    return m2_up if tr is None else rg.mul_up(tr["one"], m2_up)
+
+
+def pi_mean_err(e1: Any, sd_hat: Any, tr: dict | None) -> Any:
+    """``|E~F - m^| <= e1 + (eta / 2) sd^(F)`` when ``|E^F - m^| <= e1`` (:mod:`.proxy_moments` (P3)), up."""
+    return e1 if tr is None else rg.add_up(e1, rg.mul_up(tr["half"], sd_hat))
 
 
 def xv_mean_sd(mo: dict, xk: np.ndarray, xv: np.ndarray, xv_row: np.ndarray,
-               e_rel: float) -> tuple[np.ndarray, np.ndarray] | None:
+               e_rel: float, tr: dict | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """Per row, upper bounds of ``|E~[X_V,a]|`` and ``sd~(X_V,a)`` (``L x d_model``), each capped by ``xv_row``
-    (``>= sqrt(E~[X_V,a^2])``); ``None`` without the first moments (``"x1"``). The first moment is within
-    ``e_rel max|X_V,a|`` of the computed one; the second as in :func:`_x_rms` (plus ``4u`` of itself)."""
+    (``>= sqrt(E~[X_V,a^2])``), and of ``|E~[X_V,a] - x1_a|``; ``None`` without the first moments (``"x1"``).
+    The first moment is within ``e_rel max|X_V,a|`` of the computed one; the second as in :func:`_x_rms`
+    (plus ``4u`` of itself); proxy moments are transferred by ``tr`` (:func:`transfer`)."""
     x1, x2 = mo.get("x1"), mo.get("x2")
     nk, nv = xk.shape[1], xv.shape[1]
     if x1 is None or x1.shape[1] != nv or x2 is None or x2.shape[1] < nk + nv:
@@ -217,11 +241,14 @@ def xv_mean_sd(mo: dict, xk: np.ndarray, xv: np.ndarray, xv_row: np.ndarray,
     e1 = rg.mul_up(e_rel, xmax)[None, :]
     m2 = x2[:, nk:nk + nv]
     e2 = rg.add_up(rg.mul_up(1 + 4 * U, rg.mul_up(e_rel, rg.mul_up(xmax, xmax)))[None, :], rg.mul_up(4 * U, np.abs(m2)))
-    mean = np.minimum(rg.add_up(np.abs(x1), e1), xv_row)
-    return mean, np.minimum(_sd_up(x1, m2, e1, e2), xv_row)
+    sdh = _sd_up(x1, m2, e1, e2)
+    e1r = np.broadcast_to(pi_mean_err(e1, sdh, tr), x1.shape)
+    mean = np.minimum(rg.add_up(np.abs(x1), e1r), xv_row)
+    return mean, np.minimum(pi_sd(sdh, tr), xv_row), e1r
 
 
-def _x_rms(mo: dict, xk: np.ndarray, xv: np.ndarray, e_rel: float) -> tuple[np.ndarray, np.ndarray]:
+def _x_rms(mo: dict, xk: np.ndarray, xv: np.ndarray, e_rel: float,
+           tr: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per query row, upper bounds of ``sqrt(E~[X_K,a^2])`` and ``sqrt(E~[X_V,a^2])`` (``L x d_model``).
 
     ``E~[x^2]`` is a computed moment of the computed squares ``fl(x^2) = x^2 (1 + theta)``: the exact
@@ -235,7 +262,7 @@ def _x_rms(mo: dict, xk: np.ndarray, xv: np.ndarray, e_rel: float) -> tuple[np.n
         return np.broadcast_to(kmax, (L, kmax.size)), np.broadcast_to(vmax, (L, vmax.size))
     x2 = x2[:, :xk.shape[1] + xv.shape[1]]   # [X_K, X_V] come first (fast/adapter_chain.py extra_layout)
     cmax = np.concatenate([kmax, vmax])
-    sq = rg.mul_up(rg.add_up(np.maximum(x2, 0.0), rg.mul_up(e_rel, rg.mul_up(cmax, cmax))[None, :]), 1 + 4 * U)
+    sq = pi_second(rg.mul_up(rg.add_up(np.maximum(x2, 0.0), rg.mul_up(e_rel, rg.mul_up(cmax, cmax))[None, :]), 1 + 4 * U), tr)
     r = np.minimum(rg.sqrt_up(sq), cmax[None, :])
     return r[:, :kmax.size], r[:, kmax.size:]
 
@@ -271,24 +298,29 @@ def item_scalars(it: dict, method: str, eps_A: float, eps_D: float | None, eps_A
 
 def _row_terms(it: dict, method: str, delta: Any, delta1: Any, zeta: Any, dp1: Any,
                e_rel: float) -> dict[str, Any]:
-    """The per-row quantities of the module docstring for one batch item (all upper bounds)."""
+    """The per-row quantities of the module docstring for one batch item (all upper bounds); from a proxy's
+    moments (``it["eta"]``) through :mod:`.proxy_moments` (P1)-(P3). ``ev``, ``ek`` (columns) bound the
+    computed moments' own errors, ``evr`` (``L x d_v``) bounds ``|E~V - v1|``."""
     y, mo = it["y"], it["moments"]
+    tr = transfer(it)
     vmax = np.max(it["Vm"], axis=0)
     kmax = np.max(it["Km"], axis=0)
     ev = rg.mul_up(e_rel, vmax)                       # per column
     ev2 = rg.mul_up(e_rel, rg.mul_up(vmax, vmax))
     ek = rg.mul_up(e_rel, kmax)
     ek2 = rg.mul_up(e_rel, rg.mul_up(kmax, kmax))
-    sd = _sd_up(mo["v1"], mo["v2"], ev[None, :], ev2[None, :])
-    sk = _sd_up(mo["k1"], mo["k2"], ek[None, :], ek2[None, :])
-    mk2 = rg.add_up(mo["k2"], ek2[None, :])
-    cabs = rg.add_up(rg.up(np.abs(mo["v1"] - y) * (1 + 2 * U)), ev[None, :])   # >= |c~|
+    sd_h = _sd_up(mo["v1"], mo["v2"], ev[None, :], ev2[None, :])
+    sd = pi_sd(sd_h, tr)
+    sk = pi_sd(_sd_up(mo["k1"], mo["k2"], ek[None, :], ek2[None, :]), tr)
+    mk2 = pi_second(rg.add_up(mo["k2"], ek2[None, :]), tr)
+    evr = np.broadcast_to(pi_mean_err(ev[None, :], sd_h, tr), mo["v1"].shape)   # >= |E~V - v1|
+    cabs = rg.add_up(rg.up(np.abs(mo["v1"] - y) * (1 + 2 * U)), evr)   # >= |c~|
     Delta = rg.mul_up(_c(delta1), sd)                  # >= |Delta| (A1)
     cex = rg.add_up(cabs, Delta)                       # >= |c|
     S2 = rg.sum_up(rg.mul_up(sd, sd), axis=1)
     C1 = rg.sum_up(rg.mul_up(cabs, sd), axis=1)
     if "vv" in mo:                                     # >= sd~(<c~, V>) from the covariance (module docstring)
-        C1 = np.minimum(C1, _sd_quadratic(mo, y, vmax, ev, ev2, sd, e_rel))
+        C1 = np.minimum(C1, _sd_quadratic(mo, y, vmax, ev, ev2, sd, e_rel, evr, tr))
     rowQ_s = rg.add_up(rg.mul_up(delta1, S2), rg.mul_up(dp1, rg.add_up(C1, rg.mul_up(delta1, S2))))
     rowQ = rg.mul_up(rowQ_s[:, None], sk)
     rowK = rg.sum_up(rg.add_up(rg.mul_up(Delta, rg.add_up(sd, cex)), rg.mul_up(_c(delta), rg.mul_up(cex, rg.add_up(sd, Delta)))),
@@ -297,7 +329,7 @@ def _row_terms(it: dict, method: str, delta: Any, delta1: Any, zeta: Any, dp1: A
     if method == "factored":
         rowQ = rg.add_up(rowQ, rg.mul_up(_c(zeta), rg.mul_up(C1[:, None], rg.sqrt_up(mk2))))
         rowK = rg.add_up(rowK, rg.mul_up(zeta, C1))
-    return dict(ev=ev, ek=ek, sd=sd, sk=sk, cabs=cabs, Delta=Delta, cex=cex, C1=C1, rowQ_s=rowQ_s, rowQ=rowQ,
+    return dict(ev=ev, ek=ek, evr=evr, tr=tr, sd=sd, sk=sk, cabs=cabs, Delta=Delta, cex=cex, C1=C1, rowQ_s=rowQ_s, rowQ=rowQ,
                 rowK=rowK)
 
 
@@ -316,10 +348,10 @@ def aposteriori_weight_bounds(problem: Any, items: list[dict[str, Any]], method:
         delta, delta1, zeta, dp1 = item_scalars(it, method, eps_A, eps_D, eps_A_in)
         t = _row_terms(it, method, delta, delta1, zeta, dp1, e_rel)
         gq = rg.mul_up(beta, rg.matmul_up(np.abs(xq).T, t["rowQ"]))
-        xk_row, xv_row = _x_rms(mo, xk, xv, e_rel)                       # >= sqrt(E~[X^2]) per row, or the max
+        xk_row, xv_row = _x_rms(mo, xk, xv, e_rel, t["tr"])              # >= sqrt(E~[X^2]) per row, or the max
         gk = rg.mul_up(beta, rg.matmul_up(xk_row.T, rg.mul_up(t["rowK"][:, None], Pm)))   # sum_i Xk_ia rowK_i |P_ib|
         gv = rg.matmul_up(xv_row.T, rg.add_up(t["Delta"], rg.mul_up(_c(delta1), t["cex"])))  # sum_i Xv_ia (|Delta_ij| + delta1 |c_ij|)
-        ms = xv_mean_sd(mo, xk, xv, xv_row, e_rel)
+        ms = xv_mean_sd(mo, xk, xv, xv_row, e_rel, t["tr"])
         if ms is not None:      # (GV) with |E~X_V,a| on Delta and sd~(X_V,a) on c
             gv = rg.add_up(rg.matmul_up(ms[0].T, t["Delta"]), rg.matmul_up(ms[1].T, rg.mul_up(_c(delta1), t["cex"])))
         for key, m in (("Q", gq), ("K", gk), ("V", gv)):

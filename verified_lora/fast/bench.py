@@ -29,6 +29,7 @@ from ..bounds import score_bound
 from ..bounds.cost import exact_gemm_flops
 from ..examples import random_problem
 from . import loss_and_grads as _fast_loss_and_grads, run_with_polynomial
+from .proxy_moments import proxy_polynomial
 
 __all__ = ["METHODS", "run_sweep", "summarise", "write_outputs", "dgemm_peak", "make_problem"]
 
@@ -269,7 +270,13 @@ def run_sweep(ds, Ls, *, R: float, tol: float, repeats: int, long_s: float, max_
                 k, g = res.rank, res.degree
                 kp = F.rank(d, g - 1) if g >= 1 else 0
                 flops = factored_flops(L, L, d, d, k, kp) if method == "factored" else paper_flops(L, L, d, d, k)
-                flops += moment_flops(L, L, d, d, k, moment_extra_columns(problem))  # the moment pass (fast/aposteriori.py)
+                # the certificate's moment pass and the planner's scale run, both at the proxy's small rank
+                # (fast/proxy_moments.py)
+                prox = proxy_polynomial(float(res.R))
+                if prox is not None:
+                    kh = F.rank(d, prox[0])
+                    flops += moment_flops(L, L, d, d, kh, moment_extra_columns(problem))
+                    flops += factored_flops(L, L, d, d, kh, F.rank(d, prox[0] - 1))
                 rb = max(res.relative_bounds.values())
                 results[method] = dict(time=med, cold=cold, times=times, mem=mem, flops=flops, degree=g, rank=k,
                                        family=res.family, cert_rel=rb, certified=res.certified,

@@ -12,7 +12,8 @@ For every gradient ``key`` the result reports
 
 Entrywise (``dA``; ``dB`` alike with ``|A|^T`` on the right):
 ``|G^ - G| <= min(|s| |B|^T W_approx(eps'), A_chain) + |s| |B|^T W_round + gamma |s| |B|^T |G^_W|``, where
-``W_approx`` is the weight-gradient approximation bound (a priori, or per-row moments, :mod:`.aposteriori`)
+``W_approx`` is the weight-gradient approximation bound (a priori, or per-row moments, :mod:`.aposteriori`,
+formed with a cheap proxy polynomial and transferred to the run's ``pi~``, :mod:`.proxy_moments`)
 and ``A_chain`` the same step bounded row by row with the adapter factors inside (``|X B|``, ``K A^T``,
 ``V A^T``: :mod:`.adapter_chain`); so ``bounds`` is the max entry of that matrix plus the output
 conversion, ``approx`` the max entry of the ``min(...)`` term and ``rounding`` the (upward) difference.
@@ -35,6 +36,7 @@ import numpy as np
 from .._xp import to_numpy
 from ..bounds import _rigorous as rg
 from ..tolerances import unit_roundoff
+from .proxy_moments import ProxyMoments, item_moments
 from .rounding_bound import rounding_bound
 
 __all__ = ["RunBounds", "run_bounds", "relative_claims", "item_moments"]
@@ -77,18 +79,31 @@ def _split(total: float, approx: float, out: float) -> tuple[float, float]:
 
 
 def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: dict[str, Any] | None,
-               weight_grads: dict[str, Any] | None, aposteriori: bool = True, moments: list | None = None,
+               weight_grads: dict[str, Any] | None, aposteriori: bool = True, moments: ProxyMoments | None = None,
                block: int | None = None) -> RunBounds:
     """Certified bounds for one fast run of ``plan`` whose returned arrays are ``grads``/``weight_grads``.
 
-    ``moments`` (per batch item, from :func:`.aposteriori.row_moments`) default to those of the run's
-    own polynomial; moments of another degree give a *prediction* (used to choose the degree, never
-    as a certificate), as do ``grads=None``/``weight_grads=None`` (no output conversion term).
+    ``moments``: the proxy moments of :mod:`.proxy_moments` (one cheap pass per call, shared with the
+    planner), built here when not given (or when built for a smaller ``R``); every per-row moment of the
+    run's ``pi~`` is bounded from them ((P0)-(P4) there). ``grads=None``/``weight_grads=None`` give the
+    bound without the output conversion term (the planner's prediction, which is then the certificate
+    up to that term).
     """
-    if aposteriori and moments is None:
-        moments = item_moments(problem, coeffs, block)
+    from .proxy_moments import build_proxy, rounding_rows, same_polynomial
+
+    if aposteriori and (moments is None or moments.R < float(plan.R)):
+        moments = build_proxy(problem, float(plan.R))
+    aposteriori = aposteriori and moments is not None
+    same = aposteriori and same_polynomial(moments, coeffs)
+    rows = None
+    if aposteriori:
+        from .rounding_bound import _proj
+
+        items = tuple(dict(Vm=_proj(problem, np.asarray(to_numpy(x_v), dtype=np.float64), "V")[0],
+                           y=np.asarray(to_numpy(y), dtype=np.float64)) for _q, _k, x_v, y in problem.items())
+        rows = rounding_rows(moments, items, plan.eps_A, same)
     rb = rounding_bound(problem, coeffs, method, plan.eps_A, plan.eps_D if method == "factored" else None,
-                        plan.R, plan.rank, moments=moments if aposteriori else None, block=block)
+                        plan.R, plan.rank, rows=rows, block=block)
     approx_g = dict(plan.bounds)
     approx_w = dict(plan.weight_bounds)
     if not rb.finite or not rb.eps_A_in < 1:
@@ -99,7 +114,7 @@ def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: d
     ap_ad: dict = {}
     if aposteriori:
         ap, ap_ad = _aposteriori(problem, rb, coeffs, method, plan.eps_A, plan.eps_D if method == "factored" else None,
-                                 moments, R=plan.R)  # moments were formed above
+                                 moments, R=plan.R, same=same)
         w_in = {k: np.minimum(w_in[k], ap[k]) for k in w_in}
     total_w = {k: rg.add_up(w_in[k], rb.weight[k]) for k in w_in}
     approx_w, weight_rounding, weight_total = {}, {}, {}
@@ -128,45 +143,30 @@ def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: d
     return RunBounds(approx_g, rounding, total, approx_w, weight_rounding, weight_total, rb.sigma, rb.delta_D)
 
 
-def item_moments(problem: Any, coeffs, block: int | None = None) -> list[dict[str, np.ndarray]]:
-    """Per batch item, the moments under ``pi~`` of the polynomial ``coeffs`` on the core's own projections."""
-    from .. import features as F
-    from . import default_block_size
-    from .adapter_chain import moment_extra
-    from .aposteriori import row_moments
-    from .rounding_bound import balance_scale, effective_weight_f64
-
-    xp = problem.xp
-    g = len(coeffs) - 1
-    w = F.query_weights(list(coeffs), problem.beta, problem.d_head)
-    block = block or default_block_size(int(w.shape[0]), problem.d_v, "factored", rows=max(problem.L, problem.L_k))
-    W = {key: effective_weight_f64(problem, key, xp) for key in "QKV"}
-    out = []
-    for x_q, x_k, x_v, _y in problem.items():
-        P, K, V = (xp.asarray(x, dtype=np.float64) @ W[key] for x, key in ((x_q, "Q"), (x_k, "K"), (x_v, "V")))
-        extra = moment_extra(problem, x_k, x_v, K, V, xp)   # [X_K, X_V, X B, K A^T, V A^T] (adapter_chain.py)
-        mo = row_moments(P, K, V, w, g, block=block, xp=xp, scale=balance_scale(P, K), extra=extra, cross=True,
-                         lin=xp.asarray(x_v, dtype=np.float64))
-        out.append({k: np.asarray(to_numpy(v)) for k, v in mo.items()})
-    return out
-
-
 def _aposteriori(problem: Any, rb: Any, coeffs, method: str, eps_A: float, eps_D: float | None,
-                 moments: list | None = None, R: float | None = None) -> tuple[dict, dict]:
-    """Step (2) from per-row moments (:mod:`.aposteriori`), on the very projections the core used, for the
-    weight gradients and (:mod:`.adapter_chain`) the adapter gradients; with ``R`` (the plan's), each row
-    uses the polynomial's errors on its own radius (:mod:`.row_radii`)."""
+                 proxy: ProxyMoments, R: float | None = None, same: bool = False) -> tuple[dict, dict]:
+    """Step (2) from per-row moments (:mod:`.aposteriori`) of the proxy (:mod:`.proxy_moments`: each row's
+    ``eta`` from the run's and the proxy's errors on that row's radius, :mod:`.row_radii`), on the very
+    projections the core used, for the weight gradients and (:mod:`.adapter_chain`) the adapter gradients."""
     from .adapter_chain import adapter_bounds
     from .aposteriori import aposteriori_weight_bounds
+    from .proxy_moments import eta
     from .row_radii import row_eps
 
-    moments = item_moments(problem, coeffs) if moments is None else moments
-    items = [dict(it, moments=mo) for it, mo in zip(rb.items, moments)]
+    items = [dict(it, moments=mo) for it, mo in zip(rb.items, proxy.moments)]
     if R is not None and ROW_RADII:
-        for it, re in zip(items, row_eps(problem, rb.items, coeffs, R, eps_A, eps_D, rb.sigma, method)):
+        mine = row_eps(problem, rb.items, coeffs, R, eps_A, eps_D, rb.sigma, method)
+        theirs = (row_eps(problem, rb.items, proxy.coeffs, R, proxy.eps_A, None, rb.sigma, "paper")
+                  if not same else [None] * len(items))
+        for it, re, rh in zip(items, mine, theirs):
             it["row_eps"] = re
-    return (aposteriori_weight_bounds(problem, items, method, eps_A, eps_D, rb.eps_A_in, rb.e_rel),
-            adapter_bounds(problem, items, method, eps_A, eps_D, rb.eps_A_in, rb.e_rel))
+            if not same:  # (P0) on the row's radius: both errors at the same scores S^
+                it["eta"] = eta(re["eps_A"], rh["eps_A"])
+    elif not same:
+        for it in items:
+            it["eta"] = np.full(it["y"].shape[0], float(eta(eps_A, proxy.eps_A)))
+    return (aposteriori_weight_bounds(problem, items, method, eps_A, eps_D, rb.eps_A_in, proxy.e_rel),
+            adapter_bounds(problem, items, method, eps_A, eps_D, rb.eps_A_in, proxy.e_rel))
 
 
 def relative_claims(values: dict[str, Any], bounds: dict[str, float],

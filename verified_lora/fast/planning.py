@@ -6,8 +6,8 @@ afterwards (:mod:`.aposteriori`), so it overshoots by several degrees. Here:
 
 1. the least degree not ruled out for *every* polynomial (the any-polynomial lower bound is
    ``>= 1/2``) is the start;
-2. the per-row moments under ``pi~`` are formed once with a cheap polynomial (the least degree
-   whose certified ``eps_A <= 1e-2``; the moments move by a relative ``O(eps_A)`` with the degree);
+2. the per-row moments are formed once, with the call's cheap proxy polynomial (the least minimax degree
+   whose certified ``eps_A <= 1e-2``, :mod:`.proxy_moments`), the very pass the run's certificate then uses.
    The relative targets use ``max |G~|`` of the fast path at that cheap polynomial as the scale
    (all rows, a few milliseconds: its rank is small), not the row-subsample estimate.
 3. for each degree from the start upward and each preferred family (``"factored"``:
@@ -17,10 +17,11 @@ afterwards (:mod:`.aposteriori`), so it overshoots by several degrees. Here:
    certified ``eps`` of that degree (:func:`verified_lora.fast.certificate.run_bounds` with
    ``grads=None``, at the cheap degree, then scaled to each degree by the larger ratio of its eps
    factors ``delta`` and ``zeta``, a screen that must come within ``tol``; a candidate that passes it is
-   predicted again directly, ``run_bounds`` at its own eps with the cheap degree's moments, per-row radii
-   and adapter chain included): relative targets divide by that heuristic scale and aim
+   predicted again directly, ``run_bounds`` at its own eps with the proxy moments, per-row radii
+   and adapter chain included: this is the run's own certificate but for the output conversion term):
+   relative targets divide by that heuristic scale and aim
    at half of ``tol``, absolute ones at 0.9 ``tol``. The first degree predicted to pass is run; the run is
-   then certified with its own moments, and :func:`verified_lora.fast.loss_and_grads` raises the
+   then certified (same proxy moments), and :func:`verified_lora.fast.loss_and_grads` raises the
    degree by one step while the certificate fails.
 
 The prediction is a heuristic that only chooses where to start; certificates come from the run.
@@ -92,14 +93,18 @@ def _passes(bounds: dict[str, float], tol: float, tol_mode: str, est: dict[str, 
 
 
 def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: tuple[str, ...], score: Any,
-                sens: Any, model: Any, cap: int, est: dict[str, float] | None) -> Plan | None:
-    """The first degree predicted to pass (module docstring), or ``None`` when none up to ``cap`` is."""
-    from .certificate import item_moments, run_bounds
+                sens: Any, model: Any, cap: int, est: dict[str, float] | None,
+                proxy: Any = None) -> Plan | None:
+    """The first degree predicted to pass (module docstring), or ``None`` when none up to ``cap`` is.
+
+    ``proxy``: the call's :class:`.proxy_moments.ProxyMoments` (built here when ``None``), the same the
+    run's certificate then uses."""
+    from .certificate import run_bounds
+    from .proxy_moments import PROXY_FAMILY, build_proxy
 
     prefer = ("minimax-antiderivative", "minimax") if method == "factored" else ("minimax",)
     fams = tuple(f for f in prefer if f in families) or (families[0],)
-    fam = "minimax" if "minimax" in fams else fams[0]  # the cheap polynomial of the moments
-    step = 2 if fam == "taylor_even" else 1
+    step = 2 if fams[0] == "taylor_even" else 1
     g = step
     # degrees whose every polynomial has relative error >= 1/2 on [-R, R] (proved, exact arithmetic) are
     # skipped: no Remez at absurd R; the a-priori planner then gives the refusal and its reason
@@ -107,18 +112,12 @@ def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: 
         g += step
     if g > cap:
         return None
-    moments = None
-    gm = g
-    while gm <= cap:
-        pm = plan_for_degree(problem, fam, gm, method, tol, score, sens, model)
-        if pm is not None and pm.eps_A <= 1e-2:
-            moments = item_moments(problem, list(pm.polynomial.coeffs), _block(problem, pm, method))
-            break
-        gm += step
+    moments = proxy if proxy is not None and proxy.R >= float(score.R) else build_proxy(problem, float(score.R))
     if moments is None:
         return None
+    pm = plan_for_degree(problem, PROXY_FAMILY, moments.degree, method, tol, score, sens, model)
     keys = problem.grad_keys
-    if est is not None:  # the cheap polynomial's own gradients: a far better scale than a row subsample
+    if est is not None and pm is not None:  # the cheap polynomial's own gradients: a far better scale than a row subsample
         est = _cheap_scale(problem, pm, method, keys) or est
 
     def predicted(pl: Plan) -> tuple[dict[str, float], dict[str, float]]:
@@ -129,17 +128,20 @@ def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: 
     # the approximation part is a sum of terms linear (and quadratic) in delta = 2e/(1-e) and, for
     # "factored", zeta = (eps_A + eps_D)/(1 - eps_A): scale the cheap degree's by the larger ratio,
     # keep its rounding part (the run's own certificate decides afterwards)
-    approx_m, round_m = predicted(pm)
-    s_m = _scales(pm, method)
+    approx_m, round_m = predicted(pm) if pm is not None else ({}, {})
+    s_m = _scales(pm, method) if pm is not None else None
     while g <= cap:
         for f in fams:
             pl = plan_for_degree(problem, f, g, method, tol, score, sens, model)
             if pl is not None:
-                ratio = max(a / b if b > 0 else math.inf for a, b in zip(_scales(pl, method), s_m))
-                guess = {k: approx_m[k] * ratio + round_m[k] for k in approx_m}
+                screened = True
+                if s_m is not None:
+                    ratio = max(a / b if b > 0 else math.inf for a, b in zip(_scales(pl, method), s_m))
+                    guess = {k: approx_m[k] * ratio + round_m[k] for k in approx_m}
+                    screened = all(math.isfinite(b) for b in guess.values()) and _passes(guess, tol, tol_mode, est, 1.0)
                 # the scaled guess only screens (per-row radii make it pessimistic for some families);
                 # a candidate it does not rule out is predicted directly at its own eps
-                if all(math.isfinite(b) for b in guess.values()) and _passes(guess, tol, tol_mode, est, 1.0):
+                if screened:
                     direct = predicted(pl)
                     if _passes({k: direct[0][k] + direct[1][k] for k in direct[0]}, tol, tol_mode, est, 0.5):
                         return pl

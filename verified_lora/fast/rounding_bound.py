@@ -41,16 +41,10 @@ row accumulations ``2 L`` and ``2 L_k``, or ``block + ceil(L / block) + 2`` for 
   ``Dlo = L_k amin (1 - delta_D) <= min(D_i, D^_i)`` is the certified positive margin.
 * ``fV^ - fV``: ``(N^ - N)/D^ - fV (D^ - D)/D^`` with ``|N^_ij - N_ij| <= gamma_F L_k A0 Vmag_j`` and
   ``|fV_ij| <= Vmag_j`` (convex combination) gives ``e_fV,j = 2 delta_D / (1 - delta_D) Vmag_j``.
-* **Per row** (when the moments of the same run are given): ``|c_i|`` is bounded by
-  ``|E~V - Y_i| + e_m`` (``e_m = (e_fV / Vmag + 4u) Vmag``, the moment's own bound), ``|r_i|`` by
-  ``sum_j |c_ij| (|E~V_j| + e_m,j)``, and ``Dlo_i = D^mom_i - 2 gamma_F L_k A0`` (both the moment
-  pass's and the core's normaliser are within ``gamma_F L_k A0`` of ``D_i``), when larger.
-  The moments come either from a separate pass (:func:`verified_lora.fast.aposteriori.row_moments`:
-  a blocked key GEMM over ``L_k`` and a chunked feature GEMM over ``k``) or, for ``"factored"``, from
-  extra columns of the core's own two GEMMs that form ``A~ V`` and ``D~``
-  (:func:`verified_lora.fast._cores.factored_core`); either way every moment column is summed with
-  the depth charged to ``D~`` here (``n_F``: the key GEMM in blocks of ``block`` rows, the feature
-  GEMM in ``chunk_for(k)`` chunks, split at most once at ``k'``), so ``e_rel`` covers it.
+* **Per row** (when per-row bounds ``rows`` for the run's ``pi~`` are given, from the moments of a cheap
+  proxy polynomial, :mod:`.proxy_moments` (P1)-(P4)): ``|c_i| <= cabs_i`` (``>= |E~V - Y_i|``), ``|r_i|`` by
+  ``sum_j |c_ij| fvabs_ij`` (``fvabs >= |E~V|``), and ``Dlo_i = D_lo,i - gamma_F L_k A0`` (``D_lo,i <= D_i``;
+  the core's normaliser is within ``gamma_F L_k A0`` of ``D_i``), when larger.
 * ``c^ = fl(fV^ - Y)``: ``e_c,ij = (1 + u) e_fV,j + u Cb_ij``; ``|c_ij| <= Cb_ij``.
 * ``r^ = fl(sum_j c^ fV^)``: ``e_r,i = sum_j [e_c,ij (Vmag_j + e_fV,j) + Cb_ij e_fV,j]
   + gamma_{d_v} sum_j (Cb_ij + e_c,ij)(Vmag_j + e_fV,j)``; ``|r_i| <= Q_i = sum_j Cb_ij Vmag_j``.
@@ -180,36 +174,70 @@ def _inflate_eps(eps: float | None, sigma: float) -> float | None:
     return fraction_to_float_up((1 + Fraction(eps)) * (1 + 2 * Fraction(sigma)) - 1)
 
 
-def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: float, eps_D: float | None,
-                   R: float, k: int, moments: list | None = None, block: int | None = None) -> RoundingBound:
-    """The rounding and input-perturbation bound of the module docstring (per weight gradient).
+@dataclass(frozen=True)
+class NormaliserRounding:
+    """The normaliser part of the bound (module docstring, "Normaliser") of one polynomial and pass layout:
+    ``gF = gamma_{n_F}``, ``A0``, ``A1``, ``amin``, ``delta_D = gF A0 / amin``, the depths ``kw`` (features),
+    ``dL``, ``dLk`` (blocked rows), and ``e_rel = 2 delta_D / (1 - delta_D) + 4u``, the error of a computed
+    normalised moment relative to its column max (``inf`` unless ``0 < amin`` and ``delta_D <= 1/2``)."""
 
-    ``moments`` (per batch item, :func:`verified_lora.fast.aposteriori.row_moments` of the same
-    polynomial on the same projections) sharpen the per-row magnitudes (module docstring, "per-row").
-    ``block``: the rows per block the core (and the moment pass) used; a blocked sum of ``n`` terms
-    has rounding depth ``<= block + ceil(n / block) + 1`` (one GEMM per block, then one addition
-    per block). ``None`` assumes the worst, ``2 n``.
-    """
+    gF: float
+    A0: float
+    A1: float
+    amin: float
+    delta_D: float
+    kw: int
+    dL: int
+    dLk: int
+    e_rel: float
+
+
+def normaliser_rounding(coeffs: Sequence[Any], method: str, eps_A: float, R: float, k: int, L: int, Lk: int,
+                        d_v: int, block: int | None) -> NormaliserRounding:
+    """:class:`NormaliserRounding` of the polynomial ``coeffs`` (certified ``eps_A`` on ``[-R, R]``, rank ``k``)
+    evaluated by ``method``'s pass layout over ``L`` query and ``L_k`` key rows in blocks of ``block``."""
     g = len(coeffs) - 1
     A0, A1 = poly_magnitudes(coeffs, R)
-    beta = abs(float(problem.beta))
-    amag = A1 if method == "factored" else A0
     amin = float(rg.down(rg.down(1.0 - eps_A) * _exp_neg_lower(R)))
-    d_out = {"Q": problem.d_head, "K": problem.d_head, "V": problem.d_v}
-    dm = problem.d_model
-    inf = {key: np.full((dm, d_out[key]), math.inf) for key in "QKV"}
-    if not amin > 0:
-        return RoundingBound(inf, inf, math.inf, math.inf, math.inf, math.inf, False)
-    L, Lk, dv = problem.L, problem.L_k, problem.d_v
     # longest feature inner product, summed in chunks (fast/chunked.py); paper: the face-split GEMM
-    kw = chunk_depth(k) + 1 if method == "factored" else chunk_depth(k * dv) + chunk_depth(k) + 2
+    kw = chunk_depth(k) + 1 if method == "factored" else chunk_depth(k * d_v) + chunk_depth(k) + 2
+
     def depth(n: int) -> int:
         return 2 * n if not block else min(2 * n, block + -(-n // block) + 2)
 
     dLk, dL = depth(Lk), depth(L)
-    n_F = 2 * g + dLk + kw + 16
-    gF = rg.gamma(n_F)
+    gF = float(rg.gamma(2 * g + dLk + kw + 16))
+    if not amin > 0:
+        return NormaliserRounding(gF, A0, A1, amin, math.inf, kw, dL, dLk, math.inf)
     delta_D = float(rg.div_up(rg.mul_up(gF, A0), amin))
+    e_rel = math.inf
+    if delta_D <= 0.5:
+        e_rel = float(rg.add_up(rg.div_up(rg.mul_up(2.0, delta_D), float(rg.down(1.0 - delta_D))), 4 * U))
+    return NormaliserRounding(gF, A0, A1, amin, delta_D, kw, dL, dLk, e_rel)
+
+
+def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: float, eps_D: float | None,
+                   R: float, k: int, rows: list | None = None, block: int | None = None) -> RoundingBound:
+    """The rounding and input-perturbation bound of the module docstring (per weight gradient).
+
+    ``rows`` (per batch item, a dict of per-row bounds for the run's own ``pi~``: ``"cabs"`` ``>= |E~V - Y_i|``
+    and ``"fvabs"`` ``>= |E~V|`` (``L x d_v``), ``"D_lo"`` ``<= D_i`` (``(L,)``), e.g. from proxy moments,
+    :mod:`.proxy_moments`) sharpen the per-row magnitudes (module docstring, "per-row").
+    ``block``: the rows per block the core used; a blocked sum of ``n`` terms
+    has rounding depth ``<= block + ceil(n / block) + 1`` (one GEMM per block, then one addition
+    per block). ``None`` assumes the worst, ``2 n``.
+    """
+    g = len(coeffs) - 1
+    beta = abs(float(problem.beta))
+    d_out = {"Q": problem.d_head, "K": problem.d_head, "V": problem.d_v}
+    dm = problem.d_model
+    inf = {key: np.full((dm, d_out[key]), math.inf) for key in "QKV"}
+    L, Lk, dv = problem.L, problem.L_k, problem.d_v
+    nr = normaliser_rounding(coeffs, method, eps_A, R, k, L, Lk, dv, block)
+    A0, A1, amin, gF, delta_D, kw, dL, dLk = nr.A0, nr.A1, nr.amin, nr.gF, nr.delta_D, nr.kw, nr.dL, nr.dLk
+    amag = A1 if method == "factored" else A0
+    if not amin > 0:
+        return RoundingBound(inf, inf, math.inf, math.inf, math.inf, math.inf, False)
     acc_w = {key: np.zeros((dm, d_out[key])) for key in "QKV"}
     acc_m = {key: np.zeros((dm, d_out[key])) for key in "QKV"}
     sigma = 0.0
@@ -235,7 +263,6 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
     gB = rg.gamma(2 * g + dLk + kw + dv + 16)
     gK = rg.gamma(2 * g + dL + kw + dv + 16)
     gL, gLk = rg.gamma(L + 2), rg.gamma(Lk + 2)
-    e_mom_rel = float(rg.add_up(e_fv_rel, 4 * U))
     for idx, (xq, xk, xv, yy, Pm, EP, Km, EK, Vm, EV, Vval) in enumerate(per_item):
         # column range of V^ (and of the exact V): value +- E covers both
         vs = column_stats(np.concatenate([rg.add_up(Vval, EV), rg.down(Vval - EV)], axis=0))
@@ -244,14 +271,12 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
         Q = rg.matmul_up(cb, vmag)                                          # >= |r_i|
         dlo_row = np.full(yy.shape[0], dlo_n)
         cb_all = cb
-        if moments is not None:  # per row: |c_i| from the moments, |r_i| = |<c_i, fV_i>|, D_i itself
-            mo = moments[idx]
-            e_m = rg.mul_up(e_mom_rel, vmag)
-            cm = rg.add_up(rg.up(np.abs(mo["v1"] - yy) * (1 + 2 * U)), e_m[None, :])
-            cb = np.minimum(cb, cm)
-            Q = np.minimum(Q, rg.sum_up(rg.mul_up(cb, rg.add_up(np.abs(mo["v1"]), e_m[None, :])), axis=1))
-            slack = rg.mul_up(2.0, rg.mul_up(gF, rg.mul_up(float(Lk), A0)))
-            dlo_row = np.maximum(dlo_row, rg.down(rg.down(np.asarray(mo["D"], dtype=np.float64) - slack) / float(Lk)))
+        if rows is not None:  # per row: |c_i|, |r_i| = |<c_i, fV_i>| and D_i from bounds for this pi~
+            ri = rows[idx]
+            cb = np.minimum(cb, ri["cabs"])
+            Q = np.minimum(Q, rg.sum_up(rg.mul_up(cb, ri["fvabs"]), axis=1))
+            slack = rg.mul_up(gF, rg.mul_up(float(Lk), A0))          # the core's D^_i is within it of D_i
+            dlo_row = np.maximum(dlo_row, rg.down(rg.down(np.asarray(ri["D_lo"], dtype=np.float64) - slack) / float(Lk)))
         e_fv = rg.mul_up(e_fv_rel, vmag)                                    # per column j
         e_c = rg.add_up(rg.mul_up(1 + 2 * U, e_fv)[None, :], rg.mul_up(U, cb))
         vplus = rg.add_up(vmag, e_fv)
