@@ -73,6 +73,10 @@ weighting row ``l`` by ``|X_K,la|``, Cauchy-Schwarz under ``pi~_i`` gives
 ``sd`` is taken as ``sqrt(max(0, m2^ - m1^2 + err))`` rounded up, every quantity above is rounded
 upward, and ``|c~| <= |c~^| + err``. Entries of ``X``, ``P^``, ``K^``, ``V^`` enter through the
 enclosure magnitudes of :mod:`.rounding_bound`.
+
+Algebraic steps machine-checked: verified_lora/proofs/fast_aposteriori_moments.py, fast_aposteriori_gradients.py,
+certificates fast-a0-density-ratio, fast-a1-means, fast-a2-covariances, fast-moment-rounding, fast-gq-paper,
+fast-c1-spread, fast-gq-factored, fast-gk, fast-gv.
 """
 
 from __future__ import annotations
@@ -161,7 +165,7 @@ def _sd_quadratic(mo: dict, y: np.ndarray, vmax: np.ndarray, ev: np.ndarray, ev2
     ``c^ = fl(v1 - Y)`` with ``|c~ - c^| <= ec = ev + 2u |c^|``; ``sd~(<c~, V>) <= sd~(<c^, V>) + sum_j ec_j sd_j``;
     ``Var~(<c^, V>) = c^T M2 c^ - (c^ . m)^2`` with ``M2 = E~[V V^T]`` (diagonal ``v2``, off-diagonal ``vv``, each
     within ``E2`` of the exact) and ``m = E~V`` (within ``ev`` of ``v1``): ``<= fl(c^T M2^ c^) + gamma_{d_v^2 + 2}
-    |c^|^T |M2^| |c^| + |c^|^T E2 |c^| - max(0, |fl(c^ . v1)| (1 - gamma_{d_v}) - |c^| . ev)^2``.
+    |c^|^T |M2^| |c^| + |c^|^T E2 |c^| - max(0, |fl(c^ . v1)| - gamma_{d_v} |c^| . |v1| - |c^| . ev)^2``.
     """
     L, dv = mo["v1"].shape
     iu, ju = np.triu_indices(dv, 1)
