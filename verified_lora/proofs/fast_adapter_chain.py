@@ -180,17 +180,16 @@ def prove_chain_v() -> Certificate:
              _sum(W[i, l] * _sum(C[i, j] * A[r, j], j, dv) - P[i, l] * _sum(Cx[i, j] * A[r, j], j, dv), i, L),
              "(BV) (Z A^T)_lr = sum_i (pi~_il c~'_ir - pi_il c'_ir), c' = c A^T")
     nq = _per_term_product("(AV) |E~w| <= |fl(x1 B)| + gamma |x1| |B| + e1 |B| (one term)")
-    d1, Dl, cj, et, ep, sX, su, cta, xv = _r("delta_1 Deltap_ir cp_ir Et_i Ep_i sd_X sd_u ctp_ir xv")
-    bv = [d1 >= 0, sX >= 0, su >= 0, sp.Abs(Dl) <= d1 * su, sp.Abs(cj) <= sp.Abs(cta) + sp.Abs(Dl),
-          sp.Abs(et - ep) <= d1 * sX]
-    bound = sp.Abs(et) * d1 * su + sX * d1 * (sp.Abs(cta) + d1 * su)
+    d1, Dl, cj, et, ee, sX, su, cta, xv = _r("delta_1 Deltap_ir cp_ir Et_i dE_i sd_X sd_u ctp_ir xv")
+    bv = [d1 >= 0, sX >= 0, su >= 0, cta >= 0, sp.Abs(Dl) <= d1 * su, sp.Abs(cj) <= cta + d1 * su, sp.Abs(ee) <= d1 * sX]
+    bound = sp.Abs(et) * d1 * su + sX * d1 * (cta + d1 * su)
     nq += smt.prove("(BV) per row: |Delta' E~X + c' (E~X - E_pi X)| <= |E~X| delta1 sd~(u) + sd~(X) delta1 (|c~'| + delta1 sd~(u))",
-                    bv, sp.Abs(Dl * et + cj * (et - ep)) <= bound)
+                    bv, sp.Abs(Dl * et + cj * ee) <= bound)
     smt.refute("planted false (|c'| <= |c~'| used): the delta1^2 sd~(u) term dropped", bv,
-               sp.Abs(Dl * et + cj * (et - ep)) <= sp.Abs(et) * d1 * su + sX * d1 * sp.Abs(cta))
+               sp.Abs(Dl * et + cj * ee) <= sp.Abs(et) * d1 * su + sX * d1 * cta)
     nq += smt.prove("(AV), (BV) both factors <= xv: |E~X| t1 + sd~(X) t2 <= xv (t1 + t2)",
-                    [sp.Abs(et) <= xv, sX <= xv, su >= 0, d1 >= 0, sX >= 0],
-                    sp.Abs(et) * d1 * su + sX * d1 * (sp.Abs(cta) + d1 * su) <= xv * (d1 * su + d1 * (sp.Abs(cta) + d1 * su)))
+                    [sp.Abs(et) <= xv, sX <= xv, su >= 0, d1 >= 0, sX >= 0, cta >= 0],
+                    sp.Abs(et) * d1 * su + sX * d1 * (cta + d1 * su) <= xv * (d1 * su + d1 * (cta + d1 * su)))
     nq += _per_term_product("(BV) |c~ A^T| <= |fl(fl(v1 - Y) A^T)| + gamma |fl(v1 - Y)| |A| + e_c |A| (one term)")
     return Certificate(claim="fast-chain-v", title="(AV), (BV) the V adapter chain row by row",
                        statement=r"\tilde E[X_VB]=\tilde E[X_V]B,\ \tilde c'-c'=\tilde Eu-E_\pi u\ (u=VA^\top),\ "
