@@ -189,19 +189,35 @@ def false_statements() -> list[tuple[str, Callable[[], object]]]:
 
 
 def _fast_false_statements() -> list[tuple[str, Callable[[], object]]]:
-    """Altered lemmas of the fast path's certificate (verified_lora/fast/aposteriori.py, rounding_bound.py,
-    certificate.py), each of which z3 must refute."""
-    e, ab, a, delta, sF, sG, X, mF, mG = sp.symbols("e abar a_l delta sd_F sd_G X m_F m_G", real=True)
+    """Altered lemmas of the fast path's certificate (verified_lora/fast/aposteriori.py, adapter_chain.py,
+    rounding_bound.py, certificate.py), each of which z3 must refute."""
+    e, ab, a, delta, d1, sF, sG, X, mF, mG = sp.symbols("e abar a_l delta delta_1 sd_F sd_G X m_F m_G", real=True)
     band = [e > 0, e < 1, ab >= 1 - e, ab <= 1 + e, a >= 1 - e, a <= 1 + e]
-    a2 = [delta >= 0, sF >= 0, sG >= 0, sp.Abs(X) <= delta * sF * sG, sp.Abs(mF) <= delta * sF, sp.Abs(mG) <= delta * sG]
+    eb = [e > 0, e < 1, ab >= 0, ab <= 1 + e]
+    a2 = [delta >= 0, d1 >= 0, sF >= 0, sG >= 0, sp.Abs(X) <= delta * sF * sG, sp.Abs(mF) <= d1 * sF,
+          sp.Abs(mG) <= d1 * sG]
     u, th, f, m, Vm, dD = sp.symbols("u theta f m Vmag delta_D", real=True)
     mo = [u > 0, u <= sp.Rational(1, 8), Vm >= 0, dD >= 0, dD <= sp.Rational(1, 2), sp.Abs(th) <= u, sp.Abs(m) <= Vm,
           sp.Abs(f - m) * (1 - dD) <= 2 * dD * Vm]
     g, h, b = sp.symbols("G Gh b", real=True)
     sg = sp.Symbol("sigma", real=True)
+    gm, A, ee, Fm, xd, mu = sp.symbols("gamma A ee Fm xd mu", real=True)
+    c1 = [gm >= 0, gm <= sp.Rational(1, 2), ee >= 0, sp.Abs(Fm - xd) <= gm * A, sp.Abs(xd - mu) <= ee, A >= sp.Abs(xd)]
+    S, Sa, rw, sw, Kp, Q, C, z = sp.symbols("S Sabs rms_w sd_w rowK rowQ_s C_1 zeta", real=True)
+    ak = [rw >= 0, sw >= 0, sw <= rw, Kp >= 0, Q >= 0, C >= 0, z >= 0, sp.Abs(S) <= Sa, Sa <= rw * (Kp + z * C),
+          sp.Abs(S) <= Q * sw + z * C * rw]
+    dj, cj, et, ep, sX = sp.symbols("Delta c Et Ep sd_X", real=True)
+    gv = [d1 >= 0, sX >= 0, sp.Abs(et - ep) <= d1 * sX]
     return [
         ("(A0) delta without its factor 2", lambda: smt.prove("m", band, sp.Abs(ab / a - 1) <= e / (1 - e))),
-        ("(A2) without (1 + delta)", lambda: smt.prove("m", a2, sp.Abs(X - mF * mG) <= delta * sF * sG)),
+        ("(A1) Popoviciu's delta1 with 1 + e", lambda: smt.prove("m", eb, e * ab / (1 - e ** 2) <= e / (1 + e))),
+        ("(A2) without delta1^2", lambda: smt.prove("m", a2, sp.Abs(X - mF * mG) <= delta * sF * sG)),
+        ("(C1) (1 - gamma) |fl(c^ . v1)| (former _sd_quadratic docstring)",
+         lambda: smt.prove("m", c1, sp.Max(0, sp.Abs(Fm) * (1 - gm) - ee) <= sp.Abs(mu))),
+        ("(AK) absolute sum under the min (former wording)",
+         lambda: smt.prove("m", ak, Sa <= rw * (sp.Min(Kp, Q) + z * C))),
+        ("(GV) sd~(X_V) in place of |E~X_V|",
+         lambda: smt.prove("m", gv, sp.Abs(dj * et + cj * (et - ep)) <= sX * sp.Abs(dj) + d1 * sX * sp.Abs(cj))),
         ("moment e_rel with 2u", lambda: smt.prove("m", mo, sp.Abs(f * (1 + th) - m) <= (2 * dD / (1 - dD) + 2 * u) * Vm)),
         ("relative claim b / max|G^| (float taken as exact)",
          lambda: smt.prove("m", [b >= 0, sp.Abs(h - g) <= b, sp.Abs(h) > 0], sp.Abs(h - g) * sp.Abs(h) <= b * sp.Abs(g))),

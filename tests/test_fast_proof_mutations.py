@@ -3,8 +3,9 @@
 * every inequality a ``fast-*`` certificate proves is sensitive: with its bound halved (or an ``And``
   goal's first conjunct weakened) z3 must find a counterexample, so no obligation is vacuous;
 * the named alterations of the lemmas (the factor 2 of delta dropped, pi and pi~ swapped, the
-  (1 + delta) of (A2) dropped, sd in place of the RMS in (GQ, factored), ...) are refuted by z3 or
-  not shown by the index normal form;
+  delta1^2 of (A2) dropped, Popoviciu's delta1 with 1 + e, sd in place of the RMS in (GQ, factored),
+  the former (1 - gamma) |fl| of (C1), the absolute sum under (AK)'s min, sd~(X) in place of |E~X| in
+  (GV), ...) are refuted by z3 or not shown by the index normal form;
 * a proof that skips one check changes its certificate (``prove --check`` fails), and a consistent
   forgery of a stored obligation fails the standalone re-checker.
 """
@@ -27,8 +28,9 @@ from verified_lora.symbolic.certificates import ProofFailure  # noqa: E402
 
 FAST = sorted(certs.certificates_dir().glob("fast-*.json"))
 NEW_CLAIMS = ("fast-a0-density-ratio", "fast-a1-means", "fast-a2-covariances", "fast-moment-rounding", "fast-gq-paper",
-              "fast-gq-factored", "fast-gk", "fast-gv", "fast-rounding-gamma", "fast-rounding-core",
-              "fast-rounding-inputs", "fast-balancing", "fast-relative-claims", "fast-adapter-chain")
+              "fast-c1-spread", "fast-gq-factored", "fast-gk", "fast-gv", "fast-rounding-gamma", "fast-rounding-core",
+              "fast-rounding-inputs", "fast-balancing", "fast-relative-claims", "fast-adapter-chain", "fast-chain-q",
+              "fast-chain-k", "fast-chain-v", "fast-row-radius")
 
 
 def _r(names: str):
@@ -84,14 +86,50 @@ def test_a0_altered():
     _false(band, sp.Abs(ab / a - 1) <= 2 * e / (1 + e))         # 1 + e in the denominator
 
 
+def test_a1_popoviciu_altered():
+    e, ab = _r("e abar")
+    eb = [e > 0, e < 1, ab >= 0, ab <= 1 + e]
+    assert smt.prove("true (A1)", eb, e * ab / (1 - e ** 2) <= e / (1 - e)) >= 1
+    _false(eb, e * ab / (1 - e ** 2) <= e / (1 + e))                # delta1 with 1 + e
+    _false(eb, e * ab / (1 - e ** 2) <= e)                          # delta1 = e
+
+
 def test_a2_and_gq_altered():
-    delta, sF, sG, X, mF, mG = _r("delta sd_F sd_G X m_F m_G")
-    hyps = [delta >= 0, sF >= 0, sG >= 0, sp.Abs(X) <= delta * sF * sG, sp.Abs(mF) <= delta * sF, sp.Abs(mG) <= delta * sG]
-    _false(hyps, sp.Abs(X - mF * mG) <= delta * sF * sG)           # (1 + delta) dropped
+    delta, d1, sF, sG, X, mF, mG = _r("delta delta_1 sd_F sd_G X m_F m_G")
+    hyps = [delta >= 0, d1 >= 0, sF >= 0, sG >= 0, sp.Abs(X) <= delta * sF * sG, sp.Abs(mF) <= d1 * sF,
+            sp.Abs(mG) <= d1 * sG]
+    assert smt.prove("true (A2)", hyps, sp.Abs(X - mF * mG) <= (delta + d1 ** 2) * sF * sG) >= 1
+    _false(hyps, sp.Abs(X - mF * mG) <= delta * sF * sG)            # delta1^2 dropped
+    _false(hyps + [sp.Eq(delta, 2 * d1)], sp.Abs(X - mF * mG) <= (d1 + d1 ** 2) * sF * sG)   # delta1 on E_pi[F'G']
+    T1, T2, A, B, sk, S2, C1 = _r("T_1 T_2 A B sk_b S_2 C_1")
+    fin = [delta >= 0, d1 >= 0, sk >= 0, S2 >= 0, C1 >= 0, A >= 0, B >= 0, sp.Abs(T1) <= sk * A, A <= d1 * S2,
+           sp.Abs(T2) <= (delta + d1 ** 2) * B * sk, B <= C1 + A]
+    _false(fin, sp.Abs(T1 + T2) <= sk * (d1 * S2 + (delta + d1 ** 2) * C1))      # sd~(<c,V>) <= C1 used
     eA, eD, eta, zeta = _r("e_A e_D eta zeta")
     zh = [eA >= 0, eA < 1, eD >= 0, sp.Abs(zeta) <= eD, sp.Abs(eta) <= eA]
     _false(zh, sp.Abs((1 + zeta) / (1 + eta) - 1) <= (eA + eD) / (1 + eA))
     _false(zh, sp.Abs((1 + eta) / (1 + zeta) - 1) <= (eA + eD) / (1 - eA))   # P and P' swapped (e_D may be > e_A)
+
+
+def test_c1_gk_gv_and_chain_altered():
+    g, A, ee, Fm, xd, mu = _r("gamma A ee Fm xd mu")
+    mean = [g >= 0, g <= sp.Rational(1, 2), ee >= 0, sp.Abs(Fm - xd) <= g * A, sp.Abs(xd - mu) <= ee, A >= sp.Abs(xd)]
+    assert smt.prove("true (C1)", mean, sp.Max(0, sp.Abs(Fm) - g * A - ee) <= sp.Abs(mu)) >= 1
+    _false(mean, sp.Max(0, sp.Abs(Fm) * (1 - g) - ee) <= sp.Abs(mu))          # _sd_quadratic's former docstring
+    S, Sabs, rw, sw, Kp, Q, C, z = _r("S Sabs rms_w sd_w rowK rowQ_s C_1 zeta")
+    hy = [rw >= 0, sw >= 0, sw <= rw, Kp >= 0, Q >= 0, C >= 0, z >= 0, sp.Abs(S) <= Sabs, Sabs <= rw * (Kp + z * C),
+          sp.Abs(S) <= Q * sw + z * C * rw]
+    assert smt.prove("true (AK)", hy, sp.Abs(S) <= rw * (sp.Min(Kp, Q) + z * C)) >= 1
+    _false(hy, Sabs <= rw * (sp.Min(Kp, Q) + z * C))                           # the absolute sum under the min
+    _false(hy, sp.Abs(S) <= rw * sp.Min(Kp + z * C, Q))                         # zeta C1 dropped from the (GQ) side
+    d1, dj, cj, et, ep, sX = _r("delta_1 Delta c Et Ep sd_X")
+    row = [d1 >= 0, sX >= 0, sp.Abs(et - ep) <= d1 * sX]
+    _false(row, sp.Abs(dj * et + cj * (et - ep)) <= sX * sp.Abs(dj) + d1 * sX * sp.Abs(cj))   # sd~ for |E~X| (GV)
+    u, er, c, X2, F, mh = _r("u e_rel c X_2 F mh")
+    sq = [u > 0, u <= sp.Rational(1, 8), X2 >= 0, er >= 0, F >= (1 - u) * X2, F <= (1 + u) * X2,
+          sp.Abs(mh - F) <= er * (1 + u) * c ** 2]
+    assert smt.prove("true (squares)", sq, sp.Abs(mh - X2) <= (1 + 4 * u) * er * c ** 2 + 4 * u * sp.Abs(mh)) >= 1
+    _false(sq, sp.Abs(mh - X2) <= er * c ** 2 + 4 * u * sp.Abs(mh))            # the rounding of the squares omitted
 
 
 def test_moment_and_rounding_altered():
@@ -110,15 +148,15 @@ def test_identities_with_pi_and_pi_tilde_swapped_are_not_shown():
     l, m = sp.symbols("l m", integer=True, nonnegative=True)
     pit, r, F = sp.IndexedBase("pit"), sp.IndexedBase("r"), sp.IndexedBase("F")
     S = lambda e, v: sp.Sum(e, (v, 0, n - 1))      # noqa: E731
-    Et = S(pit[m] * F[m], m)
+    Et, Er, Sp = S(pit[m] * F[m], m), S(pit[m] * r[m], m), S(pit[m], m)
     lhs = S(pit[l] * r[l] * F[l], l) - S(pit[l] * F[l], l)
-    corr = Et * (S(pit[m] * r[m], m) - S(pit[m], m))
+    corr = Et * (Er - 1) + Et * Er * (1 - Sp)
     with obligations.recording():
-        assert pt.sums_equal(lhs, S(pit[l] * (r[l] - 1) * (F[l] - Et), l) + corr, "(A1) true")
-        # (A1) with pi and pi~ swapped in the weight of the right side
-        assert not pt.sums_equal(lhs, S(pit[l] * r[l] * (r[l] - 1) * (F[l] - Et), l) + corr, "(A1) swapped")
-        # (A1) with the sign of the ratio term flipped
-        assert not pt.sums_equal(lhs, S(pit[l] * (1 - r[l]) * (F[l] - Et), l) + corr, "(A1) sign")
+        assert pt.sums_equal(lhs, S(pit[l] * (r[l] - Er) * (F[l] - Et), l) + corr, "(A1) true")
+        # (A1) with pi and pi~ swapped in the weight of the covariance
+        assert not pt.sums_equal(lhs, S(pit[l] * r[l] * (r[l] - Er) * (F[l] - Et), l) + corr, "(A1) swapped")
+        # (A1) with the sign of the covariance flipped
+        assert not pt.sums_equal(lhs, S(pit[l] * (Er - r[l]) * (F[l] - Et), l) + corr, "(A1) sign")
         # (GV) f^T c~ - f~^T c (pi and pi~ swapped)
         c, D = sp.IndexedBase("c"), sp.IndexedBase("Delta")
         i = sp.Symbol("i", integer=True, nonnegative=True)

@@ -12,7 +12,8 @@ Notation as in :mod:`.aposteriori` (row ``i``, ``delta``, ``delta1 = delta / 2``
 **(AQ) ``dA_Q``.** ``dG_Q = beta X_Q^T E`` with ``E_ib = sum_l (p_il^fac - p_il) K_lb``, ``|E_ib| <= rowQ_ib``,
 so ``d(dA_Q) = s beta (X_Q B)^T E`` and ``|d(dA_Q)_rb| <= |s| |beta| sum_i |(X_Q B)_ir| rowQ_ib``.
 ``|X_Q B| <= |fl(X_Q B)| + gamma_{d_model} |X_Q| |B|`` (Higham (3.13)). Since
-``|X_Q B| <= |X_Q| |B|`` entrywise, this is never above ``|s| |B|^T |dG_Q|``.
+``|X_Q B| <= |X_Q| |B|`` entrywise, this is never above ``|s| |B|^T |dG_Q|`` (up to the factor ``1 + 2 gamma_{d_model}``
+of the computed ``|X_Q B|``).
 
 **(BQ) ``dB_Q``.** ``d(dB_Q) = s beta X_Q^T (E A^T)`` and ``(E A^T)_ir = sum_l (p_il^fac - p_il) u_lr``
 with the key-side column ``u = K A^T``. The (GQ) lemmas of :mod:`.aposteriori` hold for any key-side
@@ -23,9 +24,11 @@ column in place of ``K_b`` (they use only its ``pi~`` spread and second moment),
 per column, so ``sd~(u) <= sd~(u~) + eu`` and ``sqrt(E~u^2) <= sqrt(E~u~^2) + eu`` (Minkowski under ``pi~``);
 both are also capped by ``sum_b |A_rb| sk_b`` and ``sum_b |A_rb| sqrt(E~K_b^2)`` (``sd~`` is a seminorm).
 
-**(AK) ``dA_K``.** ``dG_K = beta X_K^T F``, ``F_lb = sum_i (p_il^fac - p_il) P_ib``, and the (GK) lemma bounds
-``sum_l w_l |p_il^fac - p_il| <= sqrt(E~_i[w^2]) rowK_i`` for *any* key-side weights ``w``
-(Cauchy-Schwarz under ``pi~_i``, as for ``w = |X_K,a|``). With ``w = (X_K B)_r``:
+**(AK) ``dA_K``.** ``dG_K = beta X_K^T F``, ``F_lb = sum_i (p_il^fac - p_il) P_ib``, and the signed key-side sum
+``|sum_l w_l (p_il^fac - p_il)| <= sqrt(E~_i[w^2]) rowK_i`` for *any* key-side weights ``w``: by (GK)
+(``sum_l |w_l| |p_il^fac - p_il|`` with the unreduced ``rowK_i``, Cauchy-Schwarz under ``pi~_i``, as for ``w = |X_K,a|``)
+and by (GQ) with the key-side column ``w`` (``rowQ_s,i sd~(w) + zeta C1_i sqrt(E~w^2)``); the min bounds only the
+signed sum, which is all the chain needs. With ``w = (X_K B)_r``:
 ``|d(dA_K)_rb| <= |s| |beta| sum_i |P_ib| rowK_i sqrt(E~_i[(X_K B)_r^2])``; the root mean square of the exact
 ``X_K B`` is at most that of ``fl(X_K B)`` plus ``gamma_{d_model} max_l (|X_K| |B|)_lr``, and at most
 ``sum_a |B_ar| sqrt(E~[X_K,a^2])`` and ``max_l (|X_K| |B|)_lr``.
@@ -54,6 +57,9 @@ each spread, root mean square and first moment above is formed for the proxy and
 (P1)-(P3) there (``it["eta"]``), as in :mod:`.aposteriori`. A batch averages
 the item bounds. Nothing here is used unless the moments carry the extra columns of
 :func:`moment_extra` (the certificate falls back to the chain ``|s| |B|^T |dG|``).
+
+Algebraic steps machine-checked: verified_lora/proofs/fast_adapter_chain.py, certificates fast-chain-q,
+fast-chain-k, fast-chain-v.
 """
 
 from __future__ import annotations

@@ -76,10 +76,15 @@ for ``G >= 0``, ``|E~F - E^F| <= (eta / 2) sd^F``; :func:`transfer`, :func:`pi_s
 
 **Floating point.** The moments are computed in float64 with the running-error bound of
 :mod:`.rounding_bound` (``|m^ - m| <= e_rel * (column max)``, ``e_rel = 2 delta_D / (1 - delta_D) + 4u``;
-``+ 2u`` would not do for ``delta_D > 1/3``);
+``+ 2u`` would not do for ``delta_D > 1/3``); a second moment is of the computed squares ``fl(x^2)``, so its
+error against ``E~[x^2]`` is ``e2 = (e_rel (1 + 4u) + 2u) max^2`` (``fl(x^2) = x^2 (1 + theta)``, ``|theta| <= u``);
 ``sd`` is taken as ``sqrt(max(0, m2^ - m1^2 + err))`` rounded up, every quantity above is rounded
 upward, and ``|c~| <= |c~^| + err``. Entries of ``X``, ``P^``, ``K^``, ``V^`` enter through the
 enclosure magnitudes of :mod:`.rounding_bound`.
+
+Algebraic steps machine-checked: verified_lora/proofs/fast_aposteriori_moments.py, fast_aposteriori_gradients.py,
+certificates fast-a0-density-ratio, fast-a1-means, fast-a2-covariances, fast-moment-rounding, fast-gq-paper,
+fast-c1-spread, fast-gq-factored, fast-gk, fast-gv.
 """
 
 from __future__ import annotations
@@ -169,7 +174,7 @@ def _sd_quadratic(mo: dict, y: np.ndarray, vmax: np.ndarray, ev: np.ndarray, ev2
     ``sd~(<c~, V>) <= sd~(<c^, V>) + sum_j ec_j sd_j``;
     ``Var(<c^, V>) = c^T M2 c^ - (c^ . m)^2`` with ``M2 = E[V V^T]`` (diagonal ``v2``, off-diagonal ``vv``, each
     within ``E2`` of the exact) and ``m = E V`` (within ``ev`` of ``v1``): ``<= fl(c^T M2^ c^) + gamma_{d_v^2 + 2}
-    |c^|^T |M2^| |c^| + |c^|^T E2 |c^| - max(0, |fl(c^ . v1)| (1 - gamma_{d_v}) - |c^| . ev)^2``, under the
+    |c^|^T |M2^| |c^| + |c^|^T E2 |c^| - max(0, |fl(c^ . v1)| - gamma_{d_v} |c^| . |v1| - |c^| . ev)^2``, under the
     distribution whose moments ``mo`` are (a proxy's, :mod:`.proxy_moments`: then ``sd~ <= sqrt(1 + eta) sd^``, (P2)).
     """
     L, dv = mo["v1"].shape
@@ -306,9 +311,12 @@ def _row_terms(it: dict, method: str, delta: Any, delta1: Any, zeta: Any, dp1: A
     vmax = np.max(it["Vm"], axis=0)
     kmax = np.max(it["Km"], axis=0)
     ev = rg.mul_up(e_rel, vmax)                       # per column
-    ev2 = rg.mul_up(e_rel, rg.mul_up(vmax, vmax))
+    # second moments are of the computed squares: |m^ - E~[fl(x^2)]| <= e_rel max fl(x^2) <= e_rel (1 + u) max^2
+    # and |E~[fl(x^2)] - E~[x^2]| <= u max^2, so e2 = (e_rel (1 + 4u) + 2u) max^2 (as for the cross moments)
+    e2f = rg.add_up(rg.mul_up(e_rel, 1 + 4 * U), 2 * U)
+    ev2 = rg.mul_up(e2f, rg.mul_up(vmax, vmax))
     ek = rg.mul_up(e_rel, kmax)
-    ek2 = rg.mul_up(e_rel, rg.mul_up(kmax, kmax))
+    ek2 = rg.mul_up(e2f, rg.mul_up(kmax, kmax))
     sd_h = _sd_up(mo["v1"], mo["v2"], ev[None, :], ev2[None, :])
     sd = pi_sd(sd_h, tr)
     sk = pi_sd(_sd_up(mo["k1"], mo["k2"], ek[None, :], ek2[None, :]), tr)

@@ -67,6 +67,9 @@ row accumulations ``2 L`` and ``2 L_k``, or ``block + ceil(L / block) + 2`` for 
 All quantities are rounded upward (:mod:`verified_lora.bounds._rigorous`); when ``delta_D > 1/2``
 or ``sigma > 1/2`` the bound is ``inf`` (no certificate: at ``R`` near 18 the cancellation
 ``A0 / amin ~ e^{2R}`` exceeds ``1/gamma``).
+
+Algebraic steps machine-checked: verified_lora/proofs/fast_rounding_bound.py, certificates fast-rounding-gamma,
+fast-rounding-core, fast-rounding-inputs, fast-balancing.
 """
 
 from __future__ import annotations
