@@ -373,8 +373,8 @@ def write_outputs(data: dict, path_stem: Path) -> None:
              f"certificate cache cleared (certification included), warm = median of up to {data['repeats']} "
              "later calls (the two are never mixed); baselines: median of up to "
              f"{data['repeats']} runs. GEMM GFLOP/s of the certified paths (warm) counts the core's GEMMs and "
-             "the certificate's row moments (extra GEMM columns of the factored core; a separate pass for "
-             "paper).", "",
+             "the certificate's row moments and the planner's scale run, both at the small rank of the proxy "
+             "polynomial (fast/proxy_moments.py).", "",
              format_markdown(headers, table), "", "## Summary", ""]
     for d, s in summ.items():
         lines.append(f"- d = {d}: " + ", ".join(f"{k} = {fmt_num(v)}" for k, v in s.items()))
