@@ -208,6 +208,14 @@ def _fast_false_statements() -> list[tuple[str, Callable[[], object]]]:
           sp.Abs(S) <= Q * sw + z * C * rw]
     dj, cj, et, ep, sX = sp.symbols("Delta c Et Ep sd_X", real=True)
     gv = [d1 >= 0, sX >= 0, sp.Abs(et - ep) <= d1 * sX]
+    lo, hi, eta_, st, C3, q1, t1, t2, g1, g2 = sp.symbols("T_lo T_hi eta sd_t C q_1 t_1 t_2 G_1 G_2", real=True)
+    pb = [eta_ >= 0, lo > 0, hi >= lo, hi <= (1 + eta_) * lo]
+    p1 = [q1 >= 0, q1 <= 1, eta_ >= 0, g1 >= 0, g2 >= 0, t1 >= lo, t2 >= lo, t1 <= hi, t2 <= hi, lo > 0,
+          hi <= (1 + eta_) * lo, sp.Eq(q1 * t1 + (1 - q1) * t2, 1)]
+    EtG, EhG = q1 * t1 * g1 + (1 - q1) * t2 * g2, q1 * g1 + (1 - q1) * g2
+    p3 = [st >= 0, sF >= 0, eta_ >= 0, sp.Abs(C3) <= st * sF, st <= eta_ / 2]
+    eh, E1, ta, ua = sp.symbols("eh E_1 theta_a thetah_a", real=True)
+    p4 = [e >= 0, e < 1, eh >= 0, eh < 1, E1 >= 0, ta >= -e, ta <= e, ua >= -eh, ua <= eh]
     return [
         ("(A0) delta without its factor 2", lambda: smt.prove("m", band, sp.Abs(ab / a - 1) <= e / (1 - e))),
         ("(A1) Popoviciu's delta1 with 1 + e", lambda: smt.prove("m", eb, e * ab / (1 - e ** 2) <= e / (1 + e))),
@@ -222,6 +230,11 @@ def _fast_false_statements() -> list[tuple[str, Callable[[], object]]]:
         ("relative claim b / max|G^| (float taken as exact)",
          lambda: smt.prove("m", [b >= 0, sp.Abs(h - g) <= b, sp.Abs(h) > 0], sp.Abs(h - g) * sp.Abs(h) <= b * sp.Abs(g))),
         ("eps' with 1 + sigma", lambda: smt.prove("m", [sg >= 0, sg <= sp.Rational(1, 2)], 1 / (1 - sg) <= 1 + sg)),
+        ("(P0) T_hi - T_lo <= eta without T_lo <= 1", lambda: smt.prove("m", pb, hi - lo <= eta_)),
+        ("(P1) (1 + eta) dropped", lambda: smt.prove("m", p1, EtG <= EhG)),
+        ("(P3) eta/4 in place of eta/2", lambda: smt.prove("m", p3, sp.Abs(C3) <= eta_ / 4 * sF)),
+        ("(P4) with 1 - e^ in place of 1 + e^",
+         lambda: smt.prove("m", p4, E1 * (1 + ta) >= (1 - e) / (1 - eh) * E1 * (1 + ua))),
     ]
 
 

@@ -30,7 +30,8 @@ FAST = sorted(certs.certificates_dir().glob("fast-*.json"))
 NEW_CLAIMS = ("fast-a0-density-ratio", "fast-a1-means", "fast-a2-covariances", "fast-moment-rounding", "fast-gq-paper",
               "fast-c1-spread", "fast-gq-factored", "fast-gk", "fast-gv", "fast-rounding-gamma", "fast-rounding-core",
               "fast-rounding-inputs", "fast-balancing", "fast-relative-claims", "fast-adapter-chain", "fast-chain-q",
-              "fast-chain-k", "fast-chain-v", "fast-row-radius")
+              "fast-chain-k", "fast-chain-v", "fast-row-radius", "fast-proxy-p0-ratio", "fast-proxy-p1-p2",
+              "fast-proxy-p3-means")
 
 
 def _r(names: str):
@@ -141,6 +142,26 @@ def test_moment_and_rounding_altered():
                      sp.Abs(f * (1 + th) - mm) <= (2 * dD / (1 - dD) + 2 * u) * Vm) >= 1   # 2u suffices for delta_D <= 1/3
     g1, h1, b = _r("G Gh b")
     _false([b >= 0, sp.Abs(h1 - g1) <= b, sp.Abs(h1) > 0], sp.Abs(h1 - g1) * sp.Abs(h1) <= b * sp.Abs(g1))   # b/max|G^|
+
+
+def test_proxy_transfer_altered():
+    lo, hi, et, st, sF, C = _r("T_lo T_hi eta sd_t sd_F C")
+    band = [et >= 0, lo > 0, hi >= lo, hi <= (1 + et) * lo]
+    assert smt.prove("true (P0)", band + [lo <= 1], hi - lo <= et) >= 1
+    _false(band, hi - lo <= et)                                       # T_lo <= 1 (from E^ t = 1) not used
+    comb = [st >= 0, sF >= 0, et >= 0, sp.Abs(C) <= st * sF, st <= et / 2]
+    assert smt.prove("true (P3)", comb, sp.Abs(C) <= et / 2 * sF) >= 1
+    _false(comb, sp.Abs(C) <= et / 4 * sF)                            # eta/4 in (P3)
+    q1, t1, t2, g1, g2 = _r("q_1 t_1 t_2 G_1 G_2")
+    two = [q1 >= 0, q1 <= 1, et >= 0, g1 >= 0, g2 >= 0, t1 >= lo, t2 >= lo, t1 <= hi, t2 <= hi, lo > 0,
+           hi <= (1 + et) * lo, sp.Eq(q1 * t1 + (1 - q1) * t2, 1)]
+    EtG, EhG = q1 * t1 * g1 + (1 - q1) * t2 * g2, q1 * g1 + (1 - q1) * g2
+    assert smt.prove("true (P1)", two, EtG <= (1 + et) * EhG) >= 1
+    _false(two, EtG <= EhG)                                           # (1 + eta) dropped in (P1)
+    e, eh, E1, ta, ua = _r("e eh E_1 theta_a thetah_a")
+    p4 = [e >= 0, e < 1, eh >= 0, eh < 1, E1 >= 0, ta >= -e, ta <= e, ua >= -eh, ua <= eh]
+    assert smt.prove("true (P4)", p4, E1 * (1 + ta) >= (1 - e) / (1 + eh) * E1 * (1 + ua)) >= 1
+    _false(p4, E1 * (1 + ta) >= (1 - e) / (1 - eh) * E1 * (1 + ua))   # (P4) with 1 - e^
 
 
 def test_identities_with_pi_and_pi_tilde_swapped_are_not_shown():

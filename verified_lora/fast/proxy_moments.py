@@ -41,6 +41,9 @@ standard deviations by (P2) (``sd~(V_j)``, ``sd~(K_b)``, ``sd~(X_V,a)``, ``sd~(<
 ``sd~(V A^T)``), second moments by (P1) (``E~[K_b^2]``, ``E~[X^2]``, ``E~[(X B)^2]``, ``E~[(K A^T)^2]``),
 first moments by (P3) (``E~V`` hence ``|c~| = |E~V - Y_i|``, ``E~X_V``), and ``D_i`` by (P4). ``c~`` is the
 run's own residual: it is bounded through ``E~V`` by (P3), never taken from the proxy.
+
+Algebraic steps machine-checked: verified_lora/proofs/fast_proxy_moments.py, certificates fast-proxy-p0-ratio,
+fast-proxy-p1-p2, fast-proxy-p3-means.
 """
 
 from __future__ import annotations
