@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,7 @@ import numpy as np
 from .._xp import to_numpy
 from ..bounds import _approx_api as api
 from ..bounds import _rigorous as rg
+from ..bounds.degenerate import TINY_R, taylor_tiny_errors
 from ..errors import CertificationError
 
 __all__ = ["PROXY_EPS", "ProxyMoments", "proxy_polynomial", "build_proxy", "eta", "item_moments", "rounding_rows"]
@@ -89,6 +91,12 @@ def proxy_polynomial(R: float) -> tuple[int, tuple, float] | None:
     """``(degree, coeffs, eps_A)`` of the least :data:`PROXY_FAMILY` degree with certified ``eps_A <=``
     :data:`PROXY_EPS` on ``[-R, R]`` (``None`` up to :data:`MAX_PROXY_DEGREE`); degrees every polynomial
     misses (the any-polynomial lower bound) are skipped without a Remez run."""
+    if R <= TINY_R:  # closed-form Taylor certificate (bounds/degenerate.py): no branch-and-bound at tiny R
+        for g in range(1, MAX_PROXY_DEGREE + 1):
+            eps_A, _eps_D = taylor_tiny_errors(g, R)
+            if eps_A <= PROXY_EPS:
+                return g, tuple(Fraction(1, math.factorial(t)) for t in range(g + 1)), float(eps_A)
+        return None
     g = 1
     while g <= MAX_PROXY_DEGREE and api.any_polynomial_lower(g, R) > PROXY_EPS:
         g += 1
