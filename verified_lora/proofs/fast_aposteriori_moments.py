@@ -30,7 +30,7 @@ import sympy as sp
 
 from verified_lora.symbolic import prooftools as pt
 from verified_lora.symbolic import smt
-from verified_lora.symbolic.certificates import Certificate, ProofFailure, register_proof, run_main
+from verified_lora.symbolic.certificates import Certificate, register_proof, run_main
 
 PAPER = {"iclr2025": "no lemma of the paper: the library's a-posteriori certificate of the almost-linear "
                      "gradient of Section 3 (Theorem 3.1's algorithm); docs/math.md section 4",
@@ -41,17 +41,14 @@ n = sp.Symbol("n", integer=True, positive=True)          # number of keys
 l, m = sp.symbols("l m", integer=True, nonnegative=True)
 
 
-def _r(names: str):
-    return sp.symbols(names, real=True)
+_r = pt.real_symbols
 
 
 def _sum(expr, var, size=n):
     return sp.Sum(expr, (var, 0, size - 1))
 
 
-def _generic(lhs, rhs, what: str) -> None:
-    if not pt.sums_equal(lhs, rhs, what):
-        raise ProofFailure(f"{what}: not shown at symbolic size")
+_generic = pt.require_sums_equal
 
 
 def _paper(label: str) -> dict:

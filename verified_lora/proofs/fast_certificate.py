@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from verified_lora.symbolic import prooftools as pt
 from verified_lora.symbolic import smt
 from verified_lora.symbolic.certificates import Certificate, register_proof, run_main
 
@@ -27,8 +28,7 @@ PAPER = {"iclr2025": "no lemma of the paper: the library's certificate of the fa
          "module": "verified_lora/fast/certificate.py"}
 
 
-def _r(names: str):
-    return sp.symbols(names, real=True)
+_r = pt.real_symbols
 
 
 @register_proof("fast-relative-claims", title="relative claims b/(max|G^| - b) are sound", paper=PAPER)

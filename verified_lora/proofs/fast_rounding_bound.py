@@ -37,8 +37,7 @@ dv = sp.Symbol("d_v", integer=True, positive=True)
 j = sp.Symbol("j", integer=True, nonnegative=True)
 
 
-def _r(names: str):
-    return sp.symbols(names, real=True)
+_r = pt.real_symbols
 
 
 def _paper(where: str) -> dict:

@@ -32,8 +32,7 @@ d = sp.Symbol("d", integer=True, positive=True)
 a, b = sp.symbols("a b", integer=True, nonnegative=True)
 
 
-def _r(names: str):
-    return sp.symbols(names, real=True)
+_r = pt.real_symbols
 
 
 @register_proof("fast-row-radius", title="(row radius) |S_il| <= R_i = |beta| ||Pm_i|| max_l ||Km_l||",

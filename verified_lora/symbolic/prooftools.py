@@ -285,3 +285,14 @@ def sums_equal(lhs: sp.Expr, rhs: sp.Expr, what: str = "index identity", method:
     ok = nf.equal(lhs, rhs, method)
     obl.note("index-identity", what, method=method, expect=bool(ok), exprs={"lhs": lhs, "rhs": rhs})
     return ok
+
+
+def real_symbols(names: str) -> Any:
+    """``sympy.symbols(names, real=True)``: the unknowns of a lemma's scalar inequalities."""
+    return sp.symbols(names, real=True)
+
+
+def require_sums_equal(lhs: sp.Expr, rhs: sp.Expr, what: str) -> None:
+    """:func:`sums_equal` at symbolic sizes, or :class:`ProofFailure` naming ``what``."""
+    if not sums_equal(lhs, rhs, what):
+        raise ProofFailure(f"{what}: not shown at symbolic size")
