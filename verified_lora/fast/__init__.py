@@ -31,8 +31,9 @@ Tolerance modes:
   (:mod:`verified_lora.fast.planning`: per-row moments of a cheap proxy polynomial, formed once per call and
   shared with the certificate (:mod:`verified_lora.fast.proxy_moments`), predict it, against the
   scale ``max|G~|`` of the fast path at that cheap polynomial, a heuristic used only to pick the degree);
-  if the run's own certificate fails, the degree is raised one step and the fast path re-run (at
-  most ``max_attempts`` times).
+  the prediction at the chosen degree is the run's certificate but for the output conversion term, so it
+  is reused (checked input by input) rather than recomputed; if the run's own certificate fails, the
+  degree is raised one step and the fast path re-run (at most ``max_attempts`` times).
 
 What is certified: ``|G~ - G| <= bounds[key]`` for the arrays returned, every rounding included:
 the approximation error (interval-certified ``eps_A`` and ``eps_D``, propagated by
@@ -274,7 +275,8 @@ def _judged_keys(problem: LoraAttention) -> tuple[str, ...]:
 def _scale_estimate(problem: LoraAttention, rows: int = 64) -> dict[str, float]:
     """Heuristic gradient scale: exact gradients of an evenly spaced query-row subsample x ``L/m``.
 
-    Only used to choose the first absolute target in relative mode; never part of a certificate.
+    Only used in relative mode when the cheap proxy's scale (:func:`.planning.gradient_scale`) is not
+    available; never part of a certificate.
     """
     from .. import exact
 

@@ -18,6 +18,13 @@ and ``A_chain`` the same step bounded row by row with the adapter factors inside
 ``V A^T``: :mod:`.adapter_chain`); so ``bounds`` is the max entry of that matrix plus the output
 conversion, ``approx`` the max entry of the ``min(...)`` term and ``rounding`` the (upward) difference.
 
+**Before the run.** Nothing above but the output conversion reads the returned arrays:
+:func:`prepare_bounds` computes the rest (a :class:`PendingBounds` that records its inputs), and
+:func:`finalise` adds the output term for the arrays returned; :func:`run_bounds` is the two in a row. The
+planner's prediction (:mod:`.planning`) is a :class:`PendingBounds`, reused as the run's only when
+:meth:`PendingBounds.matches` its inputs (same problem, sensitivity and proxy objects, same coefficients,
+``eps``, ``R``, rank, a-priori bounds, method and block).
+
 **Relative claims.** ``max |G| >= max |G^| - b`` where ``b = bounds[key]``; the difference is rounded
 down and the ratio ``b / (max|G^| - b)`` up. When ``max|G^| - b <= 0`` there is no relative claim
 (``inf``), and when the rounding part alone reaches ``max|G^|`` no degree can make one: the gradient

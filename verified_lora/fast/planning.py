@@ -2,29 +2,48 @@
 
 The a-priori plan (:func:`verified_lora.bounds.plan`) picks the least degree whose *a-priori* bound
 meets the target; that bound is orders of magnitude above the certificate the run can issue
-afterwards (:mod:`.aposteriori`), so it overshoots by several degrees. Here:
+afterwards (:mod:`.aposteriori`), so it overshoots by several degrees. Here the certificate itself is
+predicted before the run, and the least degree predicted to pass is run.
 
-1. the least degree not ruled out for *every* polynomial (the any-polynomial lower bound is
-   ``>= 1/2``) is the start;
-2. the per-row moments are formed once, with the call's cheap proxy polynomial (the least minimax degree
-   whose certified ``eps_A <= 1e-2``, :mod:`.proxy_moments`), the very pass the run's certificate then uses.
-   The relative targets use ``max |G~|`` of the fast path at that cheap polynomial as the scale
-   (all rows, a few milliseconds: its rank is small), not the row-subsample estimate.
-3. for each degree from the start upward and each preferred family (``"factored"``:
-   ``"minimax-antiderivative"`` then ``"minimax"``, whose ``F' = P`` keeps ``eps_D`` near ``eps_A``;
-   ``"paper"``: ``"minimax"``; those allowed, else the first family given), the certificate the run
-   would issue is *predicted* from those moments and the
-   certified ``eps`` of that degree (:func:`verified_lora.fast.certificate.run_bounds` with
-   ``grads=None``, at the cheap degree, then scaled to each degree by the larger ratio of its eps
-   factors ``delta`` and ``zeta``, a screen that must come within ``tol``; a candidate that passes it is
-   predicted again directly, ``run_bounds`` at its own eps with the proxy moments, per-row radii
-   and adapter chain included: this is the run's own certificate but for the output conversion term):
-   relative targets divide by that heuristic scale and aim
-   at half of ``tol``, absolute ones at 0.9 ``tol``. The first degree predicted to pass is run; the run is
-   then certified (same proxy moments), and :func:`verified_lora.fast.loss_and_grads` raises the
-   degree by one step while the certificate fails.
+**The prediction is the certificate.** :func:`verified_lora.fast.certificate.prepare_bounds` reads the
+problem, the plan (``eps_A``, ``eps_D``, ``R``, rank, a-priori bounds), the coefficients, the rows per
+block and the cheap proxy's per-row moments (:mod:`.proxy_moments`, formed once per call by the caller),
+never the returned arrays: with the run's block (:func:`run_block`) it *is* the run's certificate but for
+the output conversion term (zero for float64 problems). :func:`choose_plan` returns it with the plan
+(:class:`Choice`); :func:`verified_lora.fast.loss_and_grads` reuses it when
+:meth:`~verified_lora.fast.certificate.PendingBounds.matches` the run's inputs and adds the output term for
+the returned arrays (:func:`~verified_lora.fast.certificate.finalise`), else certifies afresh.
 
-The prediction is a heuristic that only chooses where to start; certificates come from the run.
+**The search** (preferred families per degree: ``"factored"``: ``"minimax-antiderivative"`` then
+``"minimax"``; ``"paper"``: ``"minimax"``; those allowed, else the first family given):
+
+* the start is the least degree not ruled out for *every* polynomial (any-polynomial lower bound ``>= 1/2``);
+* an *estimate* is the same prediction on an evenly spaced subsample of ``max(1024, L / 64)`` query rows
+  (the proxy moments of those rows), times ``L / m`` (the bound sums nonnegative per-row terms); it is the
+  exact prediction when ``L`` is at most that. A *screen* guesses a degree's bound from another's: the
+  approximation part is a sum of terms linear (and quadratic) in ``delta = 2 e / (1 - e)`` and, for
+  "factored", ``zeta = (eps_A + eps_D) / (1 - eps_A)``, scaled here by the *smaller* ratio of the two
+  (optimistic: a degree it rules out would not pass), the rounding part kept;
+* (1) from the start upward, the first degree and family the screen from the latest estimate (first: the
+  proxy degree's) does not rule out and whose estimate passes is the candidate;
+* (2) its exact prediction decides; while it fails, the next degree the screen from that exact prediction
+  does not rule out is predicted exactly;
+* (3) when the estimates were subsampled, a degree below that the screen from the exact prediction does
+  not rule out and whose estimate, calibrated by the exact/estimate ratio at the candidate, passes, is
+  predicted exactly, and taken when it passes (repeated downward).
+
+**Passing.** Absolute targets: ``b <= 0.9 tol``. Relative targets: the claim is ``b / (max|G~| - b)`` for
+the run's ``max|G~|``, unknown before the run; the scale ``m^`` is ``max|G~_c|`` of the fast path at the
+cheap proxy polynomial (:func:`gradient_scale`, every row), which differs from the run's by at most both
+runs' errors, the proxy's (``eps_A <= 1e-2``) dominating (measured 1.5 % to 2.6 % on the benchmark
+problems at ``d = 4, 8, 16``). So ``m^`` is shrunk by :data:`SCALE_ALLOWANCE` (5 %), the output term
+``o = u (1 + 5 %) m^`` of a narrower dtype is added, and the predicted ``(b + o) / (0.95 m^ - b - o)``
+must be at most :data:`RELATIVE_MARGIN` ``tol`` (0.9). Since ``b`` is the run's own bound, nothing else is
+uncertain; when the run's certificate still fails, :func:`verified_lora.fast.loss_and_grads` raises the
+degree by one step and runs again.
+
+The prediction only chooses the degree; certificates come from the run (shared with the prediction only
+when every input matches).
 """
 
 from __future__ import annotations
@@ -41,7 +60,8 @@ from ..errors import CertificationError
 __all__ = ["plan_for_degree", "choose_plan", "pay_cap", "gradient_scale", "run_block", "Choice"]
 
 SCALE_ALLOWANCE = 0.05
-"""How far ``max|G~|`` of the run may lie below the scale estimate, as a fraction of it (module docstring)."""
+"""How far ``max|G~|`` of the run may lie from the scale estimate, as a fraction of it (module docstring):
+five times the proxy's ``eps_A`` bound, about twice the largest difference measured."""
 RELATIVE_MARGIN = 0.9
 """Relative targets aim at this fraction of ``tol`` (with the allowance above)."""
 ABSOLUTE_MARGIN = 0.9
@@ -49,6 +69,7 @@ ABSOLUTE_MARGIN = 0.9
 ESTIMATE_ROWS = 1024
 """Query rows of the subsample the estimates use (at least; ``L / ESTIMATE_FRACTION`` when larger)."""
 ESTIMATE_FRACTION = 64
+"""(the estimates' cost is dominated by the key side, ``O(L_k)``, beyond a thousand query rows)"""
 
 
 def pay_cap(problem: Any, method: str, model: Any, max_degree: int) -> int:
