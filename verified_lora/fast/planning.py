@@ -269,9 +269,19 @@ def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: 
     # (1) the least degree whose estimate passes: the optimistic screen from the latest estimate rules degrees
     # out, the estimate (subsample, cheap) decides
     pm = plan_for_degree(problem, PROXY_FAMILY, moments.degree, method, tol, score, sens, model)
-    base = (pm, pred.estimate(pm)) if pm is not None else None
-    g, cand = g0, None
-    while g <= cap and cand is None:
+
+    def basis(pl: Plan | None, vals: tuple[dict, dict] | None) -> tuple | None:
+        """A screen's basis only where its bound is finite (an infinite one rules nothing out)."""
+        ok_vals = pl is not None and vals is not None and all(math.isfinite(v) for v in vals[1].values())
+        return (pl, vals) if ok_vals else None
+
+    base = basis(pm, pred.estimate(pm) if pm is not None else None)
+    if pm is not None and base is None:
+        # no finite bound at the proxy degree (the rounding bound is infinite: e^{2R} cancellation); higher
+        # degrees are no better there, and the a-priori planner gives the refusal and its reason
+        return None
+    g, cand, blank = g0, None, 0
+    while g <= cap and cand is None and blank < 3:
         for pl in at(g):
             if base is not None and not ok(_screen(pl, base[0], base[1], method)):
                 continue
@@ -279,7 +289,8 @@ def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: 
             if ok(vals[1]):
                 cand = pl
                 break
-            base = (pl, vals)
+            base = basis(pl, vals) or base
+            blank = 0 if base is not None else blank + 1  # without any finite bound, give up after three
         else:
             g += step
     if cand is None:
@@ -289,11 +300,11 @@ def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: 
         pb = pred.predict(cand)
         if ok(pred._pick(pb)[1]):
             break
-        base = (cand, pred._pick(pb))
+        base = basis(cand, pred._pick(pb))
         nxt = None
         g = cand.degree + step
         while g <= cap and nxt is None:
-            nxt = next((pl for pl in at(g) if ok(_screen(pl, base[0], base[1], method))), None)
+            nxt = next((pl for pl in at(g) if base is None or ok(_screen(pl, base[0], base[1], method))), None)
             g += step
         if nxt is None:
             return None
