@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 
 from verified_lora import fast
@@ -114,7 +113,6 @@ def test_planner_picks_no_degree_above_the_least_certifying_one(seed, L, tol):
 
 def test_planner_estimates_track_the_exact_prediction():
     """The subsample estimate (L > estimate rows) is within a factor 2 of the exact prediction it stands for."""
-    from verified_lora.bounds.planner import _check_families
     from verified_lora.fast import planning as P
 
     problem = _problem(2, 2048)
@@ -124,11 +122,10 @@ def test_planner_estimates_track_the_exact_prediction():
     pred = P._Predictor(problem, sens, "factored", proxy, None)
     assert pred.sub is not None
     model = fast._default_cost_model(problem)
-    assert _check_families(None)
     for g in (4, 8, 11):
         pl = P.plan_for_degree(problem, "minimax", g, "factored", 1e-6, sb, sens, model)
         est = pred.estimate(pl)[1]
         ex = pred.predict(pl).total
+        assert all(math.isfinite(v) and v > 0 for v in ex.values())
         for k in ex:
             assert 0.5 <= est[k] / ex[k] <= 2.0, (g, k, est[k], ex[k])
-    assert np.isfinite(list(ex.values())).all()

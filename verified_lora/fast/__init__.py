@@ -376,6 +376,7 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
 
     attempts = 0
     pl = pending = predicted = None
+    planner: dict[str, int] = {}
     fams = _check_families(families)
     cap = max_degree if max_degree is not None else DEFAULT_MAX_DEGREE
     if force != "fast":
@@ -404,6 +405,7 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
                              est if tol_mode == "relative" else None, proxy=proxy, block_size=block_size)
         if choice is not None:
             pending, predicted = choice.plan, choice.pending
+            planner = {"exact_predictions": choice.predictions, "estimates": choice.estimates}
     while True:
         extra = {} if max_degree is None else {"max_degree": max_degree}
         if force == "fast":  # search past the degrees that pay, to certify tol anyway
@@ -454,7 +456,7 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
             target = target / 100
     return FastGradientResult(
         loss=loss, grads=grads, weight_grads=wgrads, method=method,
-        info={**info, "cost_ratio": pl.cost_ratio, "certificate_shared": shared},
+        info={**info, "cost_ratio": pl.cost_ratio, "certificate_shared": shared, "planner": planner},
         path="fast", fallback=False, reason=pl.reason, bounds=bounds, weight_bounds=wbounds, relative_bounds=rel,
         approx_bounds=rb.approx if keys else rb.weight_approx,
         rounding_bounds=rb.rounding if keys else rb.weight_rounding,
