@@ -31,8 +31,9 @@ Tolerance modes:
   (:mod:`verified_lora.fast.planning`: per-row moments of a cheap proxy polynomial, formed once per call and
   shared with the certificate (:mod:`verified_lora.fast.proxy_moments`), predict it, against the
   scale ``max|G~|`` of the fast path at that cheap polynomial, a heuristic used only to pick the degree);
-  if the run's own certificate fails, the degree is raised one step and the fast path re-run (at
-  most ``max_attempts`` times).
+  the prediction at the chosen degree is the run's certificate but for the output conversion term, so it
+  is reused (checked input by input) rather than recomputed; if the run's own certificate fails, the
+  degree is raised one step and the fast path re-run (at most ``max_attempts`` times).
 
 What is certified: ``|G~ - G| <= bounds[key]`` for the arrays returned, every rounding included:
 the approximation error (interval-certified ``eps_A`` and ``eps_D``, propagated by
@@ -274,7 +275,8 @@ def _judged_keys(problem: LoraAttention) -> tuple[str, ...]:
 def _scale_estimate(problem: LoraAttention, rows: int = 64) -> dict[str, float]:
     """Heuristic gradient scale: exact gradients of an evenly spaced query-row subsample x ``L/m``.
 
-    Only used to choose the first absolute target in relative mode; never part of a certificate.
+    Only used in relative mode when the cheap proxy's scale (:func:`.planning.gradient_scale`) is not
+    available; never part of a certificate.
     """
     from .. import exact
 
@@ -358,8 +360,8 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
     from ..bounds import _approx_api as api
     from ..bounds.degenerate import TINY_R
     from ..bounds.planner import DEFAULT_MAX_DEGREE, _check_families
-    from .certificate import relative_claims, run_bounds
-    from .planning import choose_plan, pay_cap, plan_for_degree
+    from .certificate import finalise, prepare_bounds, relative_claims
+    from .planning import choose_plan, gradient_scale, pay_cap, plan_for_degree
 
     model = cost_model or _default_cost_model(problem)
     sb = score_bound(problem)
@@ -372,30 +374,38 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         return _exact_result(problem, fallback=True, reason=reason, tol=tol, tol_mode=tol_mode, method_asked=method,
                              plan=pl, attempts=attempts)
 
-    est = None
-    if tol_mode == "absolute":
-        target = tol
-    else:
-        est = _scale_estimate(problem)
-        positive = [v for v in est.values() if v > 0]
-        if not positive:
-            return refuse("every gradient is zero (relative error undefined); use tol_mode='absolute'", None, 0)
-        # the subsample estimate may overshoot max|G|: aim at half of it
-        target = tol * 0.5 * min(positive) / (1 + 2 * tol)
-
     attempts = 0
-    pl = pending = None
+    pl = pending = predicted = None
+    planner: dict[str, int] = {}
     fams = _check_families(families)
     cap = max_degree if max_degree is not None else DEFAULT_MAX_DEGREE
     if force != "fast":
         cap = pay_cap(problem, method, model, cap)
     proxy = None  # the cheap proxy moments (fast/proxy_moments.py): one pass per call, planner and certificate
-    if math.isfinite(sb.R) and sb.R > TINY_R and cap >= 1:  # the degree the a-posteriori certificate needs
+    if math.isfinite(sb.R) and sb.R > TINY_R and cap >= 1:
         from .proxy_moments import build_proxy
 
         proxy = build_proxy(problem, float(sb.R))
-        pending = choose_plan(problem, tol, tol_mode, method, fams, sb, sens, model, cap,
-                              est if tol_mode == "relative" else None, proxy=proxy)
+    est = None
+    if tol_mode == "absolute":
+        target = tol
+    else:
+        # the scale: max|G~| of the fast path at the cheap proxy polynomial (every row); the exact gradients of
+        # a row subsample only when that is not available (not finite and positive)
+        est = gradient_scale(problem, proxy, method) if proxy is not None else None
+        if est is None:
+            est = _scale_estimate(problem)
+        positive = [v for v in est.values() if v > 0]
+        if not positive:
+            return refuse("every gradient is zero (relative error undefined); use tol_mode='absolute'", None, 0)
+        # the a-priori planner's first absolute target (used only when the a-posteriori planner has no plan)
+        target = tol * 0.5 * min(positive) / (1 + 2 * tol)
+    if proxy is not None:  # the degree the a-posteriori certificate needs, and that certificate predicted
+        choice = choose_plan(problem, tol, tol_mode, method, fams, sb, sens, model, cap,
+                             est if tol_mode == "relative" else None, proxy=proxy, block_size=block_size)
+        if choice is not None:
+            pending, predicted = choice.plan, choice.pending
+            planner = {"exact_predictions": choice.predictions, "estimates": choice.estimates}
     while True:
         extra = {} if max_degree is None else {"max_degree": max_degree}
         if force == "fast":  # search past the degrees that pay, to certify tol anyway
@@ -411,7 +421,15 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         attempts += 1
         coeffs = list(pl.polynomial.coeffs)
         loss, grads, wgrads, info = run_with_polynomial(problem, coeffs, method, block_size=block_size)
-        rb = run_bounds(problem, pl, sens, method, coeffs, grads, wgrads, block=info["block_size"], moments=proxy)
+        # the planner's prediction is this run's certificate but for the output term when every input it read
+        # is the run's (same problem, plan, coefficients, block, proxy moments); otherwise computed afresh
+        if predicted is not None and predicted.matches(problem, pl, sens, method, coeffs, True, proxy,
+                                                       info["block_size"]):
+            pb, shared = predicted, True
+        else:
+            pb, shared = prepare_bounds(problem, pl, sens, method, coeffs, True, proxy, info["block_size"]), False
+        predicted = None
+        rb = finalise(pb, problem, grads, wgrads)
         bounds, wbounds = (rb.total if keys else {}), rb.weight_total
         judged = grads if keys else wgrads
         judged_b = bounds if keys else wbounds
@@ -437,7 +455,8 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         else:
             target = target / 100
     return FastGradientResult(
-        loss=loss, grads=grads, weight_grads=wgrads, method=method, info={**info, "cost_ratio": pl.cost_ratio},
+        loss=loss, grads=grads, weight_grads=wgrads, method=method,
+        info={**info, "cost_ratio": pl.cost_ratio, "certificate_shared": shared, "planner": planner},
         path="fast", fallback=False, reason=pl.reason, bounds=bounds, weight_bounds=wbounds, relative_bounds=rel,
         approx_bounds=rb.approx if keys else rb.weight_approx,
         rounding_bounds=rb.rounding if keys else rb.weight_rounding,

@@ -18,6 +18,13 @@ and ``A_chain`` the same step bounded row by row with the adapter factors inside
 ``V A^T``: :mod:`.adapter_chain`); so ``bounds`` is the max entry of that matrix plus the output
 conversion, ``approx`` the max entry of the ``min(...)`` term and ``rounding`` the (upward) difference.
 
+**Before the run.** Nothing above but the output conversion reads the returned arrays:
+:func:`prepare_bounds` computes the rest (a :class:`PendingBounds` that records its inputs), and
+:func:`finalise` adds the output term for the arrays returned; :func:`run_bounds` is the two in a row. The
+planner's prediction (:mod:`.planning`) is a :class:`PendingBounds`, reused as the run's only when
+:meth:`PendingBounds.matches` its inputs (same problem, sensitivity and proxy objects, same coefficients,
+``eps``, ``R``, rank, a-priori bounds, method and block).
+
 **Relative claims.** ``max |G| >= max |G^| - b`` where ``b = bounds[key]``; the difference is rounded
 down and the ratio ``b / (max|G^| - b)`` up. When ``max|G^| - b <= 0`` there is no relative claim
 (``inf``), and when the rounding part alone reaches ``max|G^|`` no degree can make one: the gradient
@@ -42,7 +49,7 @@ from ..tolerances import unit_roundoff
 from .proxy_moments import ProxyMoments, item_moments
 from .rounding_bound import rounding_bound
 
-__all__ = ["RunBounds", "run_bounds", "relative_claims", "item_moments"]
+__all__ = ["RunBounds", "PendingBounds", "run_bounds", "prepare_bounds", "finalise", "relative_claims", "item_moments"]
 
 ROW_RADII = True
 """Per-row radii in step (2) (:mod:`.row_radii`); a switch for measuring what they buy."""
@@ -81,6 +88,43 @@ def _split(total: float, approx: float, out: float) -> tuple[float, float]:
     return rnd, float(rg.add_up(approx, rnd))
 
 
+@dataclass(frozen=True)
+class PendingBounds:
+    """The part of :func:`run_bounds` that does not read the returned arrays (everything but the output
+    conversion term), with the identity of the inputs it was computed from (:meth:`matches`).
+
+    ``approx_*``: the approximation parts; ``total_*``: approximation + rounding before the output term
+    (``inf`` when no certificate is possible). :func:`finalise` adds the output term for the returned arrays;
+    ``finalise(p, problem, None, None)`` is the planner's prediction, which is therefore the run's certificate
+    up to that term (for float64 problems, exactly)."""
+
+    key: tuple
+    refs: tuple
+    approx: dict[str, float]
+    total: dict[str, float]
+    weight_approx: dict[str, float]
+    weight_total: dict[str, float]
+    sigma: float
+    delta_D: float
+
+    def matches(self, problem: Any, plan: Any, sens: Any, method: str, coeffs, aposteriori: bool = True,
+                moments: ProxyMoments | None = None, block: int | None = None) -> bool:
+        """True when :func:`prepare_bounds` with these arguments would compute exactly this object."""
+        refs = (problem, sens, moments)
+        return (len(refs) == len(self.refs) and all(a is b for a, b in zip(refs, self.refs))
+                and _key(plan, method, coeffs, aposteriori, block) == self.key)
+
+
+def _key(plan: Any, method: str, coeffs, aposteriori: bool, block: int | None) -> tuple:
+    """Every value :func:`prepare_bounds` reads besides the (identity-compared) problem, sensitivity and moments."""
+    from fractions import Fraction
+
+    return (method, tuple(Fraction(c) for c in coeffs), float(plan.eps_A),
+            None if plan.eps_D is None else float(plan.eps_D), float(plan.R), int(plan.rank),
+            tuple(sorted(plan.bounds.items())), tuple(sorted(plan.weight_bounds.items())), bool(aposteriori),
+            None if block is None else int(block), ROW_RADII)
+
+
 def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: dict[str, Any] | None,
                weight_grads: dict[str, Any] | None, aposteriori: bool = True, moments: ProxyMoments | None = None,
                block: int | None = None) -> RunBounds:
@@ -88,12 +132,39 @@ def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: d
 
     ``moments``: the proxy moments of :mod:`.proxy_moments` (one cheap pass per call, shared with the
     planner), built here when not given (or when built for a smaller ``R``); every per-row moment of the
-    run's ``pi~`` is bounded from them ((P0)-(P4) there). ``grads=None``/``weight_grads=None`` give the
+    run's ``pi~`` is bounded from them ((P0)-(P4) there). ``block``: the rows per block the core used
+    (``info["block_size"]``; the rounding depth depends on it). ``grads=None``/``weight_grads=None`` give the
     bound without the output conversion term (the planner's prediction, which is then the certificate
-    up to that term).
+    up to that term). The same as ``finalise(prepare_bounds(...), problem, grads, weight_grads)``.
     """
+    return finalise(prepare_bounds(problem, plan, sens, method, coeffs, aposteriori, moments, block),
+                    problem, grads, weight_grads)
+
+
+def finalise(pending: PendingBounds, problem: Any, grads: dict[str, Any] | None,
+             weight_grads: dict[str, Any] | None) -> RunBounds:
+    """:class:`RunBounds` of the returned arrays: ``pending`` plus the output conversion term (``_split``)."""
+    approx_w, approx_g = dict(pending.weight_approx), dict(pending.approx)
+    weight_rounding, weight_total, rounding, total = {}, {}, {}, {}
+    for key, a in approx_w.items():
+        t = pending.weight_total[key]
+        weight_rounding[key], weight_total[key] = _split(t, a, _output(
+            problem, None if weight_grads is None or not math.isfinite(t) else weight_grads[key]))
+    for name, a in approx_g.items():
+        t = pending.total[name]
+        rounding[name], total[name] = _split(t, a, _output(
+            problem, None if grads is None or not math.isfinite(t) else grads[name]))
+    return RunBounds(approx_g, rounding, total, approx_w, weight_rounding, weight_total, pending.sigma,
+                     pending.delta_D)
+
+
+def prepare_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, aposteriori: bool = True,
+                   moments: ProxyMoments | None = None, block: int | None = None) -> PendingBounds:
+    """Everything of :func:`run_bounds` but the output conversion term (arguments as there)."""
     from .proxy_moments import build_proxy, rounding_rows, same_polynomial
 
+    key = _key(plan, method, coeffs, aposteriori, block)
+    refs = (problem, sens, moments)
     if aposteriori and (moments is None or moments.R < float(plan.R)):
         moments = build_proxy(problem, float(plan.R))
     aposteriori = aposteriori and moments is not None
@@ -112,7 +183,7 @@ def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: d
     if not rb.finite or not rb.eps_A_in < 1:
         inf_g = {k: math.inf for k in approx_g}
         inf_w = {k: math.inf for k in approx_w}
-        return RunBounds(approx_g, inf_g, inf_g, approx_w, inf_w, inf_w, rb.sigma, rb.delta_D)
+        return PendingBounds(key, refs, approx_g, inf_g, approx_w, inf_w, rb.sigma, rb.delta_D)
     w_in, _ = sens.weight_bounds(rb.eps_A_in, rb.eps_D_in, method)
     ap_ad: dict = {}
     if aposteriori:
@@ -120,30 +191,28 @@ def run_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, grads: d
                                  moments, R=plan.R, same=same)
         w_in = {k: np.minimum(w_in[k], ap[k]) for k in w_in}
     total_w = {k: rg.add_up(w_in[k], rb.weight[k]) for k in w_in}
-    approx_w, weight_rounding, weight_total = {}, {}, {}
-    for key in w_in:
-        approx_w[key] = float(np.max(w_in[key]))
-        weight_rounding[key], weight_total[key] = _split(float(np.max(total_w[key])), approx_w[key],
-                                                         _output(problem, None if weight_grads is None else weight_grads[key]))
-    approx_g, rounding, total = {}, {}, {}
-    for key in problem.adapted:
-        ad = problem.adapters[key]
-        s_up = float(rg.inflate(abs(problem.scale(key)), 3))
+    approx_w, weight_total = {}, {}
+    for key_w in w_in:
+        approx_w[key_w] = float(np.max(w_in[key_w]))
+        weight_total[key_w] = float(np.max(total_w[key_w]))
+    approx_g, total = {}, {}
+    for key_a in problem.adapted:
+        ad = problem.adapters[key_a]
+        s_up = float(rg.inflate(abs(problem.scale(key_a)), 3))
         a = np.abs(np.asarray(to_numpy(ad.a), dtype=np.float64))
         b = np.abs(np.asarray(to_numpy(ad.b), dtype=np.float64))
-        rw, mw, aw = rb.weight[key], rb.weight_mag[key], w_in[key]
+        rw, mw, aw = rb.weight[key_a], rb.weight_mag[key_a], w_in[key_a]
         # step (2) through |s||B|^T |dG| or, tighter, row by row through |X B| (fast/adapter_chain.py);
         # steps (1), (3) and the chain's own rounding through |B|^T (rounding_bound.py)
         rA = rg.mul_up(s_up, rg.add_up(rg.matmul_up(b.T, rw), rg.mul_up(rg.gamma(b.shape[0] + 4), rg.matmul_up(b.T, mw))))
         rB = rg.mul_up(s_up, rg.add_up(rg.matmul_up(rw, a.T), rg.mul_up(rg.gamma(a.shape[1] + 4), rg.matmul_up(mw, a.T))))
-        for name, r_e, ea in ((f"A_{key}", rA, rg.mul_up(s_up, rg.matmul_up(b.T, aw))),
-                              (f"B_{key}", rB, rg.mul_up(s_up, rg.matmul_up(aw, a.T)))):
+        for name, r_e, ea in ((f"A_{key_a}", rA, rg.mul_up(s_up, rg.matmul_up(b.T, aw))),
+                              (f"B_{key_a}", rB, rg.mul_up(s_up, rg.matmul_up(aw, a.T)))):
             if name in ap_ad:
                 ea = np.minimum(ea, ap_ad[name])
             approx_g[name] = float(np.max(ea))
-            rounding[name], total[name] = _split(float(np.max(rg.add_up(ea, r_e))), approx_g[name],
-                                                 _output(problem, None if grads is None else grads[name]))
-    return RunBounds(approx_g, rounding, total, approx_w, weight_rounding, weight_total, rb.sigma, rb.delta_D)
+            total[name] = float(np.max(rg.add_up(ea, r_e)))
+    return PendingBounds(key, refs, approx_g, total, approx_w, weight_total, rb.sigma, rb.delta_D)
 
 
 def _aposteriori(problem: Any, rb: Any, coeffs, method: str, eps_A: float, eps_D: float | None,
