@@ -116,7 +116,7 @@ def run_block(problem: Any, k: int, method: str, block_size: int | None = None) 
 
 def gradient_scale(problem: Any, proxy: Any, method: str) -> dict[str, float] | None:
     """``max |G~_c|`` per judged gradient of the fast path at the cheap proxy polynomial (a heuristic scale;
-    ``None`` if one is not finite and positive). A subsample of query rows times ``L / m`` overshoots
+    ``None`` if one is not finite and positive, or the cheap run's normaliser is not positive). A subsample of query rows times ``L / m`` overshoots
     ``max |G|`` by about ``sqrt(L / m)`` when the rows' contributions cancel; the cheap run sees every row."""
     import numpy as np
 
@@ -124,7 +124,10 @@ def gradient_scale(problem: Any, proxy: Any, method: str) -> dict[str, float] | 
     from . import run_with_polynomial
 
     coeffs = list(proxy.coeffs)
-    _loss, grads, wgrads, info = run_with_polynomial(problem, coeffs, method)
+    try:
+        _loss, grads, wgrads, info = run_with_polynomial(problem, coeffs, method)
+    except CertificationError:  # D~ <= 0 somewhere: no scale from this run (the caller falls back)
+        return None
     vals = grads if problem.grad_keys else wgrads
     out = {k: float(np.max(np.abs(to_numpy(v)))) if v.size else 0.0 for k, v in vals.items()}
     return out if all(math.isfinite(v) and v > 0 for v in out.values()) else None
