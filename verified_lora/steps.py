@@ -88,10 +88,15 @@ class ArraySteps:
     # ------------------------------------------------------------------------ feature maps
     def monomials_t(self, xT: Any, lay: Any, out: Any) -> Any:
         """Fill ``out`` (``k x n``) with the monomials of ``xT`` (``d x n``) following ``lay.steps``."""
-        xp = self.xp
         out[0, :] = 1
-        for (_t, i, dst0, dst1, src0, src1) in lay.steps:
-            xp.multiply(xT[i:i + 1, :], out[src0:src1, :], out=out[dst0:dst1, :])
+        return self.monomial_steps(xT, [(i, dst0, dst1, src0) for (_t, i, dst0, dst1, src0, _s1) in lay.steps], out)
+
+    def monomial_steps(self, xT: Any, program: Any, out: Any) -> Any:
+        """Run construction steps ``(i, dst0, dst1, src0)``: ``out[dst0:dst1] = xT[i] * out[src0:src0 + dst1 - dst0]``
+        (a part of ``lay.steps``, possibly split by rows, :func:`verified_lora.features.maps.monomials_t_chunks`)."""
+        xp = self.xp
+        for (i, dst0, dst1, src0) in program:
+            xp.multiply(xT[i:i + 1, :], out[src0:src0 + dst1 - dst0, :], out=out[dst0:dst1, :])
         return out
 
     def monomials_vjp(self, x: Any, mono: Any, grad: Any, lay: Any) -> Any:

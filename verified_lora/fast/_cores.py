@@ -31,11 +31,12 @@ GEMMs use ``@`` (cuBLAS for CuPy); the other steps run on the steps object chose
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import CertificationError
-from .chunked import chunk_for, tmatmul, tmatmul_bt
+from .chunked import add_product, chunk_cuts, chunk_for, tmatmul
 from ..features import maps as F
 from .. import steps as _steps
 
@@ -56,6 +57,22 @@ class CoreResult:
 def _blocks(n: int, block: int):
     for i0 in range(0, n, block):
         yield i0, min(n, i0 + block)
+
+
+def _feature_gemms(built: Any, M: Any, kp: int, wideT: Any, thinT: Any, n: int, xp: Any) -> tuple[Any, Any]:
+    """``(M[:kp]^T wide, M[kp:]^T thin)`` (``n x cols`` views) from ``wideT = wide^T``, ``thinT = thin^T``: the
+    chunk products of ``tmatmul_bt(M[:kp], wideT, ch)`` and ``tmatmul_bt(M[kp:], thinT, ch)`` summed in
+    their order (so :func:`~verified_lora.fast.chunked.depth` holds), each taken as soon as ``built``
+    (:func:`~verified_lora.features.maps.monomials_t_chunks` with the cuts of both) yields its rows."""
+    acc_w = acc_t = None
+    for c0, c1 in built:
+        if c1 <= kp:
+            acc_w = add_product(acc_w, wideT[:, c0:c1], M[c0:c1])
+        else:
+            acc_t = add_product(acc_t, thinT[:, c0 - kp:c1 - kp], M[c0:c1])
+    if acc_w is None:                            # kp = 0 (degree 0)
+        acc_w = xp.zeros((wideT.shape[0], n), dtype=M.dtype)
+    return acc_w.T, acc_t.T
 
 
 def _check_normaliser(D: Any, xp: Any) -> float:
@@ -87,38 +104,48 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     PT = xp.ascontiguousarray(P.T)
     buf = xp.empty((k, min(block, max(L, Lk))), dtype=dt)
 
-    # pass 1 (keys): H = Phi_V^T [Vmat, 1], one GEMM per block of keys
+    kp = math.comb(d + g - 1, g - 1) if g > 0 else 0   # the degree <= g-1 features come first
+    ch = chunk_for(k)  # one chunk for both parts of the k features: depth(k, ch) bounds each
+    # the feature rows in chunks: those of tmatmul_bt over M[:kp], then over M[kp:] (fast/chunked.py);
+    # each block's monomials are built chunk by chunk and every GEMM on a chunk runs while it is in cache
+    cuts = sorted(set(chunk_cuts(kp, ch) + chunk_cuts(k - kp, ch, kp)))
+    chunks = list(zip(cuts[:-1], cuts[1:]))
+
+    # pass 1 (keys): H = Phi_V^T [Vmat, 1], one GEMM per block of keys (per chunk of its rows)
     Zk = xp.concatenate([Vmat, xp.ones((Lk, 1), dtype=dt)], axis=1)   # (L_k x a)
-    H = xp.zeros((k, a), dtype=dt)
+    ZkT = xp.ascontiguousarray(Zk.T)
+    HT = xp.zeros((a, k), dtype=dt)              # H^T: the thin products run faster as (a x n) @ (n x chunk)
     for j0, j1 in _blocks(Lk, block):
-        M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :j1 - j0], steps=steps)
-        H += M @ Zk[j0:j1]
-    Hw = w * H                                   # Phi_U H = M_U^T (w * H)
+        M = buf[:, :j1 - j0]
+        for c0, c1 in F.monomials_t_chunks(KT[:, j0:j1], g, cuts, M, steps=steps):
+            HT[:, c0:c1] += ZkT[:, j0:j1] @ M[c0:c1].T
+    Hw = w * HT.T                                  # Phi_U H = M_U^T (w * H)
     Dq = F.derivative_coefficients(Hw, d, g)   # gradient polynomials of <Hw[:, a], u^m>
 
     # pass 2 (queries): forward, loss, dP, E = Phi_U^T Yp
     dP = xp.empty((L, d), dtype=dt)
-    E = xp.zeros((k, a), dtype=dt)
+    ET = xp.zeros((a, k), dtype=dt)              # E^T, as H^T
     loss = 0.0
     low = float("inf")
-    kp = int(Dq.shape[0])
-    ch = chunk_for(k)  # one chunk for both parts of the k features: depth(k, ch) bounds each
     # one GEMM over the degree <= g-1 rows serves both the forward and the feature VJP:
     # M^T [Hw | Dq] on rows < k', plus the thin M^T Hw on the degree-g rows
-    right_qT = xp.ascontiguousarray(xp.concatenate([Hw[:kp], Dq], axis=1).T)   # transposed once (tmatmul_bt)
+    right_qT = xp.ascontiguousarray(xp.concatenate([Hw[:kp], Dq], axis=1).T)   # transposed once
     HwT = xp.ascontiguousarray(Hw[kp:].T)
     for i0, i1 in _blocks(L, block):
         n = i1 - i0
-        M = F.monomials_t(PT[:, i0:i1], g, out=buf[:, :n], steps=steps)
-        OZ = tmatmul_bt(M[:kp], right_qT, ch)    # feature GEMMs in chunks (fast/chunked.py)
-        O = OZ[:, :a] + tmatmul_bt(M[kp:], HwT, ch)     # [A~ Vmat, D~] for these rows
+        M = buf[:, :n]
+        OZ, OT = _feature_gemms(F.monomials_t_chunks(PT[:, i0:i1], g, cuts, M, steps=steps), M, kp,
+                                right_qT, HwT, n, xp)
+        O = OZ[:, :a] + OT                       # [A~ Vmat, D~] for these rows
         D = O[:, dv:]
         low = min(low, _check_normaliser(D, xp))
         c, Yp = steps.normalised_residual(O[:, :dv], D, Y[i0:i1])  # c~ and [c~, -rvec~] / D~
         loss += 0.5 * float((c * c).sum())
-        E += M @ Yp
+        YpT = xp.ascontiguousarray(Yp.T)
+        for c0, c1 in reversed(chunks):          # the chunks built last are still in cache
+            ET[:, c0:c1] += YpT @ M[c0:c1].T
         dP[i0:i1] = F.contract_derivative(OZ[:, a:], Yp, steps=steps)
-    Ew = w * E                                   # Phi_U^T Yp
+    Ew = w * ET.T                                  # Phi_U^T Yp
     Dk = F.derivative_coefficients(Ew, d, g)
 
     # pass 3 (keys): dK, dV
@@ -128,9 +155,10 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     EwT = xp.ascontiguousarray(Ew[kp:, :dv].T)
     for j0, j1 in _blocks(Lk, block):
         n = j1 - j0
-        M = F.monomials_t(KT[:, j0:j1], g, out=buf[:, :n], steps=steps)
-        VZ = tmatmul_bt(M[:kp], right_kT, ch)
-        dV[j0:j1] = VZ[:, :dv] + tmatmul_bt(M[kp:], EwT, ch)
+        M = buf[:, :n]
+        VZ, VT = _feature_gemms(F.monomials_t_chunks(KT[:, j0:j1], g, cuts, M, steps=steps), M, kp,
+                                right_kT, EwT, n, xp)
+        dV[j0:j1] = VZ[:, :dv] + VT
         dK[j0:j1] = F.contract_derivative(VZ[:, dv:], Zk[j0:j1], steps=steps)   # [Vmat, 1] rows
     return CoreResult(loss=loss, dP=dP, dK=dK, dV=dV, min_normaliser=low)
 
