@@ -24,6 +24,10 @@ Notation (docs/design.md sections 3 and 4): ``P = X_Q W_Q`` (``L x d``), ``Kmat 
 
 Both run over row blocks (three passes: keys, queries, keys), so memory is
 ``O((L + L_k) d + block * k)`` for "factored" and ``O((L + L_k) d + block * k * d_v)`` for "paper".
+In "factored" each block's monomials are built chunk by chunk of feature rows
+(:func:`~verified_lora.features.maps.monomials_t_chunks`, the chunks of :func:`~.chunked.tmatmul_bt`) and each
+GEMM on a chunk runs while the chunk is in cache, summed in ``tmatmul_bt``'s order (the same sums, so
+the same rounding depth); at d = 8, k = 43758 the core took 2.50 s CPU instead of 2.90 s (L = 4096).
 Everything is float64; the ``k``-dimensional sums and the normalisers ``D~`` accumulate in float64.
 GEMMs use ``@`` (cuBLAS for CuPy); the other steps run on the steps object chosen once per call
 (:func:`verified_lora.steps.steps_for`: array expressions for NumPy, the generated kernels for CuPy).
