@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from ..errors import CertificationError
@@ -63,20 +64,72 @@ def _blocks(n: int, block: int):
         yield i0, min(n, i0 + block)
 
 
-def _feature_gemms(built: Any, M: Any, kp: int, wideT: Any, thinT: Any, n: int, xp: Any) -> tuple[Any, Any]:
-    """``(M[:kp]^T wide, M[kp:]^T thin)`` (``n x cols`` views) from ``wideT = wide^T``, ``thinT = thin^T``: the
-    chunk products of ``tmatmul_bt(M[:kp], wideT, ch)`` and ``tmatmul_bt(M[kp:], thinT, ch)`` summed in
-    their order (so :func:`~verified_lora.fast.chunked.depth` holds), each taken as soon as ``built``
-    (:func:`~verified_lora.features.maps.monomials_t_chunks` with the cuts of both) yields its rows."""
-    acc_w = acc_t = None
+def _wide_product(built: Any, M: Any, kp: int, wideT: Any, n: int, xp: Any) -> Any:
+    """``M[:kp]^T wide`` (an ``n x cols`` view) from ``wideT = wide^T``: the chunk products of
+    ``tmatmul_bt(M[:kp], wideT, ch)`` summed in its order (so :func:`~verified_lora.fast.chunked.depth`
+    holds), each taken as soon as ``built`` (:func:`~verified_lora.features.maps.monomials_t_chunks`) yields it."""
+    acc = None
     for c0, c1 in built:
         if c1 <= kp:
-            acc_w = add_product(acc_w, wideT[:, c0:c1], M[c0:c1])
-        else:
-            acc_t = add_product(acc_t, thinT[:, c0 - kp:c1 - kp], M[c0:c1])
-    if acc_w is None:                            # kp = 0 (degree 0)
-        acc_w = xp.zeros((wideT.shape[0], n), dtype=M.dtype)
-    return acc_w.T, acc_t.T
+            acc = add_product(acc, wideT[:, c0:c1], M[c0:c1])
+    if acc is None:                              # kp = 0 (degree 0)
+        acc = xp.zeros((wideT.shape[0], n), dtype=M.dtype)
+    return acc.T
+
+
+@lru_cache(maxsize=64)
+def _top_parts(d: int, g: int, ch: int) -> tuple[tuple[tuple[int, int, int, int], ...], ...]:
+    """The degree-``g`` rows ``[k', k)`` in the chunks of ``tmatmul_bt(M[k':], ., ch)``, each chunk split where
+    the construction steps split it: parts ``(i, dst0, dst1, src0)`` with ``x^m = x_i x^m'`` for
+    ``m = dst0 + j``, ``m' = src0 + j`` (a degree ``g - 1`` row). At ``g = 0`` the one row is the constant
+    (``i = -1``: no factor).
+
+    Rounding (what :mod:`verified_lora.fast.rounding_bound` counts: rounding factors per term of each sum,
+    with the magnitudes ``|x^m| |C_m|``, which are unchanged): the bound charges ``g`` factors for building
+    a monomial; here ``x^m'`` carries at most ``max(g - 2, 0)`` and ``x_i`` one more (applied to the
+    product, or to the thin operand), at most ``g``. A chunk of ``c`` rows split in ``q`` parts gives a
+    part of ``p <= c - q + 1`` rows at most ``p`` (its GEMM) ``+ 1`` (``x_i``) ``+ q - 1`` (summing the parts)
+    ``<= c + 1`` factors before the chunk sum, the ``c`` of the unsplit chunk plus the ``x_i`` of building
+    ``x^m``; the chunks and their order are those of ``tmatmul_bt``, so the depth stays within
+    ``g + depth(k, ch)`` as before.
+    """
+    if g == 0:
+        return (((-1, 0, 1, 0),),)
+    kp, k = math.comb(d + g - 1, g - 1), math.comb(d + g, g)
+    cuts = chunk_cuts(k - kp, ch, kp)
+    progs = F.chunk_programs(d, g, tuple(sorted(set(chunk_cuts(kp, ch) + cuts))))
+    return progs[-(len(cuts) - 1):]
+
+
+def _top_product(thinT: Any, M: Any, xT: Any, top: Any, kp: int) -> Any:
+    """``sum_{|m| = g} thinT[:, m - k'] x^m`` (``cols x n``) from the degree ``g - 1`` rows of ``M``, chunk by
+    chunk in ``tmatmul_bt``'s order, each chunk's parts summed first (:func:`_top_parts`)."""
+    acc = None
+    for parts in top:
+        part = None
+        for (i, lo, hi, s0) in parts:
+            p = thinT[:, lo - kp:hi - kp] @ M[s0:s0 + hi - lo]
+            if i >= 0:
+                p *= xT[i]
+            part = p if part is None else _iadd(part, p)
+        acc = part if acc is None else _iadd(acc, part)
+    return acc
+
+
+def _iadd(acc: Any, p: Any) -> Any:
+    acc += p
+    return acc
+
+
+def _top_rows(outT: Any, ZT: Any, M: Any, xT: Any, top: Any) -> None:
+    """``outT[:, m] += ZT @ x^m`` over the block's rows for every degree-``g`` ``m``, as ``(ZT x_i) @ x^m'``
+    (the same factors per term: ``x_i`` multiplies ``ZT`` instead of ``x^m'``)."""
+    scaled: dict = {}
+    for parts in top:
+        for (i, lo, hi, s0) in parts:
+            if i not in scaled:
+                scaled[i] = ZT if i < 0 else ZT * xT[i]
+            outT[:, lo:hi] += scaled[i] @ M[s0:s0 + hi - lo].T
 
 
 def _check_normaliser(D: Any, xp: Any) -> float:
@@ -106,14 +159,18 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     k = int(w.shape[0])
     KT = xp.ascontiguousarray(Kmat.T)
     PT = xp.ascontiguousarray(P.T)
-    buf = xp.empty((k, min(block, max(L, Lk))), dtype=dt)
-
     kp = math.comb(d + g - 1, g - 1) if g > 0 else 0   # the degree <= g-1 features come first
     ch = chunk_for(k)  # one chunk for both parts of the k features: depth(k, ch) bounds each
-    # the feature rows in chunks: those of tmatmul_bt over M[:kp], then over M[kp:] (fast/chunked.py);
-    # each block's monomials are built chunk by chunk and every GEMM on a chunk runs while it is in cache
-    cuts = sorted(set(chunk_cuts(kp, ch) + chunk_cuts(k - kp, ch, kp)))
-    chunks = list(zip(cuts[:-1], cuts[1:]))
+    # Only the degree <= g-1 rows (kb of them; the constant alone at g = 0) are built, chunk by chunk
+    # (the chunks of tmatmul_bt over M[:kp]); every GEMM on a chunk runs while it is in cache. The
+    # degree-g rows x^m = x_i x^m' are never formed: their products are taken on the rows x^m' with x_i
+    # moved onto the thin operand or the result (_top_parts).
+    gb = max(g - 1, 0)
+    kb = math.comb(d + gb, gb)
+    build_cuts = chunk_cuts(kp, ch) if g > 0 else [0, 1]
+    wide = list(zip(build_cuts[:-1], build_cuts[1:])) if g > 0 else []
+    top = _top_parts(d, g, ch)
+    buf = xp.empty((kb, min(block, max(L, Lk))), dtype=dt)
 
     # pass 1 (keys): H = Phi_V^T [Vmat, 1], one GEMM per block of keys (per chunk of its rows)
     Zk = xp.concatenate([Vmat, xp.ones((Lk, 1), dtype=dt)], axis=1)   # (L_k x a)
@@ -121,8 +178,11 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     HT = xp.zeros((a, k), dtype=dt)              # H^T: the thin products run faster as (a x n) @ (n x chunk)
     for j0, j1 in _blocks(Lk, block):
         M = buf[:, :j1 - j0]
-        for c0, c1 in F.monomials_t_chunks(KT[:, j0:j1], g, cuts, M, steps=steps):
-            HT[:, c0:c1] += ZkT[:, j0:j1] @ M[c0:c1].T
+        xT = KT[:, j0:j1]
+        for c0, c1 in F.monomials_t_chunks(xT, gb, build_cuts, M, steps=steps):
+            if c1 <= kp:
+                HT[:, c0:c1] += ZkT[:, j0:j1] @ M[c0:c1].T
+        _top_rows(HT, ZkT[:, j0:j1], M, xT, top)
     Hw = w * HT.T                                  # Phi_U H = M_U^T (w * H)
     Dq = F.derivative_coefficients(Hw, d, g)   # gradient polynomials of <Hw[:, a], u^m>
 
@@ -138,15 +198,16 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     for i0, i1 in _blocks(L, block):
         n = i1 - i0
         M = buf[:, :n]
-        OZ, OT = _feature_gemms(F.monomials_t_chunks(PT[:, i0:i1], g, cuts, M, steps=steps), M, kp,
-                                right_qT, HwT, n, xp)
-        O = OZ[:, :a] + OT                       # [A~ Vmat, D~] for these rows
+        xT = PT[:, i0:i1]
+        OZ = _wide_product(F.monomials_t_chunks(xT, gb, build_cuts, M, steps=steps), M, kp, right_qT, n, xp)
+        O = OZ[:, :a] + _top_product(HwT, M, xT, top, kp).T      # [A~ Vmat, D~] for these rows
         D = O[:, dv:]
         low = min(low, _check_normaliser(D, xp))
         c, Yp = steps.normalised_residual(O[:, :dv], D, Y[i0:i1])  # c~ and [c~, -rvec~] / D~
         loss += 0.5 * float((c * c).sum())
         YpT = xp.ascontiguousarray(Yp.T)
-        for c0, c1 in reversed(chunks):          # the chunks built last are still in cache
+        _top_rows(ET, YpT, M, xT, top)
+        for c0, c1 in reversed(wide):            # the chunks built last are still in cache
             ET[:, c0:c1] += YpT @ M[c0:c1].T
         dP[i0:i1] = F.contract_derivative(OZ[:, a:], Yp, steps=steps)
     Ew = w * ET.T                                  # Phi_U^T Yp
@@ -160,9 +221,9 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     for j0, j1 in _blocks(Lk, block):
         n = j1 - j0
         M = buf[:, :n]
-        VZ, VT = _feature_gemms(F.monomials_t_chunks(KT[:, j0:j1], g, cuts, M, steps=steps), M, kp,
-                                right_kT, EwT, n, xp)
-        dV[j0:j1] = VZ[:, :dv] + VT
+        xT = KT[:, j0:j1]
+        VZ = _wide_product(F.monomials_t_chunks(xT, gb, build_cuts, M, steps=steps), M, kp, right_kT, n, xp)
+        dV[j0:j1] = VZ[:, :dv] + _top_product(EwT, M, xT, top, kp).T
         dK[j0:j1] = F.contract_derivative(VZ[:, dv:], Zk[j0:j1], steps=steps)   # [Vmat, 1] rows
     return CoreResult(loss=loss, dP=dP, dK=dK, dV=dV, min_normaliser=low)
 

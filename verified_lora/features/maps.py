@@ -33,6 +33,7 @@ __all__ = [
     "monomials",
     "monomials_t",
     "monomials_t_chunks",
+    "chunk_programs",
     "monomials_vjp",
     "derivative_coefficients",
     "lowrank_vjp_t",
@@ -160,7 +161,7 @@ def monomials_t(xT: Any, g: int, out: Any = None, *, steps: Any = None) -> Any:
 
 
 @lru_cache(maxsize=64)
-def _chunk_programs(d: int, g: int, cuts: tuple[int, ...]) -> tuple[tuple[tuple[int, int, int, int], ...], ...]:
+def chunk_programs(d: int, g: int, cuts: tuple[int, ...]) -> tuple[tuple[tuple[int, int, int, int], ...], ...]:
     """``lay.steps`` split at the row boundaries ``cuts`` (``0 = cuts[0] < ... < cuts[-1] = k``): one program
     of steps ``(i, dst0, dst1, src0)`` per chunk ``[cuts[c], cuts[c + 1])``, filling exactly its rows."""
     lay = feature_layout(d, g)
@@ -196,7 +197,7 @@ def monomials_t_chunks(xT: Any, g: int, cuts: Sequence[int], out: Any, *, steps:
     if tuple(out.shape) != (lay.k, n) or out.dtype != xT.dtype:
         raise InputError("out", f"an array of shape {(lay.k, n)} and dtype {xT.dtype}",
                          f"shape {tuple(out.shape)} and dtype {out.dtype}")
-    return _build_chunks(xT, lay, cuts, _chunk_programs(d, lay.g, cuts), out, steps or _steps.steps_for(xp))
+    return _build_chunks(xT, lay, cuts, chunk_programs(d, lay.g, cuts), out, steps or _steps.steps_for(xp))
 
 
 def _build_chunks(xT: Any, lay: Any, cuts: tuple[int, ...], programs: Any, out: Any, steps: Any) -> Any:
