@@ -24,10 +24,13 @@ Notation (docs/design.md sections 3 and 4): ``P = X_Q W_Q`` (``L x d``), ``Kmat 
 
 Both run over row blocks (three passes: keys, queries, keys), so memory is
 ``O((L + L_k) d + block * k)`` for "factored" and ``O((L + L_k) d + block * k * d_v)`` for "paper".
-In "factored" each block's monomials are built chunk by chunk of feature rows
-(:func:`~verified_lora.features.maps.monomials_t_chunks`, the chunks of :func:`~.chunked.tmatmul_bt`) and each
-GEMM on a chunk runs while the chunk is in cache, summed in ``tmatmul_bt``'s order (the same sums, so
-the same rounding depth); at d = 8, k = 43758 the core took 2.50 s CPU instead of 2.90 s (L = 4096).
+In "factored" each block builds only its degree ``<= g-1`` monomials (``k' = C(d+g-1, g-1)`` rows), chunk by
+chunk of feature rows (:func:`~verified_lora.features.maps.monomials_t_chunks`, the chunks of
+:func:`~.chunked.tmatmul_bt`), and each GEMM on a chunk runs while the chunk is in cache, summed in
+``tmatmul_bt``'s order. The degree-``g`` rows ``x^m = x_i x^m'`` are never formed: their products take
+``x^m'`` with ``x_i`` on the thin operand or on the product (:func:`_top_parts`, :func:`_thin_rows`: no term
+gets more rounding factors than the bound charges). Measured at d = 8, k = 43758, L = 4096, one thread on the
+2-core box: 2.5-2.7 s CPU for the core against 2.9-3.6 s before (benchmarks/core_parts.py).
 Everything is float64; the ``k``-dimensional sums and the normalisers ``D~`` accumulate in float64.
 GEMMs use ``@`` (cuBLAS for CuPy); the other steps run on the steps object chosen once per call
 (:func:`verified_lora.steps.steps_for`: array expressions for NumPy, the generated kernels for CuPy).
@@ -121,15 +124,37 @@ def _iadd(acc: Any, p: Any) -> Any:
     return acc
 
 
-def _top_rows(outT: Any, ZT: Any, M: Any, xT: Any, top: Any) -> None:
-    """``outT[:, m] += ZT @ x^m`` over the block's rows for every degree-``g`` ``m``, as ``(ZT x_i) @ x^m'``
-    (the same factors per term: ``x_i`` multiplies ``ZT`` instead of ``x^m'``)."""
-    scaled: dict = {}
-    for parts in top:
-        for (i, lo, hi, s0) in parts:
-            if i not in scaled:
-                scaled[i] = ZT if i < 0 else ZT * xT[i]
-            outT[:, lo:hi] += scaled[i] @ M[s0:s0 + hi - lo].T
+@lru_cache(maxsize=64)
+def _row_plan(d: int, g: int, cuts: tuple[int, ...]) -> tuple[tuple[int, int, int, tuple[tuple[int, int, int, int], ...]], ...]:
+    """Per built chunk ``[c0, c1)`` (``cuts``, over the built rows): ``(c0, c1, imax, tops)``, ``tops`` the
+    degree-``g`` rows ``x^m = x_i x^m'`` whose ``x^m'`` lie in the chunk, as ``(i, src0, src1, dst0)``
+    (``i = 0..imax``: the rows with smallest index ``>= i`` are a suffix of the degree ``g - 1`` rows)."""
+    top_steps = [(i, d0, s0, s1) for (t, i, d0, _d1, s0, s1) in F.feature_layout(d, g).steps if t == g and g > 0]
+    plan = []
+    for c0, c1 in zip(cuts[:-1], cuts[1:]):
+        tops = tuple((i, max(c0, s0), min(c1, s1), d0 + max(c0, s0) - s0)
+                     for (i, d0, s0, s1) in top_steps if max(c0, s0) < min(c1, s1))
+        plan.append((c0, c1, max((t[0] for t in tops), default=-1), tops))
+    return tuple(plan)
+
+
+def _stacked(ZT: Any, xT: Any, xp: Any) -> Any:
+    """``[ZT; ZT x_0; ...; ZT x_{d-1}]`` (``(d + 1) a x n``, each ``x_i`` scaling the columns) for :func:`_thin_rows`."""
+    a, n = ZT.shape
+    return xp.concatenate([ZT, (ZT[None, :, :] * xT[:, None, :]).reshape(-1, n)], axis=0)
+
+
+def _thin_rows(outT: Any, S: Any, a: int, M: Any, chunk: Any) -> None:
+    """``outT[:, m] += ZT @ x^m`` (sums over the block's rows) for the built rows ``m`` of one chunk of
+    :func:`_row_plan` and the degree-``g`` rows on it, in one GEMM ``S[:(imax + 2) a] @ M[c0:c1]^T`` with
+    ``S = [ZT; ZT x_0; ...]`` (:func:`_stacked`): a degree-``g`` column is ``(ZT x_i) @ x^m'``, the same
+    factors per term as ``ZT @ (x_i x^m')``, and each column is its own sum over the rows, whatever else
+    the GEMM computes."""
+    c0, c1, imax, tops = chunk
+    R = S[:(imax + 2) * a] @ M[c0:c1].T
+    outT[:, c0:c1] += R[:a]
+    for (i, lo, hi, dlo) in tops:
+        outT[:, dlo:dlo + hi - lo] += R[(i + 1) * a:(i + 2) * a, lo - c0:hi - c0]
 
 
 def _check_normaliser(D: Any, xp: Any) -> float:
@@ -168,7 +193,7 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     gb = max(g - 1, 0)
     kb = math.comb(d + gb, gb)
     build_cuts = chunk_cuts(kp, ch) if g > 0 else [0, 1]
-    wide = list(zip(build_cuts[:-1], build_cuts[1:])) if g > 0 else []
+    plan = _row_plan(d, g, tuple(build_cuts))
     top = _top_parts(d, g, ch)
     buf = xp.empty((kb, min(block, max(L, Lk))), dtype=dt)
 
@@ -179,10 +204,9 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     for j0, j1 in _blocks(Lk, block):
         M = buf[:, :j1 - j0]
         xT = KT[:, j0:j1]
-        for c0, c1 in F.monomials_t_chunks(xT, gb, build_cuts, M, steps=steps):
-            if c1 <= kp:
-                HT[:, c0:c1] += ZkT[:, j0:j1] @ M[c0:c1].T
-        _top_rows(HT, ZkT[:, j0:j1], M, xT, top)
+        S = _stacked(ZkT[:, j0:j1], xT, xp)
+        for chunk, _built in zip(plan, F.monomials_t_chunks(xT, gb, build_cuts, M, steps=steps)):
+            _thin_rows(HT, S, a, M, chunk)
     Hw = w * HT.T                                  # Phi_U H = M_U^T (w * H)
     Dq = F.derivative_coefficients(Hw, d, g)   # gradient polynomials of <Hw[:, a], u^m>
 
@@ -206,9 +230,9 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
         c, Yp = steps.normalised_residual(O[:, :dv], D, Y[i0:i1])  # c~ and [c~, -rvec~] / D~
         loss += 0.5 * float((c * c).sum())
         YpT = xp.ascontiguousarray(Yp.T)
-        _top_rows(ET, YpT, M, xT, top)
-        for c0, c1 in reversed(wide):            # the chunks built last are still in cache
-            ET[:, c0:c1] += YpT @ M[c0:c1].T
+        S = _stacked(YpT, xT, xp)
+        for chunk in reversed(plan):             # the chunks built last are still in cache
+            _thin_rows(ET, S, a, M, chunk)
         dP[i0:i1] = F.contract_derivative(OZ[:, a:], Yp, steps=steps)
     Ew = w * ET.T                                  # Phi_U^T Yp
     Dk = F.derivative_coefficients(Ew, d, g)
