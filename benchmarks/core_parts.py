@@ -2,8 +2,8 @@
 
 Runs :func:`verified_lora.fast.run_with_polynomial` (method "factored") with a fixed certified
 minimax polynomial (family ``minimax-antiderivative`` on ``[-R, R]``), and times the core's parts by
-wrapping the functions it calls (monomial construction, the chunked feature GEMMs, the derivative
-contraction, the normalised residual; every other GEMM of the core is ``gemm_rows``). CPU seconds
+wrapping the functions it calls (monomial construction, the chunked feature GEMMs, the thin GEMMs, the
+derivative contraction, the normalised residual; "other" is the rest of the core). CPU seconds
 (``time.process_time``): run with ``OPENBLAS_NUM_THREADS=1`` so they equal one core's time. Not a test.
 
     OPENBLAS_NUM_THREADS=1 PYTHONPATH=. python benchmarks/core_parts.py --d 8 --g 10 --L 4096 16384
@@ -56,7 +56,7 @@ def measure(d: int, g: int, L: int, R: float = 1.0, repeats: int = 2, block: int
     for _ in range(repeats):
         acc: dict = defaultdict(float)
         saved = {}
-        names = [n for n in ("tmatmul_bt", "add_product", "_top_product", "_top_rows") if hasattr(_cores, n)]
+        names = [n for n in ("tmatmul_bt", "add_product", "_top_product", "_thin_rows") if hasattr(_cores, n)]
         for n in names:
             saved[n] = getattr(_cores, n)
             setattr(_cores, n, _timed(n, saved[n], acc))
@@ -110,13 +110,13 @@ def main() -> None:
             r = measure(args.d, g, L, repeats=args.repeats, block=args.block)
             core = r["core"]
             parts = {"construction": r.get("steps.monomial_steps", 0.0),
-                     "chunk GEMMs": r.get("tmatmul_bt", 0.0) + r.get("add_product", 0.0),
-                     "degree-g products": r.get("_top_product", 0.0),
-                     "degree-g rows of H, E": r.get("_top_rows", 0.0),
+                     "wide chunk GEMMs": r.get("tmatmul_bt", 0.0) + r.get("add_product", 0.0),
+                     "thin degree-g products (O, dV)": r.get("_top_product", 0.0),
+                     "thin H, E GEMMs": r.get("_thin_rows", 0.0),
                      "contraction": r.get("contract_derivative", 0.0),
                      "residual": r.get("steps.normalised_residual", 0.0),
                      "derivative coefficients": r.get("derivative_coefficients", 0.0)}
-            parts["other (H, E GEMMs on built rows, copies)"] = core - sum(parts.values())
+            parts["other"] = core - sum(parts.values())
             text = ", ".join(f"{n} {v:.3f}" for n, v in parts.items())
             print(f"d={args.d} g={g} k={r['k']} L={L} block={args.block or 'default'}: run {r['total']:.3f} s, "
                   f"core {core:.3f} s ({text}); core {r['flops'] / core / 1e9:.2f} GFLOP/s = "
