@@ -7,7 +7,10 @@ A *steps object* is chosen once per call by :func:`steps_for` from the array nam
 * CuPy: :class:`verified_lora.kernels.steps.KernelSteps`, which runs the generated kernels
   (the committed ``.cu`` text) for the same steps; GEMMs stay in cuBLAS through ``@``.
 
-Both classes have the same methods with the same meaning; the callers hold no branches.
+Both classes have the same methods with the same meaning; the callers hold no branches. The one
+exception is :meth:`ArraySteps.monomial_steps` (part of a monomial construction program, for building a
+block chunk by chunk); with the kernels, which build a whole block at once,
+:func:`verified_lora.features.maps.monomials_t_chunks` builds the block first.
 """
 
 from __future__ import annotations
