@@ -67,7 +67,7 @@ def measure(d: int, g: int, L: int, R: float = 1.0, repeats: int = 2, block: int
 
         def steps_for(xp, _orig=steps_for_saved):
             s = _orig(xp)
-            for n in ("normalised_residual", "monomial_steps", "contract_rows"):
+            for n in ("normalised_residual", "monomial_steps", "monomials_t", "contract_rows"):
                 if hasattr(s, n):
                     setattr(s, n, _timed("steps." + n, getattr(s, n), acc))
             return s
@@ -109,7 +109,7 @@ def main() -> None:
         for L in args.L:
             r = measure(args.d, g, L, repeats=args.repeats, block=args.block)
             core = r["core"]
-            parts = {"construction": r.get("steps.monomial_steps", 0.0),
+            parts = {"construction": r.get("steps.monomial_steps", 0.0) or r.get("steps.monomials_t", 0.0),
                      "wide chunk GEMMs": r.get("tmatmul_bt", 0.0) + r.get("add_product", 0.0),
                      "thin degree-g products (O, dV)": r.get("_top_product", 0.0),
                      "thin H, E GEMMs": r.get("_thin_rows", 0.0),
