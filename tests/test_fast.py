@@ -223,6 +223,24 @@ def test_cores_match_dense_formulas(problem, g, block):
             assert _max(wg[key] - ref) <= allowance * scales[key], (method, key)
 
 
+@pytest.mark.parametrize("d,g,block", [(4, 10, None), (8, 5, 4), (3, 14, 5)])
+def test_factored_core_over_several_feature_chunks_matches_dense_formulas(d, g, block):
+    """k > 512 (more than one feature chunk, degree-g rows split across chunks and steps): the factored
+    core, which never builds the degree-g rows, still gives the dense formulas' gradients."""
+    from verified_lora.fast.chunked import chunk_for
+
+    problem = _rescaled(random_problem(d + g, L=7, L_k=6, d_model=d, d_head=d, d_v=3), 0.9)
+    coeffs = [Fraction(1, math.factorial(t)) for t in range(g + 1)]
+    k = math.comb(d + g, g)
+    assert k > chunk_for(k)
+    dense = _dense(problem, coeffs)
+    allowance = fast_path_rounding(k, problem.L_k, g, 0.9)
+    scales = _abs_scales(problem)
+    _, _, wg, _ = fast.run_with_polynomial(problem, coeffs, "factored", block_size=block)
+    for key, ref in zip("QKV", dense["factored"]):
+        assert _max(wg[key] - ref) <= allowance * scales[key], key
+
+
 def _mp_loss(problem: LoraAttention, coeffs, direction, h):
     """The approximate loss at adapters + h * direction, in mpmath (dense; exact polynomial)."""
     M = mpmath.matrix

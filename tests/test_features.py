@@ -220,3 +220,35 @@ def test_float_query_weights_are_the_exact_weights_rounded_once(d, g, beta):
     want = np.array([float(Fraction(x)) for x in F.query_weights(coeffs, beta, d, exact=True)])
     assert got.dtype == np.float64 and got.shape == want.shape
     assert np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("d,g,chunk", [(1, 0, 1), (2, 3, 1), (3, 4, 4), (4, 5, 7), (8, 3, 64)])
+def test_monomials_built_in_chunks_are_the_same_floats(d, g, chunk):
+    """``monomials_t_chunks`` yields each chunk once, in order, and fills exactly the floats of
+    ``monomials_t`` (the same products); rows of a chunk are final when it is yielded."""
+    from verified_lora.features.maps import monomials_t_chunks
+
+    xT = np.random.default_rng(d * 10 + g).standard_normal((d, 5))
+    whole = F.monomials_t(xT, g)
+    k = whole.shape[0]
+    kp = math.comb(d + g - 1, g - 1) if g else 0
+    cuts = sorted(set(list(range(0, kp, chunk)) + list(range(kp, k, chunk)) + [kp, k]))
+    out = np.full_like(whole, np.nan)
+    seen = []
+    for c0, c1 in monomials_t_chunks(xT, g, cuts, out):
+        assert np.array_equal(out[:c1], whole[:c1])   # this chunk and all before it are complete
+        seen.append((c0, c1))
+    assert seen == list(zip(cuts[:-1], cuts[1:]))
+    assert np.array_equal(out, whole)
+
+
+def test_monomial_chunks_refuse_bad_cuts():
+    from verified_lora.features.maps import monomials_t_chunks
+
+    xT = np.ones((2, 3))
+    k = F.monomials_t(xT, 2).shape[0]
+    for cuts in ([0, 3], [1, k], [0, 4, 4, k]):
+        with pytest.raises(InputError, match="cuts"):
+            monomials_t_chunks(xT, 2, cuts, np.empty((k, 3)))
+    with pytest.raises(InputError, match="out"):
+        monomials_t_chunks(xT, 2, [0, k], np.empty((k + 1, 3)))

@@ -7,7 +7,10 @@ A *steps object* is chosen once per call by :func:`steps_for` from the array nam
 * CuPy: :class:`verified_lora.kernels.steps.KernelSteps`, which runs the generated kernels
   (the committed ``.cu`` text) for the same steps; GEMMs stay in cuBLAS through ``@``.
 
-Both classes have the same methods with the same meaning; the callers hold no branches.
+Both classes have the same methods with the same meaning; the callers hold no branches. The one
+exception is :meth:`ArraySteps.monomial_steps` (part of a monomial construction program, for building a
+block chunk by chunk); with the kernels, which build a whole block at once,
+:func:`verified_lora.features.maps.monomials_t_chunks` builds the block first.
 """
 
 from __future__ import annotations
@@ -88,10 +91,15 @@ class ArraySteps:
     # ------------------------------------------------------------------------ feature maps
     def monomials_t(self, xT: Any, lay: Any, out: Any) -> Any:
         """Fill ``out`` (``k x n``) with the monomials of ``xT`` (``d x n``) following ``lay.steps``."""
-        xp = self.xp
         out[0, :] = 1
-        for (_t, i, dst0, dst1, src0, src1) in lay.steps:
-            xp.multiply(xT[i:i + 1, :], out[src0:src1, :], out=out[dst0:dst1, :])
+        return self.monomial_steps(xT, [(i, dst0, dst1, src0) for (_t, i, dst0, dst1, src0, _s1) in lay.steps], out)
+
+    def monomial_steps(self, xT: Any, program: Any, out: Any) -> Any:
+        """Run construction steps ``(i, dst0, dst1, src0)``: ``out[dst0:dst1] = xT[i] * out[src0:src0 + dst1 - dst0]``
+        (a part of ``lay.steps``, possibly split by rows, :func:`verified_lora.features.maps.monomials_t_chunks`)."""
+        xp = self.xp
+        for (i, dst0, dst1, src0) in program:
+            xp.multiply(xT[i:i + 1, :], out[src0:src0 + dst1 - dst0, :], out=out[dst0:dst1, :])
         return out
 
     def monomials_vjp(self, x: Any, mono: Any, grad: Any, lay: Any) -> Any:

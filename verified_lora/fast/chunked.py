@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["CHUNK", "MIN_CHUNK", "chunk_for", "tmatmul", "tmatmul_bt", "depth"]
+__all__ = ["CHUNK", "MIN_CHUNK", "chunk_for", "chunk_cuts", "add_product", "tmatmul", "tmatmul_bt", "depth"]
 
 CHUNK = 4096
 """The largest chunk :func:`chunk_for` returns."""
@@ -32,6 +32,23 @@ def chunk_for(n: int) -> int:
     if n <= MIN_CHUNK:
         return MIN_CHUNK
     return max(MIN_CHUNK, min(CHUNK, 1 << math.ceil(math.log2(math.sqrt(n)))))
+
+
+def chunk_cuts(n: int, chunk: int, start: int = 0) -> list[int]:
+    """The chunk boundaries :func:`tmatmul_bt` uses over rows ``start .. start + n``: ``start``, ``start + chunk``,
+    ..., ``start + n`` (``[start]`` when ``n = 0``)."""
+    return list(range(start, start + n, chunk)) + [start + n]
+
+
+def add_product(acc: Any, left: Any, right: Any) -> Any:
+    """``left @ right`` added to ``acc`` in place (or returned when ``acc`` is ``None``): one chunk of
+    :func:`tmatmul_bt` (``left = BT[:, c]``, ``right = A[c]``), so a caller that sums the chunks of
+    :func:`chunk_cuts` in order forms the same sum, with the same :func:`depth`."""
+    p = left @ right
+    if acc is None:
+        return p
+    acc += p
+    return acc
 
 
 def tmatmul(A: Any, B: Any, chunk: int | None = None) -> Any:
@@ -59,9 +76,10 @@ def tmatmul_bt(A: Any, BT: Any, chunk: int | None = None) -> Any:
     chunk = chunk_for(n) if chunk is None else chunk
     if n <= chunk:
         return (BT @ A).T
-    out = BT[:, :chunk] @ A[:chunk]
-    for c0 in range(chunk, n, chunk):
-        out += BT[:, c0:c0 + chunk] @ A[c0:c0 + chunk]
+    cuts = chunk_cuts(n, chunk)
+    out = None
+    for c0, c1 in zip(cuts[:-1], cuts[1:]):
+        out = add_product(out, BT[:, c0:c1], A[c0:c1])
     return out.T
 
 

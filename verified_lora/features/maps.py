@@ -32,6 +32,8 @@ from .layout import _check_sizes, _degree_for, derivative_table, feature_layout,
 __all__ = [
     "monomials",
     "monomials_t",
+    "monomials_t_chunks",
+    "chunk_programs",
     "monomials_vjp",
     "derivative_coefficients",
     "lowrank_vjp_t",
@@ -156,6 +158,57 @@ def monomials_t(xT: Any, g: int, out: Any = None, *, steps: Any = None) -> Any:
         raise InputError("out", f"an array of shape {(lay.k, n)} and dtype {xT.dtype}",
                          f"shape {tuple(out.shape)} and dtype {out.dtype}")
     return (steps or _steps.steps_for(xp)).monomials_t(xT, lay, out)
+
+
+@lru_cache(maxsize=64)
+def chunk_programs(d: int, g: int, cuts: tuple[int, ...]) -> tuple[tuple[tuple[int, int, int, int], ...], ...]:
+    """``lay.steps`` split at the row boundaries ``cuts`` (``0 = cuts[0] < ... < cuts[-1] = k``): one program
+    of steps ``(i, dst0, dst1, src0)`` per chunk ``[cuts[c], cuts[c + 1])``, filling exactly its rows."""
+    lay = feature_layout(d, g)
+    if cuts[0] != 0 or cuts[-1] != lay.k or any(b <= a for a, b in zip(cuts, cuts[1:])):
+        raise InputError("cuts", f"increasing row boundaries from 0 to k = {lay.k}", repr(cuts))
+    programs: list[list[tuple[int, int, int, int]]] = [[] for _ in cuts[1:]]
+    c = 0
+    for (_t, i, dst0, dst1, src0, _src1) in lay.steps:   # the steps fill rows 1..k-1 in order
+        lo = dst0
+        while lo < dst1:
+            while cuts[c + 1] <= lo:
+                c += 1
+            hi = min(dst1, cuts[c + 1])
+            programs[c].append((i, lo, hi, src0 + (lo - dst0)))
+            lo = hi
+    return tuple(tuple(p) for p in programs)
+
+
+def monomials_t_chunks(xT: Any, g: int, cuts: Sequence[int], out: Any, *, steps: Any = None) -> Any:
+    """:func:`monomials_t` into ``out`` (``k x n``), built chunk by chunk of rows: a generator that yields
+    ``(c0, c1)`` for each ``[cuts[c], cuts[c + 1])`` as soon as those rows hold their monomials.
+
+    The same products as :func:`monomials_t` (bit for bit), in the same order; a caller that uses each
+    chunk while it is still in cache (the fast path's feature GEMMs) reads ``out`` from memory only where
+    later chunks need it. ``cuts`` runs from 0 to ``k``. With the generated kernels (CuPy) the whole block
+    is built at once and the chunks are yielded after it.
+    """
+    xT = _check_input("xT", xT)
+    xp = array_namespace(xT)
+    d, n = xT.shape
+    lay = feature_layout(d, g)
+    cuts = tuple(int(c) for c in cuts)
+    if tuple(out.shape) != (lay.k, n) or out.dtype != xT.dtype:
+        raise InputError("out", f"an array of shape {(lay.k, n)} and dtype {xT.dtype}",
+                         f"shape {tuple(out.shape)} and dtype {out.dtype}")
+    return _build_chunks(xT, lay, cuts, chunk_programs(d, lay.g, cuts), out, steps or _steps.steps_for(xp))
+
+
+def _build_chunks(xT: Any, lay: Any, cuts: tuple[int, ...], programs: Any, out: Any, steps: Any) -> Any:
+    if getattr(steps, "uses_kernels", False):
+        steps.monomials_t(xT, lay, out)
+        yield from zip(cuts[:-1], cuts[1:])
+        return
+    out[0, :] = 1
+    for c0, c1, program in zip(cuts[:-1], cuts[1:], programs):
+        steps.monomial_steps(xT, program, out)
+        yield c0, c1
 
 
 def monomials(x: Any, g: int) -> Any:
