@@ -48,7 +48,10 @@ quantity it names, although it is computed in round-to-nearest float64:
    factors that may exceed 1 are formed with the ``*_nn`` helpers first (3.), so their floats are upper bounds.
 
 Every helper takes and returns NumPy float64 arrays (or Python floats) of **non-negative**
-quantities unless stated otherwise.
+quantities unless stated otherwise. The algebraic steps of 2. and 4. are machine-checked in
+verified_lora/proofs/fast_rounding_bound.py (certificates fast-rounding-gamma, fast-rounding-once); the
+float facts of 1. and 3. are tested against exact rationals (tests/test_bounds.py,
+tests/test_rigorous_fast_helpers.py).
 """
 
 from __future__ import annotations
