@@ -31,7 +31,7 @@ NEW_CLAIMS = ("fast-a0-density-ratio", "fast-a1-means", "fast-a2-covariances", "
               "fast-c1-spread", "fast-gq-factored", "fast-gk", "fast-gv", "fast-rounding-gamma", "fast-rounding-core",
               "fast-rounding-inputs", "fast-balancing", "fast-relative-claims", "fast-adapter-chain", "fast-chain-q",
               "fast-chain-k", "fast-chain-v", "fast-row-radius", "fast-proxy-p0-ratio", "fast-proxy-p1-p2",
-              "fast-proxy-p3-means")
+              "fast-proxy-p3-means", "fast-rounding-once")
 
 
 def _r(names: str):

@@ -70,7 +70,7 @@ import numpy as np
 
 from .._xp import to_numpy
 from ..bounds import _rigorous as rg
-from .aposteriori import _c, _row_terms, _sd_up, _x_rms, item_scalars, pi_sd, pi_second, xv_mean_sd
+from .aposteriori import _c, _row_terms, _sd_up, item_scalars, item_x_rms, item_xv_mean_sd, pi_sd, pi_second, row_k_p
 
 __all__ = ["extra_layout", "moment_extra", "adapter_bounds"]
 
@@ -109,25 +109,34 @@ def _slices(problem: Any, width: int) -> dict[str, slice] | None:
 
 
 def _abs_product(x: np.ndarray, m: np.ndarray) -> np.ndarray:
-    """Entrywise upper bound of ``|x m|`` (exact product): ``|fl(x m)| + gamma_n |x| |m|``."""
-    return rg.add_up(np.abs(x @ m), rg.mul_up(rg.gamma(x.shape[-1]), rg.matmul_up(np.abs(x), np.abs(m))))
+    """Entrywise upper bound of ``|x m|`` (exact product): ``|fl(x m)| + gamma_n |x| |m|``, in round to nearest
+    with one inflation (``_rigorous`` 2., 4.: depth ``n + 2``, the ``n`` products of ``|x| |m|`` only summed and
+    scaled by ``gamma_n <= 1``)."""
+    n = x.shape[-1]
+    t = rg.mm(np.abs(x), np.abs(m))
+    t *= rg.gamma(n)
+    t += np.abs(rg.mm(x, m))
+    return rg.inflate_inplace(t, n + 2)
 
 
 def _moment_bound(m2: np.ndarray, cmax_fl: np.ndarray, e_rel: float) -> tuple[np.ndarray, np.ndarray]:
     """``(upper bound of E~[u~^2], its two-sided error e2)`` from the computed moment of ``fl(u~^2)``."""
     c2 = rg.mul_up(1 + 4 * U, rg.mul_up(e_rel, rg.mul_up(cmax_fl, cmax_fl)))[None, :]
-    e2 = rg.add_up(c2, rg.mul_up(4 * U, np.abs(m2)))
-    return rg.add_up(np.maximum(m2, 0.0), e2), e2
+    e2 = np.abs(m2)                  # 4u |m2| + c2: 2 operations (_rigorous 4.)
+    e2 *= 4 * U
+    e2 += c2
+    e2 = rg.inflate_inplace(e2, 2)
+    return rg.add_up_nn(np.maximum(m2, 0.0), e2), e2
 
 
 def _rms_weights(m2: np.ndarray, xmag: np.ndarray, b: np.ndarray, x_row: np.ndarray, e_rel: float,
                  tr: dict | None = None) -> np.ndarray:
     """Per row, an upper bound of ``sqrt(E~[(X B)_r^2])`` for the exact ``X B`` (module docstring (AK))."""
-    cap = np.max(rg.matmul_up(xmag, np.abs(b)), axis=0)                # >= max_l |(X B)_lr|
+    cap = rg.col_max(rg.matmul_up(xmag, np.abs(b)))                # >= max_l |(X B)_lr|
     eu = rg.mul_up(rg.gamma(b.shape[0]), cap)
     cfl = rg.add_up(cap, eu)                                             # >= max |fl(X B)|
     up2, _ = _moment_bound(m2, cfl, e_rel)
-    rms = rg.add_up(rg.sqrt_up(pi_second(up2, tr)), eu[None, :])
+    rms = rg.add_up_nn(rg.sqrt_up(pi_second(up2, tr)), eu[None, :])
     return np.minimum(np.minimum(rms, rg.matmul_up(x_row, np.abs(b))), cap[None, :])
 
 
@@ -137,15 +146,20 @@ def _sd_key_column(m1_src: np.ndarray, e1_src: np.ndarray, mag: np.ndarray, a: n
     moments ``m1_src`` within ``e1_src`` and magnitude bound ``mag``), from the moment column of ``fl(u)^2``."""
     aa = np.abs(a)
     n = a.shape[1]
-    cap = np.max(rg.matmul_up(mag, aa.T), axis=0)                       # >= max_l |u_lr|
+    cap = rg.col_max(rg.matmul_up(mag, aa.T))                       # >= max_l |u_lr|
     eu = rg.mul_up(rg.gamma(n), cap)                                     # >= |fl(u) - u|
     cfl = rg.add_up(cap, eu)
-    m1 = m1_src @ a.T
-    e1 = rg.add_up(rg.add_up(rg.matmul_up(np.broadcast_to(e1_src, m1_src.shape), aa.T),
-                             rg.mul_up(rg.gamma(n), rg.matmul_up(np.abs(m1_src), aa.T))), eu[None, :])
+    m1 = rg.mm(m1_src, a.T)
+    # e1_src |A|^T + gamma_n |m1_src| |A|^T + eu in round to nearest: depth n + 3, 2n products, each only summed
+    # or scaled by gamma_n <= 1 (_rigorous 2., 4.); a row e1_src gives the same row for every query row
+    e1 = rg.mm(np.abs(m1_src), aa.T)
+    e1 *= rg.gamma(n)
+    e1 += e1_src @ aa.T
+    e1 += eu[None, :]
+    e1 = rg.inflate_inplace(e1, n + 3, 2 * n + 2)
     up2, e2 = _moment_bound(m2, cfl, e_rel)
-    sd = rg.add_up(pi_sd(_sd_up(m1, m2, e1, e2), tr), eu[None, :])
-    rms = rg.add_up(rg.sqrt_up(pi_second(up2, tr)), eu[None, :])
+    sd = rg.add_up_nn(pi_sd(_sd_up(m1, m2, e1, e2), tr), eu[None, :])
+    rms = rg.add_up_nn(rg.sqrt_up(pi_second(up2, tr)), eu[None, :])
     return sd, np.minimum(rms, cap[None, :])
 
 
@@ -170,50 +184,65 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
         t = _row_terms(it, method, delta, delta1, zeta, dp1, e_rel)
         xq, xk, xv, Pm = it["x_q"], it["x_k"], it["x_v"], it["Pm"]
         tr = t["tr"]
-        xk_row, xv_row = _x_rms(mo, xk, xv, e_rel, tr)
+        xk_row, xv_row = item_x_rms(it, e_rel, tr)
         out: dict[str, np.ndarray] = {}
         for key in problem.adapted:
             ad = problem.adapters[key]
             a = np.asarray(to_numpy(ad.a), dtype=np.float64)
             b = np.asarray(to_numpy(ad.b), dtype=np.float64)
             if key == "Q":
-                out["A_Q"] = rg.mul_up(beta, rg.matmul_up(_abs_product(xq, b).T, t["rowQ"]))
+                out["A_Q"] = rg.scale_up(beta, rg.matmul_up(_abs_product(xq, b).T, t["rowQ"]))
                 su, ru = _sd_key_column(mo["k1"], t["ek"][None, :], it["Km"], a, x2[:, sl["KA_Q"]], e_rel, tr)
                 su = np.minimum(su, rg.matmul_up(t["sk"], np.abs(a).T))
-                rq = rg.mul_up(t["rowQ_s"][:, None], su)
+                rq = rg.mul_up_nn(t["rowQ_s"][:, None], su)
                 if method == "factored":
-                    rq = rg.add_up(rq, rg.mul_up(_c(zeta), rg.mul_up(t["C1"][:, None], ru)))
-                out["B_Q"] = rg.mul_up(beta, rg.matmul_up(np.abs(xq).T, rq))
+                    rq = rg.add_up_nn(rq, rg.mul_up_nn(rg.mul_up_nn(_c(zeta), t["C1"][:, None]), ru))
+                out["B_Q"] = rg.scale_up(beta, rg.matmul_up(np.abs(xq).T, rq))
             elif key == "K":
                 w = _rms_weights(x2[:, sl["XB_K"]], np.abs(xk), b, xk_row, e_rel, tr)
-                out["A_K"] = rg.mul_up(beta, rg.matmul_up(w.T, rg.mul_up(t["rowK"][:, None], Pm)))
-                _mag, EP, Pv = _proj(problem, xq, "Q")
-                PA = rg.add_up(_abs_product(Pv, a.T), rg.matmul_up(rg.mul_up(2.0, EP), np.abs(a).T))
-                PA = np.minimum(PA, rg.matmul_up(Pm, np.abs(a).T))
-                out["B_K"] = rg.mul_up(beta, rg.matmul_up(xk_row.T, rg.mul_up(t["rowK"][:, None], PA)))
+                out["A_K"] = rg.scale_up(beta, rg.matmul_up(w.T, row_k_p(t, Pm)))
+                EP, Pv = it.get("EP"), it.get("Pv")
+                if EP is None or Pv is None:
+                    _mag, EP, Pv = _proj(problem, xq, "Q")
+                # |fl(P' A^T)| + gamma_d |P'| |A|^T + 2 E_P |A|^T in round to nearest: depth d + 4, 3 d products
+                # (2 E_P counted twice), each only summed or scaled by gamma_d <= 1 (_rigorous 2., 4.)
+                aT = np.abs(a).T
+                PA = rg.mm(np.abs(Pv), aT)
+                PA *= rg.gamma(a.shape[1])
+                PA += np.abs(rg.mm(Pv, a.T))
+                PAe = rg.mm(EP, aT)
+                PA += PAe
+                PA += PAe
+                PA = rg.inflate_inplace(PA, a.shape[1] + 4, 3 * a.shape[1] + 2)
+                PA = np.minimum(PA, rg.matmul_up(Pm, aT))
+                out["B_K"] = rg.scale_up(beta, rg.matmul_up(xk_row.T, rg.mul_up_nn(t["rowK"][:, None], PA)))
             else:
                 w = _rms_weights(x2[:, sl["XB_V"]], np.abs(xv), b, xv_row, e_rel, tr)
-                out["A_V"] = rg.matmul_up(w.T, rg.add_up(t["Delta"], rg.mul_up(_c(delta1), t["cex"])))
-                ms = xv_mean_sd(mo, xk, xv, xv_row, e_rel, tr)
+                ms = item_xv_mean_sd(it, xv_row, e_rel, tr)
                 if ms is not None:  # (AV) with |E~(X_V B)_r| on Delta and sd~((X_V B)_r) on c
                     bb = np.abs(b)
-                    wm = rg.add_up(_abs_product(mo["x1"], b), rg.matmul_up(ms[2], bb))
+                    wm = rg.add_up_nn(_abs_product(mo["x1"], b), rg.matmul_up(ms[2], bb))
                     wm = np.minimum(wm, w)
                     ws = np.minimum(rg.matmul_up(ms[1], bb), w)
-                    out["A_V"] = rg.add_up(rg.matmul_up(wm.T, t["Delta"]),
-                                           rg.matmul_up(ws.T, rg.mul_up(_c(delta1), t["cex"])))
+                    out["A_V"] = rg.add_up_nn(rg.matmul_up(wm.T, t["Delta"]), rg.matmul_up(ws.T, t["d1cex"]))
+                else:
+                    out["A_V"] = rg.matmul_up(w.T, rg.add_up_nn(t["Delta"], t["d1cex"]))
                 su, _ru = _sd_key_column(mo["v1"], t["ev"][None, :], it["Vm"], a, x2[:, sl["VA_V"]], e_rel, tr)
                 su = np.minimum(su, rg.matmul_up(t["sd"], np.abs(a).T))
                 cd = mo["v1"] - it["y"]
-                ec = rg.add_up(rg.mul_up(2 * U, np.abs(cd)), t["evr"])           # >= |c~ - fl(v1 - Y)|
-                ct = rg.add_up(_abs_product(cd, a.T), rg.matmul_up(ec, np.abs(a).T))
+                ec = np.abs(cd)                   # 2u |fl(v1 - Y)| + evr: 2 operations (_rigorous 4.)
+                ec *= 2 * U
+                ec += t["evr"]
+                ec = rg.inflate_inplace(ec, 2)                                            # >= |c~ - fl(v1 - Y)|
+                ct = rg.add_up_nn(_abs_product(cd, a.T), rg.matmul_up(ec, np.abs(a).T))
                 ct = np.minimum(ct, rg.matmul_up(t["cabs"], np.abs(a).T))        # >= |c~ A^T|
-                term = rg.mul_up(_c(delta1), rg.add_up(rg.mul_up(su, rg.add_up(1.0, _c(delta1))), ct))
-                out["B_V"] = rg.matmul_up(xv_row.T, term)
+                d1su = rg.mul_up_nn(_c(delta1), su)
                 if ms is not None:  # (BV) with |E~X_V,a| on Delta' and sd~(X_V,a) on c'
-                    d1su = rg.mul_up(_c(delta1), su)
-                    out["B_V"] = rg.add_up(rg.matmul_up(ms[0].T, d1su),
-                                           rg.matmul_up(ms[1].T, rg.mul_up(_c(delta1), rg.add_up(ct, d1su))))
+                    out["B_V"] = rg.add_up_nn(rg.matmul_up(ms[0].T, d1su),
+                                              rg.matmul_up(ms[1].T, rg.mul_up_nn(_c(delta1), rg.add_up_nn(ct, d1su))))
+                else:
+                    term = rg.mul_up_nn(_c(delta1), rg.add_up_nn(rg.mul_up_nn(su, rg.add_up_nn(1.0, _c(delta1))), ct))
+                    out["B_V"] = rg.matmul_up(xv_row.T, term)
         for name, m in out.items():
             acc[name] = m if name not in acc else rg.add_up(acc[name], m)
     n = problem.n_batch

@@ -151,19 +151,34 @@ def row_moments(P: Any, Kmat: Any, Vmat: Any, weights: Any, g: int, *, block: in
         res["vv"] = out[:, x1:x1 + iu.size]
     if nl:
         res["x1"] = out[:, cols - 1 - nl:cols - 1]
-    return res
+    # contiguous copies: the certificate makes dozens of elementwise passes over each (strided views are slower)
+    return {k: xp.ascontiguousarray(v) for k, v in res.items()}
 
 
 def _sd_up(m1: np.ndarray, m2: np.ndarray, e1: np.ndarray, e2: np.ndarray) -> np.ndarray:
     """Upper bound of ``sqrt(m2 - m1^2)`` for exact moments within ``e1``, ``e2`` of the floats ``m1``, ``m2``.
 
     ``m1^2 >= m1^^2 - 2 |m1^| e1``, so ``m2 - m1^2 <= (m2^ - m1^^2) + e2 + 2 |m1^| e1``; the float
-    evaluation of ``m2^ - m1^^2`` is off by at most ``4u (|m2^| + m1^^2)``.
+    evaluation of ``m2^ - m1^^2`` is off by at most ``4u (|m2^| + m1^^2)``. The non-negative part
+    ``T = e2 + 2 |m1^| e1 + 4u (|m2^| + fl(m1^^2))`` is evaluated in round to nearest (at most 6 operations on a
+    path, 4 products counting the twice-added one, each only added or scaled by ``4u`` afterwards) and raised once by :func:`~verified_lora.bounds._rigorous.inflate`
+    (``_rigorous`` 4.); then ``fl(fl(m2^ - fl(m1^^2)) + T^)`` is rounded up.
     """
-    var = rg.add_up(rg.add_up(rg.up(m2 - m1 * m1), e2),
-                    rg.add_up(rg.mul_up(rg.mul_up(2.0, np.abs(m1)), e1),
-                              rg.mul_up(4 * U, rg.add_up(np.abs(m2), rg.mul_up(m1, m1)))))
-    return rg.sqrt_up(np.maximum(var, 0.0))
+    sq = m1 * m1
+    a = np.abs(m1)
+    a *= e1
+    t = np.abs(m2)
+    t += sq
+    t *= 4 * U
+    t += a
+    t += a
+    t += e2
+    var = m2 - sq
+    var += rg.inflate_inplace(t, 6)
+    # the exact bound is <= the float above fl(var); where fl(var) < 0 that is <= 0 and the sd is 0, so
+    # clamping first and then raising a non-negative array (_rigorous 3.) is an upper bound of max(0, .)
+    np.maximum(var, 0.0, out=var)
+    return rg.sqrt_up(rg.up_nn(var))
 
 
 def _sd_quadratic(mo: dict, y: np.ndarray, vmax: np.ndarray, ev: np.ndarray, ev2: np.ndarray, sd: np.ndarray,
@@ -179,30 +194,39 @@ def _sd_quadratic(mo: dict, y: np.ndarray, vmax: np.ndarray, ev: np.ndarray, ev2
     """
     L, dv = mo["v1"].shape
     iu, ju = np.triu_indices(dv, 1)
-    M2 = np.empty((L, dv, dv))
-    M2[:, np.arange(dv), np.arange(dv)] = mo["v2"]
-    M2[:, iu, ju] = mo["vv"]
-    M2[:, ju, iu] = mo["vv"]
     vv_max = rg.mul_up(vmax[:, None], vmax[None, :])
     E2 = rg.mul_up(rg.add_up(rg.mul_up(e_rel, 1 + 4 * U), 2 * U), vv_max)     # cross moments: e_rel and the product
     E2[np.arange(dv), np.arange(dv)] = np.maximum(ev2, E2[np.arange(dv), np.arange(dv)])
     ch = mo["v1"] - y
     ca = np.abs(ch)
-    q = np.einsum("li,lij,lj->l", ch, M2, ch)
-    qa = np.einsum("li,lij,lj->l", ca, np.abs(M2), ca)
-    qe = np.einsum("li,ij,lj->l", ca, E2, ca)
+    # c^T M2 c = sum_j c_j^2 v2_j + 2 sum_{j<j'} c_j c_j' vv_jj' (the symmetric form, no d_v x d_v matrix per row):
+    # at most 2 + d_v + d_v (d_v - 1) / 2 <= d_v^2 + 2 roundings per term, any order
+    c2, a2 = ch * ch, ca * ca
+    q = rg.row_dot(c2, mo["v2"])
+    qa = rg.row_dot(a2, np.abs(mo["v2"]))
+    qe = rg.mm(a2, np.diagonal(E2).copy())
+    if iu.size:
+        cp = ch[:, iu] * ch[:, ju]
+        q += 2.0 * rg.row_dot(cp, mo["vv"])
+        np.abs(cp, out=cp)
+        qa += 2.0 * rg.row_dot(cp, np.abs(mo["vv"]))
+        qe += 2.0 * rg.mm(cp, E2[iu, ju])
     n = dv * dv + 2                                   # products per term plus any summation order of dv^2 terms
-    var = rg.add_up(rg.add_up(q, rg.mul_up(rg.inflate(qa, n), rg.gamma(n))), rg.inflate(qe, n))
-    mean = np.abs(np.einsum("li,li->l", ch, mo["v1"]))
-    mean_err = rg.add_up(rg.mul_up(rg.gamma(dv), rg.inflate(np.einsum("li,li->l", ca, np.abs(mo["v1"])), dv)),
-                         rg.inflate(ca @ ev, dv))
+    var = rg.add_up(rg.add_up(q, rg.mul_up(rg.inflate_inplace(qa, n, 2 * n), rg.gamma(n))), rg.inflate_inplace(qe, n, 2 * n))
+    mean = np.abs(rg.row_dot(ch, mo["v1"]))
+    mean_err = rg.add_up(rg.mul_up(rg.gamma(dv), rg.inflate_inplace(rg.row_dot(ca, np.abs(mo["v1"])), dv)),
+                         rg.inflate_inplace(rg.mm(ca, ev), dv))
     low = np.maximum(rg.down(mean - mean_err), 0.0)
     var = rg.up(var - rg.down(low * low))
-    ec = rg.add_up(ev[None, :] if evr is None else evr, rg.mul_up(2 * U, ca))
+    # sum_j ec_j sd_j with ec = evr + 2u |c^|: round to nearest, one inflation (_rigorous 4.: 2 + d_v operations
+    # on any path, products only added afterwards)
+    ec = rg.scale_up(2 * U, ca)
+    ec += ev[None, :] if evr is None else evr
+    esd = rg.inflate_inplace(rg.row_dot(ec, sd), dv + 2, 2 * dv + 2)
     sq = rg.sqrt_up(np.maximum(var, 0.0))
     if tr is not None:
-        sq = rg.mul_up(tr["s"][:, 0], sq)
-    return rg.add_up(sq, rg.sum_up(rg.mul_up(ec, sd), axis=1))
+        sq = rg.mul_up_nn(tr["s"][:, 0], sq)
+    return rg.add_up_nn(sq, esd)
 
 
 def transfer(it: dict) -> dict | None:
@@ -213,23 +237,23 @@ def transfer(it: dict) -> dict | None:
     if eta is None:
         return None
     eta = np.asarray(eta, dtype=np.float64)
-    one = rg.add_up(1.0, eta)
+    one = rg.add_up_nn(1.0, eta)
     return {"s": _c(rg.sqrt_up(one)), "one": _c(one), "half": _c(0.5 * eta)}
 
 
 def pi_sd(sd_hat: Any, tr: dict | None) -> Any:
     """``sd~ <= sqrt(1 + eta) sd^`` (:mod:`.proxy_moments` (P2)), up."""
-    return sd_hat if tr is None else rg.mul_up(tr["s"], sd_hat)
+    return sd_hat if tr is None else rg.mul_up_nn(tr["s"], sd_hat)
 
 
 def pi_second(m2_up: Any, tr: dict | None) -> Any:
     """``E~[G] <= (1 + eta) E^[G]`` for ``G >= 0`` (:mod:`.proxy_moments` (P1)), up."""
-    return m2_up if tr is None else rg.mul_up(tr["one"], m2_up)
+    return m2_up if tr is None else rg.mul_up_nn(tr["one"], m2_up)
 
 
 def pi_mean_err(e1: Any, sd_hat: Any, tr: dict | None) -> Any:
     """``|E~F - m^| <= e1 + (eta / 2) sd^(F)`` when ``|E^F - m^| <= e1`` (:mod:`.proxy_moments` (P3)), up."""
-    return e1 if tr is None else rg.add_up(e1, rg.mul_up(tr["half"], sd_hat))
+    return e1 if tr is None else rg.add_up_nn(e1, rg.mul_up_nn(tr["half"], sd_hat))
 
 
 def xv_mean_sd(mo: dict, xk: np.ndarray, xv: np.ndarray, xv_row: np.ndarray,
@@ -242,13 +266,16 @@ def xv_mean_sd(mo: dict, xk: np.ndarray, xv: np.ndarray, xv_row: np.ndarray,
     nk, nv = xk.shape[1], xv.shape[1]
     if x1 is None or x1.shape[1] != nv or x2 is None or x2.shape[1] < nk + nv:
         return None
-    xmax = np.max(np.abs(xv), axis=0)
+    xmax = rg.col_max(np.abs(xv))
     e1 = rg.mul_up(e_rel, xmax)[None, :]
     m2 = x2[:, nk:nk + nv]
-    e2 = rg.add_up(rg.mul_up(1 + 4 * U, rg.mul_up(e_rel, rg.mul_up(xmax, xmax)))[None, :], rg.mul_up(4 * U, np.abs(m2)))
+    e2 = np.abs(m2)                      # 4u |m2| + (column term): 2 operations (_rigorous 4.)
+    e2 *= 4 * U
+    e2 += rg.mul_up(1 + 4 * U, rg.mul_up(e_rel, rg.mul_up(xmax, xmax)))[None, :]
+    e2 = rg.inflate_inplace(e2, 2)
     sdh = _sd_up(x1, m2, e1, e2)
     e1r = np.broadcast_to(pi_mean_err(e1, sdh, tr), x1.shape)
-    mean = np.minimum(rg.add_up(np.abs(x1), e1r), xv_row)
+    mean = np.minimum(rg.add_up_nn(np.abs(x1), e1r), xv_row)
     return mean, np.minimum(pi_sd(sdh, tr), xv_row), e1r
 
 
@@ -261,15 +288,42 @@ def _x_rms(mo: dict, xk: np.ndarray, xv: np.ndarray, e_rel: float,
     bound without moments), which is also used when the moments lack the ``"x2"`` columns.
     """
     L = mo["D"].shape[0]
-    kmax, vmax = np.max(np.abs(xk), axis=0), np.max(np.abs(xv), axis=0)
+    kmax, vmax = rg.col_max(np.abs(xk)), rg.col_max(np.abs(xv))
     x2 = mo.get("x2")
     if x2 is None or x2.shape[1] < xk.shape[1] + xv.shape[1]:
         return np.broadcast_to(kmax, (L, kmax.size)), np.broadcast_to(vmax, (L, vmax.size))
     x2 = x2[:, :xk.shape[1] + xv.shape[1]]   # [X_K, X_V] come first (fast/adapter_chain.py extra_layout)
     cmax = np.concatenate([kmax, vmax])
-    sq = pi_second(rg.mul_up(rg.add_up(np.maximum(x2, 0.0), rg.mul_up(e_rel, rg.mul_up(cmax, cmax))[None, :]), 1 + 4 * U), tr)
+    sq = np.maximum(x2, 0.0)             # (max(m^, 0) + column term)(1 + 4u): 2 operations (_rigorous 4.)
+    sq += rg.mul_up(e_rel, rg.mul_up(cmax, cmax))[None, :]
+    sq *= 1 + 4 * U
+    sq = pi_second(rg.inflate_inplace(sq, 2), tr)
     r = np.minimum(rg.sqrt_up(sq), cmax[None, :])
     return r[:, :kmax.size], r[:, kmax.size:]
+
+
+def col_max(it: dict, name: str) -> np.ndarray:
+    """``max_l it[name][l, :]`` (a column max of a non-negative magnitude array), memoised in the item."""
+    key = ("_colmax", name)
+    if key not in it:
+        it[key] = rg.col_max(it[name])
+    return it[key]
+
+
+def item_x_rms(it: dict, e_rel: float, tr: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_x_rms` of one batch item, memoised in the item (weight and adapter bounds share it)."""
+    key = ("_x_rms", e_rel)
+    if key not in it:
+        it[key] = _x_rms(it["moments"], it["x_k"], it["x_v"], e_rel, tr)
+    return it[key]
+
+
+def item_xv_mean_sd(it: dict, xv_row: np.ndarray, e_rel: float, tr: dict | None) -> Any:
+    """:func:`xv_mean_sd` of one batch item, memoised in the item."""
+    key = ("_xv_mean_sd", e_rel)
+    if key not in it:
+        it[key] = xv_mean_sd(it["moments"], it["x_k"], it["x_v"], xv_row, e_rel, tr)
+    return it[key]
 
 
 def _c(x: Any) -> np.ndarray:
@@ -295,10 +349,12 @@ def _scalars(method: str, eps_A: Any, eps_D: Any, eps_A_in: Any) -> tuple[Any, A
 
 def item_scalars(it: dict, method: str, eps_A: float, eps_D: float | None, eps_A_in: float) -> tuple[Any, ...]:
     """:func:`_scalars` of one batch item: per row when the item carries ``"row_eps"`` (:mod:`.row_radii`)."""
-    r = it.get("row_eps")
-    if r is None:
-        return _scalars(method, eps_A, eps_D, eps_A_in)
-    return _scalars(method, r["eps_A"], r["eps_D"], r["eps_A_in"])
+    key = ("_scalars", method, eps_A, eps_D, eps_A_in)
+    if key not in it:  # memoised per item, so that :func:`_row_terms` recognises the same scalars
+        r = it.get("row_eps")
+        it[key] = (_scalars(method, eps_A, eps_D, eps_A_in) if r is None
+                   else _scalars(method, r["eps_A"], r["eps_D"], r["eps_A_in"]))
+    return it[key]
 
 
 def _row_terms(it: dict, method: str, delta: Any, delta1: Any, zeta: Any, dp1: Any,
@@ -306,10 +362,13 @@ def _row_terms(it: dict, method: str, delta: Any, delta1: Any, zeta: Any, dp1: A
     """The per-row quantities of the module docstring for one batch item (all upper bounds); from a proxy's
     moments (``it["eta"]``) through :mod:`.proxy_moments` (P1)-(P3). ``ev``, ``ek`` (columns) bound the
     computed moments' own errors, ``evr`` (``L x d_v``) bounds ``|E~V - v1|``."""
+    key, args = ("_row_terms", method, e_rel), (delta, delta1, zeta, dp1)
+    hit = it.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit[0], args)):
+        return hit[1]  # memoised per item (same scalar objects): the weight and the adapter bounds share these terms
     y, mo = it["y"], it["moments"]
     tr = transfer(it)
-    vmax = np.max(it["Vm"], axis=0)
-    kmax = np.max(it["Km"], axis=0)
+    vmax, kmax = col_max(it, "Vm"), col_max(it, "Km")
     ev = rg.mul_up(e_rel, vmax)                       # per column
     # second moments are of the computed squares: |m^ - E~[fl(x^2)]| <= e_rel max fl(x^2) <= e_rel (1 + u) max^2
     # and |E~[fl(x^2)] - E~[x^2]| <= u max^2, so e2 = (e_rel (1 + 4u) + 2u) max^2 (as for the cross moments)
@@ -317,28 +376,55 @@ def _row_terms(it: dict, method: str, delta: Any, delta1: Any, zeta: Any, dp1: A
     ev2 = rg.mul_up(e2f, rg.mul_up(vmax, vmax))
     ek = rg.mul_up(e_rel, kmax)
     ek2 = rg.mul_up(e2f, rg.mul_up(kmax, kmax))
+    dv = ev.size
     sd_h = _sd_up(mo["v1"], mo["v2"], ev[None, :], ev2[None, :])
     sd = pi_sd(sd_h, tr)
     sk = pi_sd(_sd_up(mo["k1"], mo["k2"], ek[None, :], ek2[None, :]), tr)
-    mk2 = pi_second(rg.add_up(mo["k2"], ek2[None, :]), tr)
+    mk2 = rg.add_up(mo["k2"], ek2[None, :])
+    np.maximum(mk2, 0.0, out=mk2)                      # an upper bound of E^[K^2] >= 0
+    mk2 = pi_second(mk2, tr)
     evr = np.broadcast_to(pi_mean_err(ev[None, :], sd_h, tr), mo["v1"].shape)   # >= |E~V - v1|
-    cabs = rg.add_up(rg.up(np.abs(mo["v1"] - y) * (1 + 2 * U)), evr)   # >= |c~|
-    Delta = rg.mul_up(_c(delta1), sd)                  # >= |Delta| (A1)
-    cex = rg.add_up(cabs, Delta)                       # >= |c|
-    S2 = rg.sum_up(rg.mul_up(sd, sd), axis=1)
-    C1 = rg.sum_up(rg.mul_up(cabs, sd), axis=1)
+    # |c~| <= |E~V - Y| + evr: |fl(v1 - Y)| + evr in round to nearest, 2 operations (_rigorous 4.)
+    cabs = np.abs(mo["v1"] - y)
+    cabs += evr
+    cabs = rg.inflate_inplace(cabs, 2, 0)
+    Delta = rg.mul_up_nn(_c(delta1), sd)               # >= |Delta| (A1)
+    cex = rg.add_up_nn(cabs, Delta)                    # >= |c|
+    # row sums of products of floats (each product only added): one inflation, depth d_v + 1 (_rigorous 2., 4.)
+    S2 = rg.inflate_inplace(rg.row_dot(sd, sd), dv + 1, 2 * dv)
+    C1 = rg.inflate_inplace(rg.row_dot(cabs, sd), dv + 1, 2 * dv)
     if "vv" in mo:                                     # >= sd~(<c~, V>) from the covariance (module docstring)
         C1 = np.minimum(C1, _sd_quadratic(mo, y, vmax, ev, ev2, sd, e_rel, evr, tr))
-    rowQ_s = rg.add_up(rg.mul_up(delta1, S2), rg.mul_up(dp1, rg.add_up(C1, rg.mul_up(delta1, S2))))
-    rowQ = rg.mul_up(rowQ_s[:, None], sk)
-    rowK = rg.sum_up(rg.add_up(rg.mul_up(Delta, rg.add_up(sd, cex)), rg.mul_up(_c(delta), rg.mul_up(cex, rg.add_up(sd, Delta)))),
-                     axis=1)
+    # rowQ_s = delta1 S2 + dp1 (C1 + delta1 S2): t = fl(delta1 S2) is multiplied by dp1 (maybe > 1), so it is
+    # rounded up first; the rest is 3 operations (_rigorous 4.)
+    t = rg.mul_up_nn(delta1, S2)
+    rowQ_s = rg.inflate_inplace(t + dp1 * (C1 + t), 3)
+    rowQ = rg.mul_up_nn(rowQ_s[:, None], sk)
+    # rowK = sum_j [Delta_j (sd_j + cex_j) + (delta cex_j)(sd_j + Delta_j)]: delta cex rounded up first, then
+    # 5 + d_v operations on a path, 2 d_v products each only added (_rigorous 4.)
+    cd = rg.mul_up_nn(_c(delta), cex)
+    a = sd + cex
+    a *= Delta
+    b = sd + Delta
+    b *= cd
+    a += b
+    rowK = rg.inflate_inplace(rg.mm(a, np.ones(dv)), dv + 5, 2 * dv)
     rowK = np.minimum(rowK, rowQ_s)                    # (GK): the signed sum is a (GQ) sum too
     if method == "factored":
-        rowQ = rg.add_up(rowQ, rg.mul_up(_c(zeta), rg.mul_up(C1[:, None], rg.sqrt_up(mk2))))
-        rowK = rg.add_up(rowK, rg.mul_up(zeta, C1))
-    return dict(ev=ev, ek=ek, evr=evr, tr=tr, sd=sd, sk=sk, cabs=cabs, Delta=Delta, cex=cex, C1=C1, rowQ_s=rowQ_s, rowQ=rowQ,
-                rowK=rowK)
+        rowQ = rg.add_up_nn(rowQ, rg.mul_up_nn(rg.mul_up_nn(_c(zeta), C1[:, None]), rg.sqrt_up(mk2)))
+        rowK = rg.add_up_nn(rowK, rg.mul_up_nn(zeta, C1))
+    d1cex = rg.mul_up_nn(_c(delta1), cex)              # delta1 |c|, shared by (GV) and (AV)
+    out = dict(ev=ev, ek=ek, evr=evr, tr=tr, sd=sd, sk=sk, cabs=cabs, Delta=Delta, cex=cex, C1=C1, rowQ_s=rowQ_s,
+               rowQ=rowQ, rowK=rowK, d1cex=d1cex)
+    it[key] = (args, out)
+    return out
+
+
+def row_k_p(t: dict, Pm: np.ndarray) -> np.ndarray:
+    """``rowK_i |P_ib|`` rounded up (``L x d``), memoised in the row terms ((GK) and the chain's (AK) share it)."""
+    if "rowK_P" not in t:
+        t["rowK_P"] = rg.mul_up_nn(t["rowK"][:, None], Pm)
+    return t["rowK_P"]
 
 
 def aposteriori_weight_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A: float,
@@ -355,13 +441,14 @@ def aposteriori_weight_bounds(problem: Any, items: list[dict[str, Any]], method:
         xq, xk, xv, Pm, mo = it["x_q"], it["x_k"], it["x_v"], it["Pm"], it["moments"]
         delta, delta1, zeta, dp1 = item_scalars(it, method, eps_A, eps_D, eps_A_in)
         t = _row_terms(it, method, delta, delta1, zeta, dp1, e_rel)
-        gq = rg.mul_up(beta, rg.matmul_up(np.abs(xq).T, t["rowQ"]))
-        xk_row, xv_row = _x_rms(mo, xk, xv, e_rel, t["tr"])              # >= sqrt(E~[X^2]) per row, or the max
-        gk = rg.mul_up(beta, rg.matmul_up(xk_row.T, rg.mul_up(t["rowK"][:, None], Pm)))   # sum_i Xk_ia rowK_i |P_ib|
-        gv = rg.matmul_up(xv_row.T, rg.add_up(t["Delta"], rg.mul_up(_c(delta1), t["cex"])))  # sum_i Xv_ia (|Delta_ij| + delta1 |c_ij|)
-        ms = xv_mean_sd(mo, xk, xv, xv_row, e_rel, t["tr"])
+        gq = rg.scale_up(beta, rg.matmul_up(np.abs(xq).T, t["rowQ"]))
+        xk_row, xv_row = item_x_rms(it, e_rel, t["tr"])                  # >= sqrt(E~[X^2]) per row, or the max
+        gk = rg.scale_up(beta, rg.matmul_up(xk_row.T, row_k_p(t, Pm)))     # sum_i Xk_ia rowK_i |P_ib|
+        ms = item_xv_mean_sd(it, xv_row, e_rel, t["tr"])
         if ms is not None:      # (GV) with |E~X_V,a| on Delta and sd~(X_V,a) on c
-            gv = rg.add_up(rg.matmul_up(ms[0].T, t["Delta"]), rg.matmul_up(ms[1].T, rg.mul_up(_c(delta1), t["cex"])))
+            gv = rg.add_up_nn(rg.matmul_up(ms[0].T, t["Delta"]), rg.matmul_up(ms[1].T, t["d1cex"]))
+        else:                   # sum_i Xv_ia (|Delta_ij| + delta1 |c_ij|)
+            gv = rg.matmul_up(xv_row.T, rg.add_up_nn(t["Delta"], t["d1cex"]))
         for key, m in (("Q", gq), ("K", gk), ("V", gv)):
             acc[key] = m if key not in acc else rg.add_up(acc[key], m)
     n = problem.n_batch

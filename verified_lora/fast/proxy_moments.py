@@ -184,12 +184,14 @@ def rounding_rows(proxy: ProxyMoments, items: tuple, e_run: float, same: bool) -
     ratio = 1.0 if same else float(rg.down(rg.down(1.0 - e_run) / float(rg.up(1.0 + proxy.eps_A))))
     out = []
     for mo, it in zip(proxy.moments, items):
-        vmax = np.max(it["Vm"], axis=0)
+        vmax = rg.col_max(it["Vm"])
         ev = rg.mul_up(proxy.e_rel, vmax)[None, :]
         ev2 = rg.mul_up(proxy.e_rel, rg.mul_up(vmax, vmax))[None, :]
-        merr = ev if same else rg.add_up(ev, rg.mul_up(0.5 * et, _sd_up(mo["v1"], mo["v2"], ev, ev2)))  # (P3)
-        cabs = rg.add_up(rg.up(np.abs(mo["v1"] - it["y"]) * (1 + 2 * U)), merr)
-        fvabs = rg.add_up(np.abs(mo["v1"]), merr)
+        merr = ev if same else rg.add_up_nn(ev, rg.scale_up(0.5 * et, _sd_up(mo["v1"], mo["v2"], ev, ev2)))  # (P3)
+        cabs = np.abs(mo["v1"] - it["y"])   # |fl(v1 - Y)| + merr: 2 operations, one inflation (_rigorous 4.)
+        cabs += merr
+        cabs = rg.inflate_inplace(cabs, 2, 0)
+        fvabs = rg.add_up_nn(np.abs(mo["v1"]), merr)
         dhat = rg.down(np.asarray(mo["D"], dtype=np.float64) - proxy.d_err)            # <= D^_i
         d_lo = dhat if same else rg.down(dhat * ratio)                                     # (P4)
         out.append({"cabs": cabs, "fvabs": fvabs, "D_lo": d_lo})

@@ -165,10 +165,13 @@ def _proj(problem: Any, x: np.ndarray, key: str) -> tuple[np.ndarray, np.ndarray
     from ..bounds.score import _effective_weight
 
     w_hat, e_w, _mag = _effective_weight(problem, key)
-    ax = np.abs(x)
-    value = x @ w_hat
-    err = rg.add_up(rg.matmul_up(ax, e_w), rg.mul_up(rg.gamma(x.shape[-1]), rg.matmul_up(ax, np.abs(w_hat))))
-    return rg.add_up(np.abs(value), rg.mul_up(2.0, err)), err, value
+    value = rg.mm(x, w_hat)
+    # |X| e_W + gamma_n |X| |W^| = |X| (e_W + gamma_n |W^|): the small right factor rounded up, one GEMM
+    err = rg.matmul_up(np.abs(x), rg.add_up_nn(e_w, rg.scale_up(rg.gamma(x.shape[-1]), np.abs(w_hat))))
+    mag = np.abs(value)               # |fl(X W^)| + 2 E: two additions (_rigorous 4.)
+    mag += err
+    mag += err
+    return rg.inflate_inplace(mag, 2), err, value
 
 
 def _inflate_eps(eps: float | None, sigma: float) -> float | None:
@@ -245,17 +248,19 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
     acc_m = {key: np.zeros((dm, d_out[key])) for key in "QKV"}
     sigma = 0.0
     per_item = []
+
+    def max_norm(M: np.ndarray) -> float:
+        # >= max_i ||M_i||: sqrt and the inflation are monotone, so the max is taken first (_rigorous 2.)
+        return float(rg.sqrt_up(rg.inflate_inplace(np.max(rg.row_dot(M, M)), M.shape[1]))) if M.size else 0.0
+
     for x_q, x_k, x_v, y in problem.items():
         xq, xk, xv, yy = (np.asarray(to_numpy(a), dtype=np.float64) for a in (x_q, x_k, x_v, y))
-        Pm, EP, _ = _proj(problem, xq, "Q")
+        Pm, EP, Pv = _proj(problem, xq, "Q")
         Km, EK, _ = _proj(problem, xk, "K")
         Vm, EV, Vval = _proj(problem, xv, "V")
-        pn = float(np.max(rg.sqrt_up(rg.sum_up(Pm * Pm, axis=1))))    # >= ||P_i||, ||P^_i||
-        kn = float(np.max(rg.sqrt_up(rg.sum_up(Km * Km, axis=1))))
-        epn = float(np.max(rg.sqrt_up(rg.sum_up(EP * EP, axis=1))))
-        ekn = float(np.max(rg.sqrt_up(rg.sum_up(EK * EK, axis=1))))
+        pn, kn, epn, ekn = max_norm(Pm), max_norm(Km), max_norm(EP), max_norm(EK)   # >= ||P_i||, ||P^_i||, ...
         sigma = max(sigma, float(rg.mul_up(beta, rg.add_up(rg.mul_up(epn, kn), rg.mul_up(pn, ekn)))))
-        per_item.append((xq, xk, xv, yy, Pm, EP, Km, EK, Vm, EV, Vval))
+        per_item.append((xq, xk, xv, yy, Pm, EP, Km, EK, Vm, EV, Vval, Pv))
     if not (sigma <= 0.5 and delta_D <= 0.5):
         return RoundingBound(inf, inf, math.inf, math.inf, sigma, delta_D, False)
     eps_A_in = _inflate_eps(eps_A, sigma)
@@ -266,74 +271,112 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
     gB = rg.gamma(2 * g + dLk + kw + dv + 16)
     gK = rg.gamma(2 * g + dL + kw + dv + 16)
     gL, gLk = rg.gamma(L + 2), rg.gamma(Lk + 2)
-    for idx, (xq, xk, xv, yy, Pm, EP, Km, EK, Vm, EV, Vval) in enumerate(per_item):
-        # column range of V^ (and of the exact V): value +- E covers both
-        vs = column_stats(np.concatenate([rg.add_up(Vval, EV), rg.down(Vval - EV)], axis=0))
-        vmag = np.max(Vm, axis=0)                                           # >= |V^_lj|, |V_lj|
-        cb = np.maximum(rg.up(np.abs(vs["hi"] - yy)), rg.up(np.abs(yy - vs["lo"])))    # |c|, |c_hyb| <= cb
+    s_amag = float(rg.mul_up(rg.mul_up(beta, 1 + 2 * U), amag))     # |beta| (1 + 2u) Amag, rounded up
+    s_a0 = float(rg.mul_up(A0, 1 + 2 * U))
+
+    def one_plus(x: float) -> float:
+        return float(rg.up(1.0 + x))                      # >= 1 + x (the sum itself rounded up)
+
+    for idx, (xq, xk, xv, yy, Pm, EP, Km, EK, Vm, EV, Vval, _Pv) in enumerate(per_item):
+        # column range of V^ (and of the exact V): value +- E covers both; up/down are monotone, so the
+        # column max/min are taken first
+        hi = rg.up(rg.col_max(Vval + EV))
+        lo = rg.down(-rg.col_max(EV - Vval))                # fl(E - V) = -fl(V - E) exactly
+        vs = column_stats(np.stack([np.maximum(hi, lo), lo]))
+        vmag = rg.col_max(Vm)                                           # >= |V^_lj|, |V_lj|
+        cb = np.maximum(np.abs(vs["hi"] - yy), np.abs(yy - vs["lo"]))
+        cb = rg.up_nn(cb)                                                   # |c|, |c_hyb| <= cb
         Q = rg.matmul_up(cb, vmag)                                          # >= |r_i|
         dlo_row = np.full(yy.shape[0], dlo_n)
         cb_all = cb
         if rows is not None:  # per row: |c_i|, |r_i| = |<c_i, fV_i>| and D_i from bounds for this pi~
             ri = rows[idx]
             cb = np.minimum(cb, ri["cabs"])
-            Q = np.minimum(Q, rg.sum_up(rg.mul_up(cb, ri["fvabs"]), axis=1))
+            Q = np.minimum(Q, rg.inflate_inplace(rg.row_dot(cb, ri["fvabs"]), dv))
             slack = rg.mul_up(gF, rg.mul_up(float(Lk), A0))          # the core's D^_i is within it of D_i
             dlo_row = np.maximum(dlo_row, rg.down(rg.down(np.asarray(ri["D_lo"], dtype=np.float64) - slack) / float(Lk)))
         e_fv = rg.mul_up(e_fv_rel, vmag)                                    # per column j
-        e_c = rg.add_up(rg.mul_up(1 + 2 * U, e_fv)[None, :], rg.mul_up(U, cb))
+        # e_c = (1 + 2u) e_fv + u cb: the column term rounded up, then 2 operations (_rigorous 4.)
+        e_c = cb * U
+        e_c += rg.mul_up(1 + 2 * U, e_fv)[None, :]
+        e_c = rg.inflate_inplace(e_c, 2)
         vplus = rg.add_up(vmag, e_fv)
-        e_r = rg.add_up(rg.add_up(rg.matmul_up(e_c, vplus), rg.matmul_up(cb, e_fv)),
-                        rg.mul_up(rg.gamma(dv), rg.matmul_up(rg.add_up(cb, e_c), vplus)))
-        # normalised by L_k: |y^| L_k and |y^ - y| L_k (module docstring)
+        # e_r = e_c . vplus + cb . e_fv + gamma_dv (cb + e_c) . vplus: depth d_v + 4, 3 d_v products (_rigorous 4.)
+        ce = cb + e_c
+        e_r = rg.mm(ce, vplus)
+        e_r *= rg.gamma(dv)
+        e_r += rg.mm(e_c, vplus)
+        e_r += rg.mm(cb, e_fv)
+        e_r = rg.inflate_inplace(e_r, dv + 4, 3 * dv)
+        # normalised by L_k: |y^| L_k and |y^ - y| L_k (module docstring); ymag = [cb + e_c, Q + e_r] / dl
+        # (one addition, one division by the float dl: _rigorous 4.), dy's numerator rounded up before the division
         dl = dlo_row[:, None]
-        ymag = rg.div_up(np.concatenate([rg.add_up(cb, e_c), rg.add_up(Q, e_r)[:, None]], axis=1), dl)
-        dy = rg.div_up(np.concatenate([rg.add_up(e_c, rg.mul_up(cb, delta_D)),
-                                       rg.add_up(e_r, rg.mul_up(Q, delta_D))[:, None]], axis=1), dl)
+        ymag = np.empty((yy.shape[0], dv + 1))
+        ymag[:, :dv] = ce
+        np.add(Q, e_r, out=ymag[:, dv])
+        ymag /= dl
+        ymag = rg.inflate_inplace(ymag, 2, 1)
+        dy = np.empty((yy.shape[0], dv + 1))
+        np.multiply(cb, delta_D, out=dy[:, :dv])
+        dy[:, :dv] += e_c
+        np.multiply(Q, delta_D, out=dy[:, dv])
+        dy[:, dv] += e_r
+        dy = rg.div_up_nn(rg.inflate_inplace(dy, 2), dl)
         Z = np.concatenate([Vm, np.ones((Vm.shape[0], 1))], axis=1)        # |[V^_l, 1]|
         KZ = rg.div_up(rg.matmul_up(Km.T, Z), float(Lk))                   # (d x dv+1), / L_k
-        # dP (rows i): |beta| amag (KZ |z_i|)
-        tP_d = rg.mul_up(beta * (1 + 2 * U), rg.mul_up(amag, rg.matmul_up(dy, KZ.T)))
-        tP_m = rg.mul_up(beta * (1 + 2 * U), rg.mul_up(amag, rg.matmul_up(ymag, KZ.T)))
-        e_dP = rg.add_up(tP_d, rg.mul_up(gB, tP_m))
-        m_dP = rg.mul_up(1 + gB, tP_m)
+        # dP (rows i): |beta| amag (KZ |z_i|); e = t_d + gB t_m (2 operations, _rigorous 4.)
+        tP_d = rg.scale_up(s_amag, rg.matmul_up(dy, KZ.T))
+        tP_m = rg.scale_up(s_amag, rg.matmul_up(ymag, KZ.T))
+        e_dP = tP_m * gB
+        e_dP += tP_d
+        e_dP = rg.inflate_inplace(e_dP, 2)
+        m_dP = rg.scale_up(one_plus(gB), tP_m)
         # dV (rows l): A0 sum_i |z_ij| / L_k (same for every l)
         sd = rg.div_up(rg.sum_up(dy[:, :dv], axis=0), float(Lk))
         sm = rg.div_up(rg.sum_up(ymag[:, :dv], axis=0), float(Lk))
         e_dV = rg.mul_up(A0, rg.add_up(sd, rg.mul_up(gK, sm)))
-        m_dV = rg.mul_up(A0 * (1 + 2 * U), rg.mul_up(1 + gK, sm))
+        m_dV = rg.mul_up(s_a0, rg.mul_up(one_plus(gK), sm))
         # dK (rows l): |beta| amag sum_a |Z_la| (|P^|^T |z|)_ba / L_k
         PZd = rg.div_up(rg.matmul_up(Pm.T, dy), float(Lk))                 # (d x dv+1)
         PZm = rg.div_up(rg.matmul_up(Pm.T, ymag), float(Lk))
-        tK_d = rg.mul_up(beta * (1 + 2 * U), rg.mul_up(amag, rg.matmul_up(Z, PZd.T)))
-        tK_m = rg.mul_up(beta * (1 + 2 * U), rg.mul_up(amag, rg.matmul_up(Z, PZm.T)))
-        e_dK = rg.add_up(tK_d, rg.mul_up(gK, tK_m))
-        m_dK = rg.mul_up(1 + gK, tK_m)
+        tK_d = rg.scale_up(s_amag, rg.matmul_up(Z, PZd.T))
+        tK_m = rg.scale_up(s_amag, rg.matmul_up(Z, PZm.T))
+        e_dK = tK_m * gK
+        e_dK += tK_d
+        e_dK = rg.inflate_inplace(e_dK, 2)
+        m_dK = rg.scale_up(one_plus(gK), tK_m)
         # the float64 GEMMs X^T out
         axq, axk, axv = np.abs(xq), np.abs(xk), np.abs(xv)
-        for key, ax, e, m, g_n in (("Q", axq, e_dP, m_dP, gL), ("K", axk, e_dK, m_dK, gLk),
-                                   ("V", axv, np.broadcast_to(e_dV, (xv.shape[0], dv)),
-                                    np.broadcast_to(m_dV, (xv.shape[0], dv)), gLk)):
+        for key, ax, e, m, g_n in (("Q", axq, e_dP, m_dP, gL), ("K", axk, e_dK, m_dK, gLk)):
             mag = rg.matmul_up(ax.T, m)
             err = rg.add_up(rg.matmul_up(ax.T, e), rg.mul_up(g_n, mag))
             acc_w[key] = rg.add_up(acc_w[key], err)
-            acc_m[key] = rg.add_up(acc_m[key], rg.mul_up(1 + g_n, mag))
+            acc_m[key] = rg.add_up(acc_m[key], rg.mul_up(one_plus(g_n), mag))
+        # V: every row of the outputs is the same vector, so |X_V|^T 1 e^T = (column sums of |X_V|) e^T
+        csv = rg.sum_up(axv, axis=0)
+        mag = rg.mul_up(csv[:, None], m_dV[None, :])
+        err = rg.add_up(rg.mul_up(csv[:, None], e_dV[None, :]), rg.mul_up(gLk, mag))
+        acc_w["V"] = rg.add_up(acc_w["V"], err)
+        acc_m["V"] = rg.add_up(acc_m["V"], rg.mul_up(one_plus(gLk), mag))
         # (3) inputs: G_hyb - G
-        dVj = np.max(EV, axis=0)
+        dVj = rg.col_max(EV)
         s1 = rg.matmul_up(cb_all, vs["rho"])
-        nV = rg.mul_up(2.0, rg.matmul_up(rg.add_up(cb_all, vs["rho"][None, :]), dVj))
-        kmag, ekmax = np.max(Km, axis=0), np.max(EK, axis=0)
-        rowQ = rg.add_up(np.outer(nV, kmag), np.outer(rg.mul_up(2.0, s1), ekmax))     # (L x d)
-        acc_w["Q"] = rg.add_up(acc_w["Q"], rg.mul_up(beta, rg.matmul_up(axq.T, rg.up(rowQ))))
+        nV = rg.mul_up(2.0, rg.matmul_up(rg.add_up_nn(cb_all, vs["rho"][None, :]), dVj))
+        kmag, ekmax = rg.col_max(Km), rg.col_max(EK)
+        # |X_Q|^T (nV kmag^T + 2 s1 ekmax^T) = (|X_Q|^T nV) kmag^T + 2 (|X_Q|^T s1) ekmax^T (same reals)
+        rowQ = rg.add_up(rg.mul_up(rg.matmul_up(axq.T, nV)[:, None], kmag[None, :]),
+                         rg.mul_up(rg.mul_up(2.0, rg.matmul_up(axq.T, s1))[:, None], ekmax[None, :]))
+        acc_w["Q"] = rg.add_up(acc_w["Q"], rg.mul_up(beta, rowQ))
         rowK = rg.add_up(rg.matmul_up(nV[None, :], Pm), rg.matmul_up(rg.mul_up(2.0, s1)[None, :], EP))  # (1 x d)
-        acc_w["K"] = rg.add_up(acc_w["K"], rg.mul_up(beta, rg.up(np.outer(np.max(axk, axis=0), rowK[0]))))
-        acc_w["V"] = rg.add_up(acc_w["V"], rg.mul_up(float(L), rg.up(np.outer(np.max(axv, axis=0), dVj))))
+        acc_w["K"] = rg.add_up(acc_w["K"], rg.mul_up(beta, rg.up(np.outer(rg.col_max(axk), rowK[0]))))
+        acc_w["V"] = rg.add_up(acc_w["V"], rg.mul_up(float(L), rg.up(np.outer(rg.col_max(axv), dVj))))
     n = problem.n_batch
     if n > 1:
         gN = rg.gamma(n + 1)
         acc_w = {key: rg.div_up(rg.add_up(acc_w[key], rg.mul_up(gN, acc_m[key])), float(n)) for key in acc_w}
-        acc_m = {key: rg.div_up(rg.mul_up(1 + gN, acc_m[key]), float(n)) for key in acc_m}
+        acc_m = {key: rg.div_up(rg.mul_up(float(rg.up(1.0 + gN)), acc_m[key]), float(n)) for key in acc_m}
     finite = all(bool(np.all(np.isfinite(v))) for v in acc_w.values())
-    items = tuple(dict(x_q=it[0], x_k=it[1], x_v=it[2], y=it[3], Pm=it[4], Km=it[6], Vm=it[8]) for it in per_item)
+    items = tuple(dict(x_q=it[0], x_k=it[1], x_v=it[2], y=it[3], Pm=it[4], Km=it[6], Vm=it[8], EP=it[5], Pv=it[11])
+                  for it in per_item)
     e_rel = float(rg.add_up(e_fv_rel, 4 * U))
     return RoundingBound(acc_w, acc_m, eps_A_in, eps_D_in, sigma, delta_D, finite, e_rel, items)

@@ -14,7 +14,8 @@ statement of :mod:`.aposteriori` about row ``i`` holds with those errors in plac
 
 The radii tried are the fractions :data:`FRACTIONS` of the plan's (grid-rounded) ``R``; each row takes the
 least one ``>= R_i`` (``R_i`` compared with the radius rounded down), and the plan's own errors when none is;
-the errors on a sub-interval are the minimum of its certificate and the plan's (both bound it). Certificates
+the errors on a sub-interval are the minimum of its certificate and the plan's (both bound it); sub-radii at or
+below :data:`~verified_lora.bounds.degenerate.TINY_R` are not tried (the plan's errors hold there). Certificates
 are memoised per process (:func:`verified_lora.bounds._approx_api.certify_on`), a few milliseconds each.
 
 What it buys depends on the family: a minimax ``P`` equioscillates over all of ``[-R, R]``, so its ``eps_A`` on
@@ -34,6 +35,7 @@ import numpy as np
 
 from ..bounds import _approx_api as api
 from ..bounds import _rigorous as rg
+from ..bounds.degenerate import TINY_R
 from ..numerics.rounding import fraction_to_float_down
 
 __all__ = ["FRACTIONS", "row_radius", "row_eps"]
@@ -44,9 +46,11 @@ FRACTIONS: tuple[Fraction, ...] = (Fraction(1, 4), Fraction(1, 2), Fraction(3, 4
 
 def row_radius(problem: Any, Pm: np.ndarray, Km: np.ndarray) -> np.ndarray:
     """``R_i >= |beta| ||Pm_i|| max_l ||Km_l||`` per query row (module docstring), rounded up."""
-    pn = rg.sqrt_up(rg.sum_up(Pm * Pm, axis=1))
-    kn = float(np.max(rg.sqrt_up(rg.sum_up(Km * Km, axis=1)))) if Km.size else 0.0
-    return rg.mul_up(rg.mul_up(abs(float(problem.beta)), pn), kn)
+    d = Pm.shape[1]
+    pn = rg.sqrt_up(rg.inflate_inplace(rg.row_dot(Pm, Pm), d))       # _rigorous 2.: d products, any order
+    # sqrt and the inflation are monotone: the max over keys is taken first
+    kn = float(rg.sqrt_up(rg.inflate_inplace(np.max(rg.row_dot(Km, Km)), Km.shape[1]))) if Km.size else 0.0
+    return rg.scale_up(float(rg.mul_up(abs(float(problem.beta)), kn)), pn)
 
 
 def row_eps(problem: Any, items: list[dict], coeffs, R: float, eps_A: float, eps_D: float | None, sigma: float,
@@ -69,12 +73,17 @@ def row_eps(problem: Any, items: list[dict], coeffs, R: float, eps_A: float, eps
     full = (eps_A, eps_D if need_d else None, _inflate_eps(eps_A, sigma))
     out = []
     for it in items:
-        Ri = row_radius(problem, it["Pm"], it["Km"])
+        key = ("_row_radius", float(problem.beta))
+        if key not in it:  # memoised in the item: the run's and the proxy's errors use the same radii
+            it[key] = row_radius(problem, it["Pm"], it["Km"])
+        Ri = it[key]
         L = Ri.shape[0]
         eA, eD, eIn = np.full(L, full[0]), np.full(L, full[1] if need_d else np.nan), np.full(L, full[2])
         done = np.zeros(L, dtype=bool)
         for f in FRACTIONS:
             rho = gR * f
+            if rho <= TINY_R:  # no branch-and-bound at a (near-)subnormal radius: those rows keep the plan's errors
+                continue
             rows = ~done & (Ri <= fraction_to_float_down(rho))
             if np.any(rows):
                 a, d, e = at(rho)

@@ -15,6 +15,9 @@ calculus (N. J. Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed
   margin, the moment error ``e_rel`` and the output conversion ``u / (1 - u) <= u (1 + 4u)``.
 * ``fast-rounding-inputs`` (steps (2), (3)): ``eps' = (1 + eps_A)(1 + 2 sigma) - 1``; the change of ``h_l``
   under ``V^ - V`` and its bound ``nV_i``; the three-step triangle inequality.
+* ``fast-rounding-once``: the induction steps of ``_rigorous`` 4. (a non-negative round-to-nearest expression
+  raised once: sums, products and quotients by input floats with their underflow terms) and the two-pass
+  ``inflate`` of ``_rigorous`` 2.
 * ``fast-balancing``: the power-of-two balancing ``P c``, ``K / c`` leaves scores, kernel magnitudes
   and the scaled-back gradient unchanged.
 
@@ -238,6 +241,55 @@ def prove_balancing() -> Certificate:
                        on_paper=("the scores beta <P_i c, K_l / c> = beta <P_i, K_l> for every d and kernel, so the "
                                  "loss is unchanged for any size; the scaling by a power of two is exact in binary "
                                  "floating point barring under/overflow",))
+
+
+@register_proof("fast-rounding-once", title="one inflation of a round-to-nearest non-negative expression (_rigorous 2., 4.)",
+                paper=_paper("verified_lora/bounds/_rigorous.py (2., 4.); verified_lora/fast/*.py"))
+def prove_once() -> Certificate:
+    u, Y, a, b, A, B, al, be, s, f, p, e = _r("u Y a b A B alpha beta s f p eta")
+    y = 1 / (1 - u)                                 # one more rounding factor: (1 - u)^{-(m + 1)} = Y y
+    base = [u > 0, u <= sp.Rational(1, 8), Y >= 1, a >= 0, b >= 0, al >= 0, be >= 0, e >= 0]
+    hs = base + [A <= a * Y + al, B <= b * Y + be, s >= (a + b) * (1 - u)]
+    nq = smt.prove("(4) sum step: A + B <= fl(a + b) Y / (1 - u) + alpha + beta", hs, A + B <= s * Y * y + al + be)
+    hp = base + [A <= a * Y + al, f >= 0, p >= a * f * (1 - u) - e]
+    nq += smt.prove("(4) product by an input float f: A f <= (fl(a f) + eta) Y / (1 - u) + alpha f", hp,
+                    A * f <= (p + e) * Y * y + al * f)
+    nq += smt.prove("(4) ... and by f <= 1: A f <= (fl(a f) + eta) Y / (1 - u) + alpha", hp + [f <= 1],
+                    A * f <= (p + e) * Y * y + al)
+    w = sp.Symbol("w", real=True)                  # the exact quotient a / f
+    hd = base + [A <= a * Y + al, f > 0, w >= 0, sp.Eq(a, w * f), p >= w * (1 - u) - e]
+    nq += smt.prove("(4) division by an input float f > 0 (a = w f): A <= ((fl(w) + eta) Y / (1 - u)) f + alpha", hd,
+                    A <= (p + e) * Y * y * f + al)
+    smt.refute("planted false: the product step without the underflow term eta", hp + [sp.Eq(al, 0)],
+               A * f <= p * Y * y)
+    # inflate in two passes: r1 = fl(x c') >= x c' (1 - u) - h (h = 2^-1075, half the subnormal spacing tau),
+    # r = fl(r1 + t) with t = (n + 2) tau is >= (r1 + t)(1 - u) (normal) or = r1 + t (exact, subnormal);
+    # c' (1 - u)^2 >= Y = (1 - u)^{-m} is the inflation constant at depth m + 1 (fast-rounding-gamma), Y <= 1.02
+    x, c, h, n, k, r1, r = _r("x c h n k r1 r")
+    hi = [u > 0, u <= sp.Rational(1, 8), Y >= 1, Y <= sp.Rational(102, 100), x >= 0, h > 0, k >= 0, n >= k,
+          c * (1 - u) ** 2 >= Y, r1 >= x * c * (1 - u) - h]
+    t = (n + 2) * 2 * h
+    goal = r >= x * Y + k * h * Y
+    nq += smt.prove("(2) inflate, normal sum: fl(r1 + t) >= x (1 - u)^{-m} + k 2^-1075 (1 - u)^{-m}",
+                    hi + [r >= (r1 + t) * (1 - u)], goal)
+    nq += smt.prove("(2) inflate, subnormal sum (exact): r1 + t >= x (1 - u)^{-m} + k 2^-1075 (1 - u)^{-m}",
+                    hi + [sp.Eq(r, r1 + t)], goal)
+    smt.refute("planted false: t = n tau (one tau short) in the normal case", hi + [r >= (r1 + n * 2 * h) * (1 - u)],
+               r >= x * Y + (k + 2) * 2 * h * Y)
+    return Certificate(claim="fast-rounding-once", title="one inflation of a round-to-nearest non-negative expression",
+                       statement=r"A\le aY+\alpha,\ B\le bY+\beta\Rightarrow A+B\le\mathrm{fl}(a+b)\frac{Y}{1-u}+\alpha+\beta,\ "
+                                 r"Af\le(\mathrm{fl}(af)+\eta)\frac{Y}{1-u}+\alpha f;\ "
+                                 r"\mathrm{fl}(\mathrm{fl}(xc')+(n+2)\tau)\ge xY+k\tau Y/2",
+                       level="generic",
+                       method=(f"z3 (QF_NRA, {nq} unsat queries incl. denominators); Y = (1 - u)^(-m) as a symbol >= 1; "
+                               "planted false variants refuted"),
+                       scope="0 < u <= 1/8, every operand >= 0; the inflation step with 1 <= Y <= 1.02 "
+                             "((m + 2) u <= 1/100) and c' (1 - u)^2 >= Y (fast-rounding-gamma at depth m + 1)",
+                       result="proved", expressions={"sum": s * Y * y + al + be, "inflate": t},
+                       on_paper=("induction over the expression: a sum of two bounded subexpressions, a product or a "
+                                 "quotient with an input float (its underflow eta afterwards only added or scaled by "
+                                 "floats <= 1) keep the form E <= fl(E) Y + (k eta) Y with Y = (1 - u)^{-m}; the "
+                                 "two-pass inflate then covers both terms with n >= k",))
 
 
 if __name__ == "__main__":
