@@ -92,3 +92,25 @@ def test_col_max_and_mm_match_numpy():
     for i in range(0, a.shape[0], 1999):
         for j in range(4):
             assert Fraction(float(up[i, j])) >= sum(Fraction(float(aa[i, t])) * Fraction(float(bb[t, j])) for t in range(8))
+
+
+def test_row_magnitudes_bound_pabs_and_its_derivative_exactly():
+    """``row_magnitudes``: per row ``>= min(A0, Pabs(R_i))`` and ``>= min(A1, Pabs'(R_i))`` in exact rationals, and
+    never above the global ``A0``, ``A1`` (the per-row rounding terms must not exceed the global ones)."""
+    from verified_lora.fast.rounding_bound import poly_magnitudes, row_magnitudes
+
+    rng = np.random.default_rng(5)
+    coeffs = [Fraction(float(c)) for c in rng.standard_normal(13) * np.exp2(rng.uniform(-20, 3, 13))]
+    R = 3.0
+    A0, A1 = poly_magnitudes(coeffs, R)
+    radii = np.concatenate([[0.0, 5e-324, 1e-300, R, 2 * R], rng.uniform(0, 1.2 * R, 300)])
+    a0r, a1r = row_magnitudes(coeffs, radii, A0, A1)
+    assert np.all(a0r <= A0) and np.all(a1r <= A1)
+    for r, p0, p1 in zip(radii, a0r, a1r):
+        x = Fraction(float(r))
+        e0 = sum(abs(c) * x ** t for t, c in enumerate(coeffs))
+        e1 = sum(t * abs(c) * x ** (t - 1) for t, c in enumerate(coeffs) if t > 0)
+        assert Fraction(float(p0)) >= min(Fraction(A0), e0)
+        assert Fraction(float(p1)) >= min(Fraction(A1), e1)
+    # a tightening, not a copy: rows well inside the radius get a smaller magnitude
+    assert a0r[-300:].min() < A0 / 2

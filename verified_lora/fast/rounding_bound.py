@@ -43,14 +43,25 @@ row accumulations ``2 L`` and ``2 L_k``, or ``block + ceil(L / block) + 2`` for 
   ``|fV_ij| <= Vmag_j`` (convex combination) gives ``e_fV,j = 2 delta_D / (1 - delta_D) Vmag_j``.
 * **Per row** (when per-row bounds ``rows`` for the run's ``pi~`` are given, from the moments of a cheap
   proxy polynomial, :mod:`.proxy_moments` (P1)-(P4)): ``|c_i| <= cabs_i`` (``>= |E~V - Y_i|``), ``|r_i|`` by
-  ``sum_j |c_ij| fvabs_ij`` (``fvabs >= |E~V|``), and ``Dlo_i = D_lo,i - gamma_F L_k A0`` (``D_lo,i <= D_i``;
-  the core's normaliser is within ``gamma_F L_k A0`` of ``D_i``), when larger.
-* ``c^ = fl(fV^ - Y)``: ``e_c,ij = (1 + u) e_fV,j + u Cb_ij``; ``|c_ij| <= Cb_ij``.
-* ``r^ = fl(sum_j c^ fV^)``: ``e_r,i = sum_j [e_c,ij (Vmag_j + e_fV,j) + Cb_ij e_fV,j]
-  + gamma_{d_v} sum_j (Cb_ij + e_c,ij)(Vmag_j + e_fV,j)``; ``|r_i| <= Q_i = sum_j Cb_ij Vmag_j``.
+  ``sum_j |c_ij| fvabs_ij`` (``fvabs >= |E~V|``), and ``dl_i = D_lo,i / L_k`` (``D_lo,i <= D_i``) in the
+  per-row magnitudes below, when larger than ``a_min``.
+* **Per-row magnitudes** (always): with the row radius ``R_i = |beta| ||Pm_i|| max_l ||Km_l||``
+  (:func:`row_radius`, :mod:`.row_radii`, ``x_il <= R_i``) and ``Pabs``, ``Pabs'`` non-decreasing on ``[0, inf)``,
+  ``abar_il <= A0_i = min(A0, Pabs(R_i))`` and the derivative magnitude ``<= |beta| |K^_lb| A1_i``,
+  ``A1_i = min(A1, Pabs'(R_i))`` (:func:`row_magnitudes`). With ``dl_i <= D_i / L_k`` (``a_min``, or
+  ``D_lo,i / L_k`` when ``rows`` are given) every step above and below holds row by row with
+  ``A0 -> A0_i``, ``a_min -> dl_i``: ``|D^_i - D_i| <= gamma_F L_k A0_i <= delta_i D_i``,
+  ``delta_i = min(delta_D, gamma_F A0_i / dl_i)``, ``min(D_i, D^_i) >= L_k Dlo_i``,
+  ``Dlo_i = max(Dlo / L_k, dl_i - gamma_F A0_i)``, ``e_fV,ij = 2 delta_i / (1 - delta_i) Vmag_j``, and
+  ``Amag`` in the outputs below is ``A1_i`` or ``A0_i`` of the query row ``i`` summed over
+  (``|a_il| <= A0_i``). At ``R = 1``, ``d = 8`` this is about 7 times smaller than the global
+  ``delta_D``, ``A0`` (the rows' scores reach about 0.65 and ``D_i / L_k`` is near 1, not ``e^{-1}``).
+* ``c^ = fl(fV^ - Y)``: ``e_c,ij = (1 + u) e_fV,ij + u Cb_ij``; ``|c_ij| <= Cb_ij``.
+* ``r^ = fl(sum_j c^ fV^)``: ``e_r,i = sum_j [e_c,ij (Vmag_j + e_fV,ij) + Cb_ij e_fV,ij]
+  + gamma_{d_v} sum_j (Cb_ij + e_c,ij)(Vmag_j + e_fV,ij)``; ``|r_i| <= Q_i = sum_j Cb_ij Vmag_j``.
 * ``y = [c, -r] / D`` (both methods divide by ``D^`` somewhere; that division is one of the
-  ``n`` factors): ``|y^ - y|_ij <= (e_c,ij + Cb_ij delta_D) / Dlo``,
-  ``|y^ - y|_ir <= (e_r,i + Q_i delta_D) / Dlo``; ``|y^| <= (Cb + e_c) / Dlo``, ``(Q + e_r) / Dlo``.
+  ``n`` factors): ``|y^ - y|_ij <= (e_c,ij + Cb_ij delta_i) / Dlo_i``,
+  ``|y^ - y|_ir <= (e_r,i + Q_i delta_i) / Dlo_i``; ``|y^| <= (Cb + e_c) / Dlo_i``, ``(Q + e_r) / Dlo_i``.
 * Every output is linear in ``y``: ``out = sum_terms t(y)``; the computed
   ``out^ = sum t(y^)(1 + theta)``, so ``|out^ - out| <= sum |t(y^ - y)| + gamma_n sum |t(y^)|``:
 
@@ -58,9 +69,9 @@ row accumulations ``2 L`` and ``2 L_k``, or ``block + ceil(L / block) + 2`` for 
     ``d_b a_il``): ``sum |t(z)| <= |beta| Amag (KZ |z_i|)_b``, ``KZ = |K^|^T [|V^|, 1]``;
   - ``dK_lb = sum_i d_b a_il <[V^_l, 1], y_i>`` (paper: ``beta a_il P^_ib``):
     ``sum |t(z)| <= |beta| Amag sum_a |Z_la| (|P^|^T |z|)_ba``;
-  - ``dV_lj = sum_i a_il y_ij``: ``sum |t(z)| <= A0 sum_i |z_ij|``;
+  - ``dV_lj = sum_i a_il y_ij``: ``sum |t(z)| <= sum_i A0_i |z_ij|``;
 
-  with ``Amag = A1`` (factored) or ``A0`` (paper).
+  with ``Amag = A1_i`` (factored) or ``A0_i`` (paper) of the row ``i`` (inside the sum over ``i`` for ``dK``).
 * ``G_Q = X_Q^T dP`` etc. (float64 GEMMs): ``|X|^T e + gamma_L |X|^T |out^|``; a batch adds
   ``gamma_{N+1}`` of the summed magnitudes before the division by ``N``.
 
@@ -69,7 +80,7 @@ or ``sigma > 1/2`` the bound is ``inf`` (no certificate: at ``R`` near 18 the ca
 ``A0 / amin ~ e^{2R}`` exceeds ``1/gamma``).
 
 Algebraic steps machine-checked: verified_lora/proofs/fast_rounding_bound.py, certificates fast-rounding-gamma,
-fast-rounding-core, fast-rounding-inputs, fast-balancing.
+fast-rounding-core (with the per-row delta_i and margin), fast-rounding-inputs, fast-balancing.
 """
 
 from __future__ import annotations
@@ -87,7 +98,7 @@ from ..bounds.propagation import column_stats
 from ..numerics.rounding import fraction_to_float_down, fraction_to_float_up
 from .chunked import depth as chunk_depth
 
-__all__ = ["RoundingBound", "rounding_bound", "effective_weight_f64", "poly_magnitudes", "balance_scale"]
+__all__ = ["RoundingBound", "rounding_bound", "effective_weight_f64", "poly_magnitudes", "row_magnitudes", "row_radius", "balance_scale"]
 
 U = rg.U
 
@@ -123,6 +134,36 @@ def poly_magnitudes(coeffs: Sequence[Any], R: float) -> tuple[float, float]:
     A0 = sum(abs(c) * r ** t for t, c in enumerate(a))
     A1 = sum(t * abs(c) * r ** (t - 1) for t, c in enumerate(a) if t > 0)
     return fraction_to_float_up(A0), fraction_to_float_up(A1)
+
+
+def row_radius(problem: Any, Pm: np.ndarray, Km: np.ndarray) -> np.ndarray:
+    """``R_i >= |beta| ||Pm_i|| max_l ||Km_l||`` per query row (:mod:`.row_radii`, "row radius"), rounded up."""
+    d = Pm.shape[1]
+    pn = rg.sqrt_up(rg.inflate_inplace(rg.row_dot(Pm, Pm), d))       # _rigorous 2.: d products, any order
+    # sqrt and the inflation are monotone: the max over keys is taken first
+    kn = float(rg.sqrt_up(rg.inflate_inplace(np.max(rg.row_dot(Km, Km)), Km.shape[1]))) if Km.size else 0.0
+    return rg.scale_up(float(rg.mul_up(abs(float(problem.beta)), kn)), pn)
+
+
+def row_magnitudes(coeffs: Sequence[Any], radii: np.ndarray, A0: float, A1: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per row ``(min(A0, Pabs(R_i)), min(A1, Pabs'(R_i)))``, rounded up (``Pabs(x) = sum_t |a_t| x^t``).
+
+    Horner on non-negative floats with every step rounded up (:func:`~verified_lora.bounds._rigorous.mul_up_nn`,
+    ``add_up_nn``: each result is ``>=`` the exact step on its inputs, and both steps are monotone), from the
+    coefficients' magnitudes rounded up; ``Pabs`` and ``Pabs'`` are non-decreasing on ``[0, inf)``."""
+    a = [abs(Fraction(c)) for c in coeffs]
+    r = np.asarray(radii, dtype=np.float64)
+
+    def horner(cs: list) -> np.ndarray:
+        h = np.full(r.shape, fraction_to_float_up(cs[-1]) if cs else 0.0)
+        for c in reversed(cs[:-1]):
+            h = rg.add_up_nn(rg.mul_up_nn(h, r), fraction_to_float_up(c))
+        return h
+
+    with np.errstate(over="ignore"):
+        p0 = horner(a)
+        p1 = horner([t * c for t, c in enumerate(a)][1:])
+    return np.minimum(A0, p0), np.minimum(A1, p1)
 
 
 def _exp_neg_lower(R: float) -> float:
@@ -241,7 +282,6 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
     L, Lk, dv = problem.L, problem.L_k, problem.d_v
     nr = normaliser_rounding(coeffs, method, eps_A, R, k, L, Lk, dv, block)
     A0, A1, amin, gF, delta_D, kw, dL, dLk = nr.A0, nr.A1, nr.amin, nr.gF, nr.delta_D, nr.kw, nr.dL, nr.dLk
-    amag = A1 if method == "factored" else A0
     if not amin > 0:
         return RoundingBound(inf, inf, math.inf, math.inf, math.inf, math.inf, False)
     acc_w = {key: np.zeros((dm, d_out[key])) for key in "QKV"}
@@ -271,8 +311,9 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
     gB = rg.gamma(2 * g + dLk + kw + dv + 16)
     gK = rg.gamma(2 * g + dL + kw + dv + 16)
     gL, gLk = rg.gamma(L + 2), rg.gamma(Lk + 2)
-    s_amag = float(rg.mul_up(rg.mul_up(beta, 1 + 2 * U), amag))     # |beta| (1 + 2u) Amag, rounded up
-    s_a0 = float(rg.mul_up(A0, 1 + 2 * U))
+    s_amag = float(rg.mul_up(beta, 1 + 2 * U))     # |beta| (1 + 2u), rounded up (Amag per row: a1r or a0r)
+
+    radii: list[np.ndarray] = []
 
     def one_plus(x: float) -> float:
         return float(rg.up(1.0 + x))                      # >= 1 + x (the sum itself rounded up)
@@ -287,26 +328,35 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
         cb = np.maximum(np.abs(vs["hi"] - yy), np.abs(yy - vs["lo"]))
         cb = rg.up_nn(cb)                                                   # |c|, |c_hyb| <= cb
         Q = rg.matmul_up(cb, vmag)                                          # >= |r_i|
-        dlo_row = np.full(yy.shape[0], dlo_n)
         cb_all = cb
+        # per row (module docstring, "Per-row magnitudes"): a0r >= abar_il, a1r >= Pabs'(x_il), dl_i <= D_i / L_k
+        radius = row_radius(problem, Pm, Km)
+        a0r, a1r = row_magnitudes(coeffs, radius, A0, A1)
+        radii.append(radius)
+        dl_i = np.full(yy.shape[0], amin)
         if rows is not None:  # per row: |c_i|, |r_i| = |<c_i, fV_i>| and D_i from bounds for this pi~
             ri = rows[idx]
             cb = np.minimum(cb, ri["cabs"])
             Q = np.minimum(Q, rg.inflate_inplace(rg.row_dot(cb, ri["fvabs"]), dv))
-            slack = rg.mul_up(gF, rg.mul_up(float(Lk), A0))          # the core's D^_i is within it of D_i
-            dlo_row = np.maximum(dlo_row, rg.down(rg.down(np.asarray(ri["D_lo"], dtype=np.float64) - slack) / float(Lk)))
-        e_fv = rg.mul_up(e_fv_rel, vmag)                                    # per column j
-        # e_c = (1 + 2u) e_fv + u cb: the column term rounded up, then 2 operations (_rigorous 4.)
+            dl_i = np.maximum(dl_i, rg.down(np.asarray(ri["D_lo"], dtype=np.float64) / float(Lk)))
+        # delta_i = gF a0r / dl_i (<= 1/2 follows from delta_D <= 1/2; the min keeps it so through rounding);
+        # Dlo_i = dl_i - gF a0r <= min(D_i, D^_i) / L_k, at least the global dlo_n
+        ga0 = rg.mul_up(gF, a0r)
+        delta = np.minimum(delta_D, rg.div_up(ga0, dl_i))
+        dlo_row = np.maximum(dlo_n, rg.down(dl_i - ga0))
+        e_fv_rel_i = rg.div_up(rg.mul_up(2.0, delta), rg.down(1.0 - delta))  # 2 delta_i / (1 - delta_i)
+        e_fv = rg.mul_up_nn(e_fv_rel_i[:, None], vmag[None, :])            # per row i and column j
+        # e_c = (1 + 2u) e_fv + u cb: the factor folded into the row term rounded up, then 2 operations (_rigorous 4.)
         e_c = cb * U
-        e_c += rg.mul_up(1 + 2 * U, e_fv)[None, :]
+        e_c += np.multiply(rg.mul_up(1 + 2 * U, e_fv_rel_i)[:, None], vmag[None, :])
         e_c = rg.inflate_inplace(e_c, 2)
-        vplus = rg.add_up(vmag, e_fv)
+        vplus = rg.add_up_nn(vmag[None, :], e_fv)
         # e_r = e_c . vplus + cb . e_fv + gamma_dv (cb + e_c) . vplus: depth d_v + 4, 3 d_v products (_rigorous 4.)
         ce = cb + e_c
-        e_r = rg.mm(ce, vplus)
+        e_r = rg.row_dot(ce, vplus)
         e_r *= rg.gamma(dv)
-        e_r += rg.mm(e_c, vplus)
-        e_r += rg.mm(cb, e_fv)
+        e_r += rg.row_dot(e_c, vplus)
+        e_r += rg.row_dot(cb, e_fv)
         e_r = rg.inflate_inplace(e_r, dv + 4, 3 * dv)
         # normalised by L_k: |y^| L_k and |y^ - y| L_k (module docstring); ymag = [cb + e_c, Q + e_r] / dl
         # (one addition, one division by the float dl: _rigorous 4.), dy's numerator rounded up before the division
@@ -317,28 +367,30 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
         ymag /= dl
         ymag = rg.inflate_inplace(ymag, 2, 1)
         dy = np.empty((yy.shape[0], dv + 1))
-        np.multiply(cb, delta_D, out=dy[:, :dv])
+        np.multiply(cb, delta[:, None], out=dy[:, :dv])
         dy[:, :dv] += e_c
-        np.multiply(Q, delta_D, out=dy[:, dv])
+        np.multiply(Q, delta, out=dy[:, dv])
         dy[:, dv] += e_r
         dy = rg.div_up_nn(rg.inflate_inplace(dy, 2), dl)
         Z = np.concatenate([Vm, np.ones((Vm.shape[0], 1))], axis=1)        # |[V^_l, 1]|
         KZ = rg.div_up(rg.matmul_up(Km.T, Z), float(Lk))                   # (d x dv+1), / L_k
         # dP (rows i): |beta| amag (KZ |z_i|); e = t_d + gB t_m (2 operations, _rigorous 4.)
-        tP_d = rg.scale_up(s_amag, rg.matmul_up(dy, KZ.T))
-        tP_m = rg.scale_up(s_amag, rg.matmul_up(ymag, KZ.T))
+        ar = a1r if method == "factored" else a0r                           # per-row Amag
+        dyA, ymA = rg.mul_up_nn(dy, ar[:, None]), rg.mul_up_nn(ymag, ar[:, None])
+        tP_d = rg.scale_up(s_amag, rg.matmul_up(dyA, KZ.T))
+        tP_m = rg.scale_up(s_amag, rg.matmul_up(ymA, KZ.T))
         e_dP = tP_m * gB
         e_dP += tP_d
         e_dP = rg.inflate_inplace(e_dP, 2)
         m_dP = rg.scale_up(one_plus(gB), tP_m)
-        # dV (rows l): A0 sum_i |z_ij| / L_k (same for every l)
-        sd = rg.div_up(rg.sum_up(dy[:, :dv], axis=0), float(Lk))
-        sm = rg.div_up(rg.sum_up(ymag[:, :dv], axis=0), float(Lk))
-        e_dV = rg.mul_up(A0, rg.add_up(sd, rg.mul_up(gK, sm)))
-        m_dV = rg.mul_up(s_a0, rg.mul_up(one_plus(gK), sm))
+        # dV (rows l): sum_i a0r_i |z_ij| / L_k (same for every l)
+        sd = rg.div_up(rg.matmul_up(a0r, dy[:, :dv]), float(Lk))
+        sm = rg.div_up(rg.matmul_up(a0r, ymag[:, :dv]), float(Lk))
+        e_dV = rg.add_up(sd, rg.mul_up(gK, sm))
+        m_dV = rg.mul_up(1 + 2 * U, rg.mul_up(one_plus(gK), sm))
         # dK (rows l): |beta| amag sum_a |Z_la| (|P^|^T |z|)_ba / L_k
-        PZd = rg.div_up(rg.matmul_up(Pm.T, dy), float(Lk))                 # (d x dv+1)
-        PZm = rg.div_up(rg.matmul_up(Pm.T, ymag), float(Lk))
+        PZd = rg.div_up(rg.matmul_up(Pm.T, dyA), float(Lk))                # (d x dv+1)
+        PZm = rg.div_up(rg.matmul_up(Pm.T, ymA), float(Lk))
         tK_d = rg.scale_up(s_amag, rg.matmul_up(Z, PZd.T))
         tK_m = rg.scale_up(s_amag, rg.matmul_up(Z, PZm.T))
         e_dK = tK_m * gK
@@ -376,7 +428,8 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
         acc_w = {key: rg.div_up(rg.add_up(acc_w[key], rg.mul_up(gN, acc_m[key])), float(n)) for key in acc_w}
         acc_m = {key: rg.div_up(rg.mul_up(float(rg.up(1.0 + gN)), acc_m[key]), float(n)) for key in acc_m}
     finite = all(bool(np.all(np.isfinite(v))) for v in acc_w.values())
-    items = tuple(dict(x_q=it[0], x_k=it[1], x_v=it[2], y=it[3], Pm=it[4], Km=it[6], Vm=it[8], EP=it[5], Pv=it[11])
-                  for it in per_item)
+    # the row radii are memoised in the items for .row_radii.row_eps (same key, same values)
+    items = tuple({"x_q": it[0], "x_k": it[1], "x_v": it[2], "y": it[3], "Pm": it[4], "Km": it[6], "Vm": it[8], "EP": it[5],
+                   "Pv": it[11], ("_row_radius", float(problem.beta)): ri} for it, ri in zip(per_item, radii))
     e_rel = float(rg.add_up(e_fv_rel, 4 * U))
     return RoundingBound(acc_w, acc_m, eps_A_in, eps_D_in, sigma, delta_D, finite, e_rel, items)

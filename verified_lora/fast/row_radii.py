@@ -34,23 +34,14 @@ from typing import Any
 import numpy as np
 
 from ..bounds import _approx_api as api
-from ..bounds import _rigorous as rg
 from ..bounds.degenerate import TINY_R
 from ..numerics.rounding import fraction_to_float_down
+from .rounding_bound import row_radius  # re-exported: the formula lives with the magnitudes Pm, Km it reads
 
 __all__ = ["FRACTIONS", "row_radius", "row_eps"]
 
 FRACTIONS: tuple[Fraction, ...] = (Fraction(1, 4), Fraction(1, 2), Fraction(3, 4), Fraction(7, 8), Fraction(15, 16))
 """Sub-radii tried, as fractions of the plan's ``R`` (ascending)."""
-
-
-def row_radius(problem: Any, Pm: np.ndarray, Km: np.ndarray) -> np.ndarray:
-    """``R_i >= |beta| ||Pm_i|| max_l ||Km_l||`` per query row (module docstring), rounded up."""
-    d = Pm.shape[1]
-    pn = rg.sqrt_up(rg.inflate_inplace(rg.row_dot(Pm, Pm), d))       # _rigorous 2.: d products, any order
-    # sqrt and the inflation are monotone: the max over keys is taken first
-    kn = float(rg.sqrt_up(rg.inflate_inplace(np.max(rg.row_dot(Km, Km)), Km.shape[1]))) if Km.size else 0.0
-    return rg.scale_up(float(rg.mul_up(abs(float(problem.beta)), kn)), pn)
 
 
 def row_eps(problem: Any, items: list[dict], coeffs, R: float, eps_A: float, eps_D: float | None, sigma: float,

@@ -129,6 +129,15 @@ def prove_core() -> Certificate:
     Dm, s = _r("Dm slack")
     nq += smt.prove("(1) per row: Dlo_i = D^mom_i - 2 gamma_F L_k A0 <= min(D_i, D^_i)",
                     [s >= 0, sp.Abs(Dm - D) <= s, sp.Abs(Dh - D) <= s], sp.And(Dm - 2 * s <= D, Dm - 2 * s <= Dh))
+    dl, a0i, di = _r("dl_i A0_i delta_i")
+    prow = [dl > 0, a0i >= dl, Lk >= 1, gF >= 0, D >= Lk * dl, sp.Abs(Dh - D) <= gF * Lk * a0i, di * dl >= gF * a0i]
+    nq += smt.prove("(1) per row: |D^_i - D_i| <= delta_i D_i with delta_i >= gamma_F A0_i / dl_i", prow,
+                    sp.Abs(Dh - D) <= di * D)
+    nq += smt.prove("(1) per row: min(D_i, D^_i) >= L_k (dl_i - gamma_F A0_i)", prow,
+                    sp.And(Dh >= Lk * (dl - gF * a0i), D >= Lk * (dl - gF * a0i)))
+    smt.refute("planted false (per row): |D^_i - D_i| <= delta_i D_i with delta_i = gamma_F A0_i / (2 dl_i)",
+               prow[:-1] + [sp.Eq(2 * di * dl, gF * a0i), sp.Eq(dl, 1), sp.Eq(a0i, 2), sp.Eq(Lk, 1), sp.Eq(gF, sp.Rational(1, 8))],
+               sp.Abs(Dh - D) <= di * D)
     mm = sp.Symbol("m", real=True)
     mo = [u > 0, u <= sp.Rational(1, 8), Vm >= 0, dD >= 0, dD <= sp.Rational(1, 2), sp.Abs(th) <= u,
           sp.Abs(mm) <= Vm, sp.Abs(f - mm) * (1 - dD) <= 2 * dD * Vm]
@@ -151,6 +160,8 @@ def prove_core() -> Certificate:
                        result="proved", expressions={"e_fV": efv},
                        on_paper=("|N^ - N| <= gamma_F sum_l abar_il |V_lj| <= gamma_F L_k A0 Vmag_j = delta_D a_min L_k Vmag_j "
                                  "<= delta_D D_i Vmag_j (fast-rounding-gamma; D_i >= L_k a_min)",
+                                 "per row: the same steps with A0 -> A0_i = min(A0, Pabs(R_i)) >= abar_il (|S^_il| <= x_il <= R_i, "
+                                 "Pabs non-decreasing on [0, inf)) and a_min -> dl_i <= D_i / L_k, so delta_D -> delta_i",
                                  "r^ and the outputs: the per-column / per-term bounds summed, with gamma_n of the sum "
                                  "of magnitudes (fast-rounding-gamma)"))
 
