@@ -385,7 +385,7 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
     if math.isfinite(sb.R) and sb.R > TINY_R and cap >= 1:
         from .proxy_moments import build_proxy
 
-        proxy = build_proxy(problem, float(sb.R))
+        proxy = build_proxy(problem, float(sb.R), cap)   # none above the degrees the planner may run
     est = None
     if tol_mode == "absolute":
         target = tol

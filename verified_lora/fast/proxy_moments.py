@@ -87,20 +87,26 @@ class ProxyMoments:
     d_err: float
 
 
-def proxy_polynomial(R: float) -> tuple[int, tuple, float] | None:
+def proxy_polynomial(R: float, max_degree: int = MAX_PROXY_DEGREE) -> tuple[int, tuple, float] | None:
     """``(degree, coeffs, eps_A)`` of the least :data:`PROXY_FAMILY` degree with certified ``eps_A <=``
-    :data:`PROXY_EPS` on ``[-R, R]`` (``None`` up to :data:`MAX_PROXY_DEGREE`); degrees every polynomial
-    misses (the any-polynomial lower bound) are skipped without a Remez run."""
+    :data:`PROXY_EPS` on ``[-R, R]`` (``None`` up to ``max_degree``, at most :data:`MAX_PROXY_DEGREE`: a proxy
+    of higher degree than the run it serves saves nothing); degrees every polynomial misses (the
+    any-polynomial lower bound) are skipped without a Remez run."""
+    top = min(int(max_degree), MAX_PROXY_DEGREE)
     if R <= TINY_R:  # closed-form Taylor certificate (bounds/degenerate.py): no branch-and-bound at tiny R
-        for g in range(1, MAX_PROXY_DEGREE + 1):
+        for g in range(1, top + 1):
             eps_A, _eps_D = taylor_tiny_errors(g, R)
             if eps_A <= PROXY_EPS:
                 return g, tuple(Fraction(1, math.factorial(t)) for t in range(g + 1)), float(eps_A)
         return None
+    # a proved lower bound above PROXY_EPS at the top degree rules out every degree (a polynomial of lower
+    # degree is one of that degree too): one evaluation instead of forty at huge R
+    if top < 1 or api.any_polynomial_lower(top, R) > PROXY_EPS:
+        return None
     g = 1
-    while g <= MAX_PROXY_DEGREE and api.any_polynomial_lower(g, R) > PROXY_EPS:
+    while g <= top and api.any_polynomial_lower(g, R) > PROXY_EPS:
         g += 1
-    while g <= MAX_PROXY_DEGREE:
+    while g <= top:
         try:
             cert = api.certify(PROXY_FAMILY, g, R)
         except CertificationError:
@@ -134,14 +140,14 @@ def item_moments(problem: Any, coeffs, block: int | None = None) -> list[dict[st
     return out
 
 
-def build_proxy(problem: Any, R: float) -> ProxyMoments | None:
+def build_proxy(problem: Any, R: float, max_degree: int = MAX_PROXY_DEGREE) -> ProxyMoments | None:
     """The proxy polynomial at the score bound ``R`` and its moments (one pass per call); ``None`` when no
-    proxy is certifiable or its moment pass has no finite rounding bound (the certificate then uses the
-    a-priori bounds only)."""
+    proxy of degree ``<= max_degree`` is certifiable or its moment pass has no finite rounding bound (the
+    certificate then uses the a-priori bounds only)."""
     from . import default_block_size
     from .rounding_bound import normaliser_rounding
 
-    pp = proxy_polynomial(R)
+    pp = proxy_polynomial(R, max_degree)
     if pp is None:
         return None
     g, coeffs, eps_A = pp
