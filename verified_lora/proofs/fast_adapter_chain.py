@@ -26,9 +26,6 @@ from verified_lora.symbolic import prooftools as pt
 from verified_lora.symbolic import smt
 from verified_lora.symbolic.certificates import Certificate, register_proof, run_main
 
-PAPER = {"iclr2025": "no lemma of the paper: the library's a-posteriori certificate of the almost-linear "
-                     "gradient of Section 3 (Theorem 3.1's algorithm); docs/math.md section 4",
-         "arxiv_v2": "same (not a paper claim)"}
 
 L = sp.Symbol("L", integer=True, positive=True)          # query rows
 n = sp.Symbol("n", integer=True, positive=True)          # keys
@@ -42,15 +39,14 @@ r = sp.Symbol("r", integer=True, nonnegative=True)       # a fixed adapter index
 _r = pt.real_symbols
 
 
-def _sum(expr, var, size):
-    return sp.Sum(expr, (var, 0, size - 1))
+_sum = pt.finite_sum
 
 
 _generic = pt.require_sums_equal
 
 
 def _paper(label: str) -> dict:
-    return dict(PAPER, module=f"verified_lora/fast/adapter_chain.py {label}")
+    return pt.a_posteriori_paper(f"verified_lora/fast/adapter_chain.py {label}")
 
 
 def _per_term_product(nq_name: str) -> int:

@@ -29,9 +29,6 @@ from verified_lora.symbolic import prooftools as pt
 from verified_lora.symbolic import smt
 from verified_lora.symbolic.certificates import Certificate, register_proof, run_main
 
-PAPER = {"iclr2025": "no lemma of the paper: the library's a-posteriori certificate of the almost-linear "
-                     "gradient of Section 3 (Theorem 3.1's algorithm); docs/math.md section 4",
-         "arxiv_v2": "same (not a paper claim)"}
 
 n = sp.Symbol("n", integer=True, positive=True)          # number of keys
 dv = sp.Symbol("d_v", integer=True, positive=True)
@@ -43,14 +40,14 @@ _r = pt.real_symbols
 
 
 def _sum(expr, var, size=n):
-    return sp.Sum(expr, (var, 0, size - 1))
+    return pt.finite_sum(expr, var, size)
 
 
 _generic = pt.require_sums_equal
 
 
 def _paper(label: str) -> dict:
-    return dict(PAPER, module=f"verified_lora/fast/aposteriori.py {label}")
+    return pt.a_posteriori_paper(f"verified_lora/fast/aposteriori.py {label}")
 
 
 def _cov(w, x, y):

@@ -23,10 +23,6 @@ from verified_lora.symbolic import prooftools as pt
 from verified_lora.symbolic import smt
 from verified_lora.symbolic.certificates import Certificate, ProofFailure, register_proof, run_main
 
-PAPER = {"iclr2025": "no lemma of the paper: the library's a-posteriori certificate of the almost-linear "
-                     "gradient of Section 3 (Theorem 3.1's algorithm); docs/math.md section 4",
-         "arxiv_v2": "same (not a paper claim)",
-         "module": "verified_lora/fast/row_radii.py (row radius)"}
 
 d = sp.Symbol("d", integer=True, positive=True)
 a, b = sp.symbols("a b", integer=True, nonnegative=True)
@@ -36,7 +32,7 @@ _r = pt.real_symbols
 
 
 @register_proof("fast-row-radius", title="(row radius) |S_il| <= R_i = |beta| ||Pm_i|| max_l ||Km_l||",
-                paper=PAPER)
+                paper=pt.a_posteriori_paper("verified_lora/fast/row_radii.py (row radius)"))
 def prove_row_radius() -> Certificate:
     p, k = sp.IndexedBase("p"), sp.IndexedBase("k")
     S = lambda e, v: sp.Sum(e, (v, 0, d - 1))                                 # noqa: E731

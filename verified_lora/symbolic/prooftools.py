@@ -296,3 +296,19 @@ def require_sums_equal(lhs: sp.Expr, rhs: sp.Expr, what: str) -> None:
     """:func:`sums_equal` at symbolic sizes, or :class:`ProofFailure` naming ``what``."""
     if not sums_equal(lhs, rhs, what):
         raise ProofFailure(f"{what}: not shown at symbolic size")
+
+
+A_POSTERIORI_PAPER = {"iclr2025": "no lemma of the paper: the library's a-posteriori certificate of the almost-linear "
+                                  "gradient of Section 3 (Theorem 3.1's algorithm); docs/math.md section 4",
+                      "arxiv_v2": "same (not a paper claim)"}
+"""The paper reference of every claim about the fast path's a-posteriori certificate (none is a paper lemma)."""
+
+
+def a_posteriori_paper(where: str) -> dict:
+    """:data:`A_POSTERIORI_PAPER` with ``module`` set to ``where`` (a module path and, optionally, a label)."""
+    return dict(A_POSTERIORI_PAPER, module=where)
+
+
+def finite_sum(expr: sp.Expr, var: sp.Symbol, size: sp.Expr) -> sp.Sum:
+    """``sum_{var = 0}^{size - 1} expr``."""
+    return sp.Sum(expr, (var, 0, size - 1))
