@@ -166,8 +166,8 @@ def prepare_bounds(problem: Any, plan: Any, sens: Any, method: str, coeffs, apos
     key = _key(plan, method, coeffs, aposteriori, block)
     refs = (problem, sens, moments)
     if aposteriori and (moments is None or moments.R < float(plan.R)):
-        g = getattr(plan, "degree", None)   # a proxy above the run's degree would cost more than the run
-        moments = build_proxy(problem, float(plan.R), *(() if g is None else (int(g),)))
+        # a proxy above the run's degree (that of its coefficients) would cost more than the run
+        moments = build_proxy(problem, float(plan.R), len(coeffs) - 1)
     aposteriori = aposteriori and moments is not None
     same = aposteriori and same_polynomial(moments, coeffs)
     rows = None
