@@ -129,3 +129,20 @@ def test_planner_estimates_track_the_exact_prediction():
         assert all(math.isfinite(v) and v > 0 for v in ex.values())
         for k in ex:
             assert 0.5 <= est[k] / ex[k] <= 2.0, (g, k, est[k], ex[k])
+
+
+def test_block_size_rule_cpu_and_gpu():
+    """CPU blocks sit near sqrt(rows) (>= 256); a GPU gets >= 2048-row blocks (kernel launches per block
+    dominated with 256), never more rows than the budget holds, and always a power of two."""
+    from verified_lora.fast import GPU_MIN_BLOCK, default_block_size
+
+    assert default_block_size(715, 4, "factored", rows=65536) == 256
+    assert default_block_size(715, 4, "factored", rows=65536, gpu=True) == GPU_MIN_BLOCK == 2048
+    assert default_block_size(715, 4, "factored", rows=2**22) == 2048            # sqrt(2^22)
+    assert default_block_size(715, 4, "factored", rows=2**22, gpu=True) == 2048
+    # the budget still caps: k = 131072 features, 256 MiB -> 256 rows, on either device
+    assert default_block_size(131072, 8, "factored", rows=65536, gpu=True) == 256
+    for rows in (100, 5000, 70000):
+        for gpu in (False, True):
+            b = default_block_size(210, 4, "paper", rows=rows, gpu=gpu)
+            assert b & (b - 1) == 0

@@ -109,9 +109,9 @@ def plan_for_degree(problem: Any, family: str, degree: int, method: str, tol: fl
 
 def run_block(problem: Any, k: int, method: str, block_size: int | None = None) -> int:
     """The rows per block a run at rank ``k`` uses (:func:`verified_lora.fast.run_with_polynomial`'s rule)."""
-    from . import default_block_size
+    from . import block_for
 
-    return block_size or default_block_size(k, problem.d_v, method, rows=max(problem.L, problem.L_k))
+    return block_for(problem, k, method, block_size)
 
 
 def gradient_scale(problem: Any, proxy: Any, method: str) -> dict[str, float] | None:

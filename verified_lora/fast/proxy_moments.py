@@ -120,7 +120,7 @@ def proxy_polynomial(R: float, max_degree: int = MAX_PROXY_DEGREE) -> tuple[int,
 def item_moments(problem: Any, coeffs, block: int | None = None) -> list[dict[str, np.ndarray]]:
     """Per batch item, the moments under the normalised ``coeffs`` kernel on the core's own projections."""
     from .. import features as F
-    from . import default_block_size
+    from . import block_for
     from .adapter_chain import moment_extra
     from .aposteriori import row_moments
     from .rounding_bound import balance_scale, effective_weight_f64
@@ -128,7 +128,7 @@ def item_moments(problem: Any, coeffs, block: int | None = None) -> list[dict[st
     xp = problem.xp
     g = len(coeffs) - 1
     w = F.query_weights(list(coeffs), problem.beta, problem.d_head)
-    block = block or default_block_size(int(w.shape[0]), problem.d_v, "factored", rows=max(problem.L, problem.L_k))
+    block = block_for(problem, int(w.shape[0]), "factored", block)
     W = {key: effective_weight_f64(problem, key, xp) for key in "QKV"}
     out = []
     for x_q, x_k, x_v, _y in problem.items():
@@ -144,7 +144,7 @@ def build_proxy(problem: Any, R: float, max_degree: int = MAX_PROXY_DEGREE) -> P
     """The proxy polynomial at the score bound ``R`` and its moments (one pass per call); ``None`` when no
     proxy of degree ``<= max_degree`` is certifiable or its moment pass has no finite rounding bound (the
     certificate then uses the a-priori bounds only)."""
-    from . import default_block_size
+    from . import block_for
     from .rounding_bound import normaliser_rounding
 
     pp = proxy_polynomial(R, max_degree)
@@ -155,7 +155,7 @@ def build_proxy(problem: Any, R: float, max_degree: int = MAX_PROXY_DEGREE) -> P
 
     k = int(F.query_weights(list(coeffs), problem.beta, problem.d_head).shape[0])
     L, Lk, dv = problem.L, problem.L_k, problem.d_v
-    block = default_block_size(k, dv, "factored", rows=max(L, Lk))
+    block = block_for(problem, k, "factored")
     nr = normaliser_rounding(coeffs, "factored", eps_A, R, k, L, Lk, dv, block)
     if not math.isfinite(nr.e_rel):
         return None
