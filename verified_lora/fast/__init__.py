@@ -15,6 +15,12 @@ self- or cross-attention; batches) through the polynomial method (docs/design.md
   ``dL~/dS_ij = P'(S_ij) (q~_ij - rvec~_i) / D~_i``. Cost ``O(L k d)``; it never forms an
   ``L x L_k`` matrix or the ``L x k d`` Hadamard factors; rows go in blocks, so peak memory is
   ``O((L + L_k) d + block k)``.
+* ``method="antiderivative"``: the paper chain's gradient (the same ``p~`` as ``"paper"``) at factored cost:
+  the factored back-propagation through the features of ``Q = int_0 P`` (``Q' = P``, degree ``g + 1``), since
+  ``grad_u Q(beta <u, v>) = beta P(beta <u, v>) v``; the forward (``D~``, ``c~``, ``rvec~``, the loss, ``G~_V``)
+  keeps ``P``. So ``dL~/dS_ij = P(S_ij) (q~_ij - rvec~_i) / D~_i`` and the certificate has no ``eps_D`` term (the
+  factored one carries ``zeta = (eps_A + eps_D) / (1 - eps_A)``). Cost ``O(L k' d)`` with the backward's
+  ``k' = C(d + g + 1, g + 1)`` features (``k' / k = (d + g + 1) / (g + 1)``: 1.7 at ``d = 8``, ``g = 10``).
 
 The polynomial family, degree and rank come from :func:`verified_lora.bounds.plan`, which also
 gives the certified max-entry error bound of every gradient. **Fallback:** when the plan finds no
@@ -66,7 +72,7 @@ from ..tolerances import unit_roundoff
 __all__ = ["FastGradientResult", "loss_and_grads", "METHODS", "TOL_MODES", "FORCE", "default_block_size",
            "run_with_polynomial"]
 
-METHODS: tuple[str, ...] = ("factored", "paper")
+METHODS: tuple[str, ...] = ("factored", "paper", "antiderivative")
 TOL_MODES: tuple[str, ...] = ("relative", "absolute")
 FORCE: tuple[str | None, ...] = (None, "fast", "exact")
 DEFAULT_BLOCK_BYTES = 256 * 2**20
@@ -82,8 +88,8 @@ class FastGradientResult(GradientResult):
     Attributes (beyond ``loss``, ``grads``, ``weight_grads``, ``method``, ``info``)
     ---------------------------------------------------------------------------
     path:
-        ``"fast"`` or ``"exact"`` (what actually ran). ``method`` is ``"factored"``, ``"paper"`` or
-        ``"exact"``.
+        ``"fast"`` or ``"exact"`` (what actually ran). ``method`` is ``"factored"``, ``"paper"``,
+        ``"antiderivative"`` or ``"exact"``.
     fallback:
         True when the fast path was requested (not forced exact) but exact gradients were computed
         because the plan found no speedup or could not certify ``tol``; ``reason`` says which.
@@ -161,7 +167,8 @@ def _check_args(problem: Any, tol: Any, method: Any, tol_mode: Any, force: Any, 
     if not isinstance(problem, LoraAttention):
         raise InputError("problem", "a verified_lora.LoraAttention", type(problem).__name__)
     if method not in METHODS:
-        raise InputError("method", f"one of {METHODS}", repr(method), 'use "factored" (default) or "paper"')
+        raise InputError("method", f"one of {METHODS}", repr(method),
+                         'use "factored" (default), "paper" or "antiderivative"')
     if tol_mode not in TOL_MODES:
         raise InputError("tol_mode", f"one of {TOL_MODES}", repr(tol_mode))
     if force not in FORCE:
@@ -217,6 +224,11 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     d = problem.d_head
     w = F.query_weights(list(coeffs), problem.beta, d)
     k = int(w.shape[0])
+    core_g, wb = g, None
+    if method == "antiderivative":  # the factored core at degree g + 1: forward P (zero at g + 1), backward Q
+        core_g = g + 1
+        w = F.query_weights(list(coeffs) + [0], problem.beta, d)
+        wb = F.query_weights(F.antiderivative_coefficients(coeffs), problem.beta, d)
     block = block_size or default_block_size(k, problem.d_v, method, rows=max(problem.L, problem.L_k))
     W = {key: effective_weight_f64(problem, key, xp) for key in ("Q", "K", "V")}  # float64 for every dtype
     totals = None
@@ -228,8 +240,8 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
         Kmat = x_k @ W["K"]
         Vmat = x_v @ W["V"]
         c = balance_scale(P, Kmat)  # a power of two: P c, K / c are exact and keep the monomials in range
-        if method == "factored":
-            r = factored_core(P * c, Kmat / c, Vmat, y, w, g, block=block, xp=xp)
+        if method != "paper":
+            r = factored_core(P * c, Kmat / c, Vmat, y, w, core_g, block=block, xp=xp, back_weights=wb)
         else:
             r = paper_core(P * c, Kmat / c, Vmat, y, w, g, problem.beta, block=block, xp=xp)
         item = [x_q.T @ (r.dP * c), x_k.T @ (r.dK / c), x_v.T @ r.dV]
@@ -247,6 +259,8 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     grads = {key: t.astype(dt, copy=False) for key, t in adapter_grads(problem, wide).items()}
     weight_grads = {key: t.astype(dt, copy=False) for key, t in wide.items()}
     info = {"block_size": block, "rank": k, "degree": g, "min_normaliser": low, "compute_dtype": "float64"}
+    if method == "antiderivative":
+        info["backward_rank"] = int(w.shape[0])
     return loss, grads, weight_grads, info
 
 
@@ -335,7 +349,8 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         adapter gradient, certified a posteriori (module docstring). ``"absolute"``:
         ``max|G~ - G| <= tol``, certified a priori.
     method:
-        ``"factored"`` (default, ``O(L k d)``) or ``"paper"`` (``O(L k d^2)``).
+        ``"factored"`` (default, ``O(L k d)``), ``"paper"`` (``O(L k d^2)``) or ``"antiderivative"`` (the
+        paper's gradient at ``O(L k' d)``, ``k' = C(d + g + 1, g + 1)``; no ``eps_D`` in its certificate).
     force:
         ``None`` (default): the plan decides; outside the efficient regime (no speedup, or ``tol``
         not certifiable) exact gradients are returned with ``fallback=True`` and the ``reason``.
