@@ -194,7 +194,7 @@ def default_block_size(k: int, d_v: int, method: str, budget: int = DEFAULT_BLOC
     ``block + n / block`` (:mod:`verified_lora.fast.rounding_bound`), least at ``block = sqrt(n)``,
     but thinner blocks make the feature GEMMs slower (measured on the 2-core box, d = 8, k = 43758:
     the factored core takes 4.0-4.4 s CPU with 256-row blocks, 4.6-4.8 s with 128 or 192). The block is a
-    power of two (fuller GEMM tiles). "factored" holds one ``k x block`` feature buffer; "paper" also
+    power of two (fuller GEMM tiles). "factored" and "antiderivative" hold one ``k x block`` feature buffer; "paper" also
     the face-split ``k d_v x block`` factors.
     """
     width = k * (2 * d_v + 2) if method == "paper" else k

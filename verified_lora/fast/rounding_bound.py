@@ -98,7 +98,8 @@ from ..bounds.propagation import column_stats
 from ..numerics.rounding import fraction_to_float_down, fraction_to_float_up
 from .chunked import depth as chunk_depth
 
-__all__ = ["RoundingBound", "rounding_bound", "effective_weight_f64", "poly_magnitudes", "row_magnitudes", "row_radius", "balance_scale"]
+__all__ = ["RoundingBound", "rounding_bound", "effective_weight_f64", "poly_magnitudes", "row_magnitudes", "row_radius",
+           "balance_scale", "core_layout"]
 
 U = rg.U
 
@@ -239,15 +240,27 @@ class NormaliserRounding:
     e_rel: float
 
 
+def core_layout(method: str, g: int, k: int, d_head: int | None) -> tuple[int, int]:
+    """``(g_core, k_core)``: the degree and rank of the features ``method``'s core builds for a polynomial of
+    degree ``g`` and rank ``k``: ``(g + 1, C(d_head + g + 1, g + 1))`` for "antiderivative" (the factored core on
+    the features of ``Q = int P``; ``d_head`` required), ``(g, k)`` otherwise."""
+    if method != "antiderivative":
+        return g, k
+    if d_head is None:
+        raise ValueError("the antiderivative layout needs d_head")
+    return g + 1, math.comb(int(d_head) + g + 1, g + 1)
+
+
 def normaliser_rounding(coeffs: Sequence[Any], method: str, eps_A: float, R: float, k: int, L: int, Lk: int,
-                        d_v: int, block: int | None) -> NormaliserRounding:
+                        d_v: int, block: int | None, d_head: int | None = None) -> NormaliserRounding:
     """:class:`NormaliserRounding` of the polynomial ``coeffs`` (certified ``eps_A`` on ``[-R, R]``, rank ``k``)
-    evaluated by ``method``'s pass layout over ``L`` query and ``L_k`` key rows in blocks of ``block``."""
-    g = len(coeffs) - 1
+    evaluated by ``method``'s pass layout over ``L`` query and ``L_k`` key rows in blocks of ``block``
+    (``d_head`` for "antiderivative", whose core runs at degree ``g + 1``: :func:`core_layout`)."""
+    g, k = core_layout(method, len(coeffs) - 1, k, d_head)
     A0, A1 = poly_magnitudes(coeffs, R)
     amin = float(rg.down(rg.down(1.0 - eps_A) * _exp_neg_lower(R)))
     # longest feature inner product, summed in chunks (fast/chunked.py); paper: the face-split GEMM
-    kw = chunk_depth(k) + 1 if method == "factored" else chunk_depth(k * d_v) + chunk_depth(k) + 2
+    kw = chunk_depth(k) + 1 if method != "paper" else chunk_depth(k * d_v) + chunk_depth(k) + 2
 
     def depth(n: int) -> int:
         return 2 * n if not block else min(2 * n, block + -(-n // block) + 2)
@@ -274,13 +287,13 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
     has rounding depth ``<= block + ceil(n / block) + 1`` (one GEMM per block, then one addition
     per block). ``None`` assumes the worst, ``2 n``.
     """
-    g = len(coeffs) - 1
+    g, _k_core = core_layout(method, len(coeffs) - 1, k, problem.d_head)   # the core's monomial degree
     beta = abs(float(problem.beta))
     d_out = {"Q": problem.d_head, "K": problem.d_head, "V": problem.d_v}
     dm = problem.d_model
     inf = {key: np.full((dm, d_out[key]), math.inf) for key in "QKV"}
     L, Lk, dv = problem.L, problem.L_k, problem.d_v
-    nr = normaliser_rounding(coeffs, method, eps_A, R, k, L, Lk, dv, block)
+    nr = normaliser_rounding(coeffs, method, eps_A, R, k, L, Lk, dv, block, problem.d_head)
     A0, A1, amin, gF, delta_D, kw, dL, dLk = nr.A0, nr.A1, nr.amin, nr.gF, nr.delta_D, nr.kw, nr.dL, nr.dLk
     if not amin > 0:
         return RoundingBound(inf, inf, math.inf, math.inf, math.inf, math.inf, False)
@@ -375,7 +388,7 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
         Z = np.concatenate([Vm, np.ones((Vm.shape[0], 1))], axis=1)        # |[V^_l, 1]|
         KZ = rg.div_up(rg.matmul_up(Km.T, Z), float(Lk))                   # (d x dv+1), / L_k
         # dP (rows i): |beta| amag (KZ |z_i|); e = t_d + gB t_m (2 operations, _rigorous 4.)
-        ar = a1r if method == "factored" else a0r                           # per-row Amag
+        ar = a1r if method == "factored" else a0r     # per-row Amag (antiderivative: Qabs' = Pabs, so A0_i)
         dyA, ymA = rg.mul_up_nn(dy, ar[:, None]), rg.mul_up_nn(ymag, ar[:, None])
         tP_d = rg.scale_up(s_amag, rg.matmul_up(dyA, KZ.T))
         tP_m = rg.scale_up(s_amag, rg.matmul_up(ymA, KZ.T))
