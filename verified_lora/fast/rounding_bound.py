@@ -71,7 +71,15 @@ row accumulations ``2 L`` and ``2 L_k``, or ``block + ceil(L / block) + 2`` for 
     ``sum |t(z)| <= |beta| Amag sum_a |Z_la| (|P^|^T |z|)_ba``;
   - ``dV_lj = sum_i a_il y_ij``: ``sum |t(z)| <= sum_i A0_i |z_ij|``;
 
-  with ``Amag = A1_i`` (factored) or ``A0_i`` (paper) of the row ``i`` (inside the sum over ``i`` for ``dK``).
+  with ``Amag = A1_i`` (factored) or ``A0_i`` (paper, antiderivative) of the row ``i`` (inside the sum over ``i``
+  for ``dK``).
+* **antiderivative** runs the factored core at degree ``g + 1`` (:func:`core_layout`): the forward and ``dV``
+  with the weights of ``P`` (zero at degree ``g + 1``; those rows are skipped, fewer terms), ``dP`` and ``dK``
+  through the feature VJP of ``Q`` (``q_{t+1} = a_t / (t + 1)``, ``Q' = P``). Every count above holds with
+  ``g + 1`` for ``g`` and ``k' = C(d + g + 1, g + 1)`` for ``k``; the magnitudes ``A0``, ``A0_i`` are ``P``'s,
+  and the derivative magnitude is ``sum_m |w^Q_m| m_b |P^_i|^{m - e_b} |K^_l|^m = |beta| |K^_lb| Qabs'(x_il)``
+  with ``Qabs'(x) = sum_t (t + 1) |q_{t+1}| x^t = Pabs(x)``, so ``Amag = A0_i`` (certificate
+  fast-antiderivative-magnitude).
 * ``G_Q = X_Q^T dP`` etc. (float64 GEMMs): ``|X|^T e + gamma_L |X|^T |out^|``; a batch adds
   ``gamma_{N+1}`` of the summed magnitudes before the division by ``N``.
 
@@ -80,7 +88,8 @@ or ``sigma > 1/2`` the bound is ``inf`` (no certificate: at ``R`` near 18 the ca
 ``A0 / amin ~ e^{2R}`` exceeds ``1/gamma``).
 
 Algebraic steps machine-checked: verified_lora/proofs/fast_rounding_bound.py, certificates fast-rounding-gamma,
-fast-rounding-core (with the per-row delta_i and margin), fast-rounding-inputs, fast-balancing.
+fast-rounding-core (with the per-row delta_i and margin), fast-rounding-inputs, fast-balancing; the antiderivative's
+magnitude in verified_lora/proofs/fast_antiderivative.py, certificate fast-antiderivative-magnitude.
 """
 
 from __future__ import annotations
