@@ -104,7 +104,7 @@ def test_cost_model_and_methods():
     assert fast_flops("factored", 100, 100, d, d, k) < fast_flops("antiderivative", 100, 100, d, d, k) \
         < fast_flops("paper", 100, 100, d, d, k)
     p = random_problem(0, L=8, d_model=3, d_head=2, d_v=2, r=1)
-    with pytest.raises(InputError, match="antiderivative"):
+    with pytest.raises(InputError, match="auto"):
         fast.loss_and_grads(p, method="nope")
 
 
@@ -163,3 +163,30 @@ def test_float32_problem():
     for key, b in res.bounds.items():
         assert math.isfinite(b)
         assert float(np.max(np.abs(res.grads[key].astype(np.float64) - ex.grads[key]))) <= b
+
+
+def _qk_only(d: int, L: int) -> LoraAttention:
+    p = make_problem(d, L, 1.0)
+    return p.replace(adapters={k: v for k, v in p.adapters.items() if k in ("Q", "K")})
+
+
+def test_auto_takes_the_antiderivative_where_it_certifies_a_lower_degree():
+    """Q and K adapters only (no V gradient, whose bound has no eps_D term, to bind): at d = 6, R = 1 the
+    antiderivative certifies 1e-6 at a lower degree than the factored path, and costs less there."""
+    p = _qk_only(6, 2048)
+    fac = fast.loss_and_grads(p, 1e-6, method="factored", force="fast")
+    res = fast.loss_and_grads(p, 1e-6, method="auto", force="fast")
+    assert res.method == "antiderivative" and res.info["method_requested"] == "auto"
+    assert res.certified and res.degree < fac.degree
+    ex = exact.loss_and_grads(p)
+    for key, b in res.bounds.items():
+        assert float(np.max(np.abs(res.grads[key] - ex.grads[key]))) <= b
+
+
+def test_auto_keeps_factored_at_the_same_degree():
+    p = _qk_only(4, 2048)
+    res = fast.loss_and_grads(p, 1e-6, method="auto", force="fast")
+    anti = fast.loss_and_grads(p, 1e-6, method="antiderivative", force="fast")
+    assert res.method == "factored" and res.certified and res.degree <= anti.degree
+    ex = fast.loss_and_grads(p, 1e-6, method="auto", force="exact")
+    assert ex.path == "exact" and ex.info["method_requested"] == "auto"

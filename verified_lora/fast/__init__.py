@@ -21,6 +21,7 @@ self- or cross-attention; batches) through the polynomial method (docs/design.md
   keeps ``P``. So ``dL~/dS_ij = P(S_ij) (q~_ij - rvec~_i) / D~_i`` and the certificate has no ``eps_D`` term (the
   factored one carries ``zeta = (eps_A + eps_D) / (1 - eps_A)``). Cost ``O(L k' d)`` with the backward's
   ``k' = C(d + g + 1, g + 1)`` features (``k' / k = (d + g + 1) / (g + 1)``: 1.7 at ``d = 8``, ``g = 10``).
+  ``method="auto"`` lets the planner take the cheaper certified plan of "factored" and "antiderivative".
 
 The polynomial family, degree and rank come from :func:`verified_lora.bounds.plan`, which also
 gives the certified max-entry error bound of every gradient. **Fallback:** when the plan finds no
@@ -166,9 +167,9 @@ def _check_args(problem: Any, tol: Any, method: Any, tol_mode: Any, force: Any, 
                 max_attempts: Any) -> float:
     if not isinstance(problem, LoraAttention):
         raise InputError("problem", "a verified_lora.LoraAttention", type(problem).__name__)
-    if method not in METHODS:
-        raise InputError("method", f"one of {METHODS}", repr(method),
-                         'use "factored" (default), "paper" or "antiderivative"')
+    if method not in METHODS + ("auto",):
+        raise InputError("method", f"one of {METHODS + ('auto',)}", repr(method),
+                         'use "factored" (default), "paper", "antiderivative" or "auto"')
     if tol_mode not in TOL_MODES:
         raise InputError("tol_mode", f"one of {TOL_MODES}", repr(tol_mode))
     if force not in FORCE:
@@ -349,8 +350,10 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         adapter gradient, certified a posteriori (module docstring). ``"absolute"``:
         ``max|G~ - G| <= tol``, certified a priori.
     method:
-        ``"factored"`` (default, ``O(L k d)``), ``"paper"`` (``O(L k d^2)``) or ``"antiderivative"`` (the
-        paper's gradient at ``O(L k' d)``, ``k' = C(d + g + 1, g + 1)``; no ``eps_D`` in its certificate).
+        ``"factored"`` (default, ``O(L k d)``), ``"paper"`` (``O(L k d^2)``), ``"antiderivative"`` (the
+        paper's gradient at ``O(L k' d)``, ``k' = C(d + g + 1, g + 1)``; no ``eps_D`` in its certificate) or
+        ``"auto"`` (the planner's cheaper of "factored" and "antiderivative",
+        :func:`verified_lora.fast.planning.choose_method`; the result's ``method`` says which ran).
     force:
         ``None`` (default): the plan decides; outside the efficient regime (no speedup, or ``tol``
         not certifiable) exact gradients are returned with ``fallback=True`` and the ``reason``.
@@ -376,7 +379,7 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
     from ..bounds.degenerate import TINY_R
     from ..bounds.planner import DEFAULT_MAX_DEGREE, _check_families
     from .certificate import finalise, prepare_bounds, relative_claims
-    from .planning import choose_plan, gradient_scale, pay_cap, plan_for_degree
+    from .planning import AUTO_METHODS, choose_method, choose_plan, gradient_scale, pay_cap, plan_for_degree
 
     model = cost_model or _default_cost_model(problem)
     sb = score_bound(problem)
@@ -386,7 +389,7 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
     def refuse(reason: str, pl: Any, attempts: int) -> FastGradientResult:
         if force == "fast":
             raise RegimeError(f"fast path forced but not certifiable: {reason}")
-        return _exact_result(problem, fallback=True, reason=reason, tol=tol, tol_mode=tol_mode, method_asked=method,
+        return _exact_result(problem, fallback=True, reason=reason, tol=tol, tol_mode=tol_mode, method_asked=asked,
                              plan=pl, attempts=attempts)
 
     attempts = 0
@@ -394,8 +397,12 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
     planner: dict[str, int] = {}
     fams = _check_families(families)
     cap = max_degree if max_degree is not None else DEFAULT_MAX_DEGREE
-    if force != "fast":
-        cap = pay_cap(problem, method, model, cap)
+    asked = method                # "auto": the planner picks one of AUTO_METHODS below
+    caps = {m: cap if force == "fast" else pay_cap(problem, m, model, cap)
+            for m in (AUTO_METHODS if method == "auto" else (method,))}
+    cap = max(caps.values())
+    if method == "auto":
+        method = "factored"       # unless choose_method finds a cheaper certified plan
     proxy = None  # the cheap proxy moments (fast/proxy_moments.py): one pass per call, planner and certificate
     if math.isfinite(sb.R) and sb.R > TINY_R and cap >= 1:
         from .proxy_moments import build_proxy
@@ -416,8 +423,12 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         # the a-priori planner's first absolute target (used only when the a-posteriori planner has no plan)
         target = tol * 0.5 * min(positive) / (1 + 2 * tol)
     if proxy is not None:  # the degree the a-posteriori certificate needs, and that certificate predicted
-        choice = choose_plan(problem, tol, tol_mode, method, fams, sb, sens, model, cap,
-                             est if tol_mode == "relative" else None, proxy=proxy, block_size=block_size)
+        scale = est if tol_mode == "relative" else None
+        if asked == "auto":
+            method, choice = choose_method(problem, tol, tol_mode, fams, sb, sens, model, caps, scale, proxy, block_size)
+        else:
+            choice = choose_plan(problem, tol, tol_mode, method, fams, sb, sens, model, cap, scale, proxy=proxy,
+                                 block_size=block_size)
         if choice is not None:
             pending, predicted = choice.plan, choice.pending
             planner = {"exact_predictions": choice.predictions, "estimates": choice.estimates}
@@ -471,7 +482,8 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
             target = target / 100
     return FastGradientResult(
         loss=loss, grads=grads, weight_grads=wgrads, method=method,
-        info={**info, "cost_ratio": pl.cost_ratio, "certificate_shared": shared, "planner": planner},
+        info={**info, "cost_ratio": pl.cost_ratio, "certificate_shared": shared, "planner": planner,
+              "method_requested": asked},
         path="fast", fallback=False, reason=pl.reason, bounds=bounds, weight_bounds=wbounds, relative_bounds=rel,
         approx_bounds=rb.approx if keys else rb.weight_approx,
         rounding_bounds=rb.rounding if keys else rb.weight_rounding,
