@@ -15,7 +15,8 @@ the output conversion term (zero for float64 problems). :func:`choose_plan` retu
 the returned arrays (:func:`~verified_lora.fast.certificate.finalise`), else certifies afresh.
 
 **The search** (preferred families per degree: ``"factored"``: ``"minimax-antiderivative"`` then
-``"minimax"``; ``"paper"``: ``"minimax"``; those allowed, else the first family given):
+``"minimax"``; ``"paper"``, ``"antiderivative"``: ``"minimax"`` (no ``eps_D`` in their certificates); those
+allowed, else the first family given):
 
 * the start is the least degree not ruled out for *every* polynomial (any-polynomial lower bound ``>= 1/2``);
 * an *estimate* is the same prediction on an evenly spaced subsample of ``max(1024, L / 64)`` query rows

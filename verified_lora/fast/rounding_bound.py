@@ -1,4 +1,4 @@
-r"""Rigorous bound of the fast path's own floating-point error (both methods), a priori, ``O((L + L_k)(d + d_v))``.
+r"""Rigorous bound of the fast path's own floating-point error (every method), a priori, ``O((L + L_k)(d + d_v))``.
 
 The certificate of :mod:`verified_lora.fast` compares the float arrays ``G^`` the fast path returns
 with the exact gradient ``G`` of the problem as given (exact reals: ``W = W* + s B A``). The chain is
