@@ -31,7 +31,7 @@ NEW_CLAIMS = ("fast-a0-density-ratio", "fast-a1-means", "fast-a2-covariances", "
               "fast-c1-spread", "fast-gq-factored", "fast-gk", "fast-gv", "fast-rounding-gamma", "fast-rounding-core",
               "fast-rounding-inputs", "fast-balancing", "fast-relative-claims", "fast-adapter-chain", "fast-chain-q",
               "fast-chain-k", "fast-chain-v", "fast-row-radius", "fast-proxy-p0-ratio", "fast-proxy-p1-p2",
-              "fast-proxy-p3-means", "fast-rounding-once")
+              "fast-proxy-p3-means", "fast-rounding-once", "fast-antiderivative-gradient", "fast-antiderivative-magnitude")
 
 
 def _r(names: str):
@@ -212,9 +212,10 @@ def _forge(ob: dict) -> None:
     elif ob["kind"] == "smt-sat":
         objs["goal"] = sp.true
         ob["smtlib"] = smt.query(list(objs["hypotheses"]), objs["goal"])[0]
-    else:                                                   # identities: a planted extra term on the right
-        objs["rhs"] = objs["rhs"] + sp.Symbol("planted") if not isinstance(objs["rhs"], sp.MatrixBase) \
-            else objs["rhs"] + sp.Symbol("planted") * sp.ones(*objs["rhs"].shape)
+    else:            # identities (derivatives: the claimed derivative): a planted extra term on the right
+        side = "rhs" if "rhs" in objs else "claimed"
+        objs[side] = objs[side] + sp.Symbol("planted") if not isinstance(objs[side], sp.MatrixBase) \
+            else objs[side] + sp.Symbol("planted") * sp.ones(*objs[side].shape)
     ob["srepr"] = {k: sp.srepr(v) for k, v in objs.items()}
     if "latex" in ob:
         ob["latex"] = recheck.statement_latex(ob["kind"], objs)

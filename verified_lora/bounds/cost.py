@@ -11,7 +11,9 @@ Model (per batch item and head; the ``O(L d_model d)`` projections, common to ev
   (the anchors' ``12 L k (d + 1)``);
 * "paper" (the forward above plus the rank-``k d_v`` Hadamard factors of Lemmas 3.6-3.7 contracted
   with ``d_head`` columns) ``= 2 (L + L_k) k (d_v + 1) + 4 (L + L_k) k d_v d_head``
-  (the anchors' ``4 L k (d + 1) + 8 L k d^2``).
+  (the anchors' ``4 L k (d + 1) + 8 L k d^2``);
+* "antiderivative" (the forward at rank ``k``, the backward through the degree-``g + 1`` features of
+  ``Q = int P``, rank ``k' = C(d_head + g + 1, g + 1)``) ``= 2 (L + L_k) k (d_v + 1) + 4 (L + L_k) k' (d_v + 1)``.
 
 ``exp_cost`` is the cost of one exponential in FLOP-equivalents: 0 in the FLOP convention
 (the default; exps are nearly free on a GPU), about 227 on the 2-core CPU of the anchors
@@ -27,7 +29,7 @@ import math
 from dataclasses import dataclass
 
 from ..errors import InputError
-from ..features.layout import rank
+from ..features.layout import degree_for, rank
 
 __all__ = ["rank", "paper_rank", "CostModel", "EXP_COST_CPU", "exact_flops", "exact_gemm_flops", "fast_flops",
            "cost_ratio"]
@@ -69,13 +71,16 @@ def exact_gemm_flops(L: int, L_k: int, d_head: int, d_v: int) -> float:
 
 
 def fast_flops(method: str, L: int, L_k: int, d_head: int, d_v: int, k: int) -> float:
-    """FLOPs of the "factored" or "paper" fast path at rank ``k`` (module docstring)."""
+    """FLOPs of the "factored", "paper" or "antiderivative" fast path at rank ``k`` (module docstring)."""
     n = float(L + L_k)
     if method == "factored":
         return 6.0 * n * k * (d_v + 1)
     if method == "paper":
         return 2.0 * n * k * (d_v + 1) + 4.0 * n * k * d_v * d_head
-    raise InputError("method", "'factored' or 'paper'", repr(method))
+    if method == "antiderivative":
+        k_back = rank(d_head, degree_for(d_head, k) + 1)
+        return 2.0 * n * k * (d_v + 1) + 4.0 * n * k_back * (d_v + 1)
+    raise InputError("method", "'factored', 'paper' or 'antiderivative'", repr(method))
 
 
 def cost_ratio(method: str, L: int, L_k: int, d_head: int, d_v: int, k: int,

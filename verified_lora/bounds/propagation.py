@@ -12,6 +12,7 @@ With ``S = beta Q K^T``:
 * **"paper"** (Lemmas 3.3-3.7, Theorem 3.1 / A.1 chain): ``c~ = f~ V - Y``, ``q~ = c~ V^T``,
   ``p~ = f~ * q~ - diag((f~ * q~) 1) f~``, ``G~_Q = beta X_Q^T p~ K``, ``G~_K = beta X_K^T p~^T Q``,
   ``G~_V = X_V^T f~^T c~``.
+  **"antiderivative"** computes the same ``p~`` (at factored cost), so it has the same bounds.
 * **"factored"**: the exact gradient of ``1/2 ||f~ V - Y||^2``:
   ``dL~/dS_ij = P'(S_ij) (q~_ij - r~_i) / D~_i`` with ``r~_i = sum_j f~_ij q~_ij``; ``G~_V`` as above.
 * Adapters by the chain rule ``dA = s B^T G``, ``dB = s G A^T``; a batch averages its items.
@@ -105,7 +106,9 @@ from .score import Projection, projections
 __all__ = ["METHODS", "EpsScalars", "eps_scalars", "Sensitivity", "GradientBounds", "sensitivity",
            "gradient_bounds", "StepBounds", "step_bounds", "column_stats"]
 
-METHODS: tuple[str, ...] = ("factored", "paper")
+METHODS: tuple[str, ...] = ("factored", "paper", "antiderivative")
+"""``"antiderivative"`` computes the paper chain's gradient (by the factored backward through the features of
+``Q = int P``, :mod:`verified_lora.fast`), so its bounds are the paper's: no ``eps_D``."""
 
 
 def _check_eps(name: str, value: Any, *, allow_none: bool = False) -> Fraction | None:
@@ -347,7 +350,7 @@ class Sensitivity:
         out: dict[str, np.ndarray] = {}
         for key, names in (("Q", ("Q1", "Q2", "Q3")), ("K", ("K1", "K2", "K3"))):
             m1, m2, m3 = (c[n] for n in names)
-            if method == "paper":
+            if method != "factored":   # "paper" and "antiderivative": the same p~
                 core = rg.mul_up(t, rg.add_up(rg.mul_up(3.0, m1), m2))
             else:
                 df = sc.delta_fac

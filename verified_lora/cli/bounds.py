@@ -19,8 +19,9 @@ def add(sub: argparse._SubParsersAction) -> None:
                        parents=[json_or_markdown("print JSON", "print the tables as Markdown"), quiet_flag()])
     p.add_argument("problem", nargs="?", help="a problem .npz")
     p.add_argument("--tol", type=float, default=1e-6, help="absolute max-entry tolerance per gradient (default 1e-6)")
-    p.add_argument("--method", choices=("factored", "paper", "both"), default="both",
-                   help="which fast algorithm to bound (default both)")
+    p.add_argument("--method", choices=("factored", "paper", "antiderivative", "both"), default="both",
+                   help="which fast algorithm to bound (default both: factored and paper; antiderivative has the "
+                        "paper's bounds at the factored path's cost)")
     p.add_argument("--family", action="append", help="polynomial family (repeatable; default all)")
     p.add_argument("--max-degree", type=int, default=40, help="largest degree tried (default 40)")
     p.add_argument("--full", action="store_true",

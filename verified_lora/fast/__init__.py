@@ -15,6 +15,13 @@ self- or cross-attention; batches) through the polynomial method (docs/design.md
   ``dL~/dS_ij = P'(S_ij) (q~_ij - rvec~_i) / D~_i``. Cost ``O(L k d)``; it never forms an
   ``L x L_k`` matrix or the ``L x k d`` Hadamard factors; rows go in blocks, so peak memory is
   ``O((L + L_k) d + block k)``.
+* ``method="antiderivative"``: the paper chain's gradient (the same ``p~`` as ``"paper"``) at factored cost:
+  the factored back-propagation through the features of ``Q = int_0 P`` (``Q' = P``, degree ``g + 1``), since
+  ``grad_u Q(beta <u, v>) = beta P(beta <u, v>) v``; the forward (``D~``, ``c~``, ``rvec~``, the loss, ``G~_V``)
+  keeps ``P``. So ``dL~/dS_ij = P(S_ij) (q~_ij - rvec~_i) / D~_i`` and the certificate has no ``eps_D`` term (the
+  factored one carries ``zeta = (eps_A + eps_D) / (1 - eps_A)``). Cost ``O(L k' d)`` with the backward's
+  ``k' = C(d + g + 1, g + 1)`` features (``k' / k = (d + g + 1) / (g + 1)``: 1.7 at ``d = 8``, ``g = 10``).
+  ``method="auto"`` lets the planner take the cheaper certified plan of "factored" and "antiderivative".
 
 The polynomial family, degree and rank come from :func:`verified_lora.bounds.plan`, which also
 gives the certified max-entry error bound of every gradient. **Fallback:** when the plan finds no
@@ -66,7 +73,7 @@ from ..tolerances import unit_roundoff
 __all__ = ["FastGradientResult", "loss_and_grads", "METHODS", "TOL_MODES", "FORCE", "default_block_size",
            "block_for", "run_with_polynomial"]
 
-METHODS: tuple[str, ...] = ("factored", "paper")
+METHODS: tuple[str, ...] = ("factored", "paper", "antiderivative")
 TOL_MODES: tuple[str, ...] = ("relative", "absolute")
 FORCE: tuple[str | None, ...] = (None, "fast", "exact")
 DEFAULT_BLOCK_BYTES = 256 * 2**20
@@ -84,8 +91,8 @@ class FastGradientResult(GradientResult):
     Attributes (beyond ``loss``, ``grads``, ``weight_grads``, ``method``, ``info``)
     ---------------------------------------------------------------------------
     path:
-        ``"fast"`` or ``"exact"`` (what actually ran). ``method`` is ``"factored"``, ``"paper"`` or
-        ``"exact"``.
+        ``"fast"`` or ``"exact"`` (what actually ran). ``method`` is ``"factored"``, ``"paper"``,
+        ``"antiderivative"`` or ``"exact"``.
     fallback:
         True when the fast path was requested (not forced exact) but exact gradients were computed
         because the plan found no speedup or could not certify ``tol``; ``reason`` says which.
@@ -162,8 +169,9 @@ def _check_args(problem: Any, tol: Any, method: Any, tol_mode: Any, force: Any, 
                 max_attempts: Any) -> float:
     if not isinstance(problem, LoraAttention):
         raise InputError("problem", "a verified_lora.LoraAttention", type(problem).__name__)
-    if method not in METHODS:
-        raise InputError("method", f"one of {METHODS}", repr(method), 'use "factored" (default) or "paper"')
+    if method not in METHODS + ("auto",):
+        raise InputError("method", f"one of {METHODS + ('auto',)}", repr(method),
+                         'use "factored" (default), "paper", "antiderivative" or "auto"')
     if tol_mode not in TOL_MODES:
         raise InputError("tol_mode", f"one of {TOL_MODES}", repr(tol_mode))
     if force not in FORCE:
@@ -189,11 +197,11 @@ def default_block_size(k: int, d_v: int, method: str, budget: int = DEFAULT_BLOC
     ``block + n / block`` (:mod:`verified_lora.fast.rounding_bound`), least at ``block = sqrt(n)``,
     but thinner blocks make the feature GEMMs slower (measured on the 2-core box, d = 8, k = 43758:
     the factored core takes 4.0-4.4 s CPU with 256-row blocks, 4.6-4.8 s with 128 or 192). The block is a
-    power of two (fuller GEMM tiles). "factored" holds one ``k x block`` feature buffer; "paper" also
+    power of two (fuller GEMM tiles). "factored" and "antiderivative" hold one ``k x block`` feature buffer; "paper" also
     the face-split ``k d_v x block`` factors.
 
-    ``gpu=True`` (CuPy arrays) raises the floor of that cap from 256 to :data:`GPU_MIN_BLOCK` rows: each
-    block costs tens of kernel launches, which dominated on an H200 with 256-row blocks (the factored path
+    ``gpu=True`` (CuPy arrays) uses blocks of :data:`GPU_MIN_BLOCK` rows (fewer only where the budget or the
+    rows are fewer), not ``sqrt(rows)``: each block costs tens of kernel launches, which dominated on an H200 with 256-row blocks (the factored path
     at L = 4096, d = 4, degree 6 took 79 ms against 10 ms for exact). The rounding depth grows with the
     block (at most ``2048 + n / 2048`` against ``2 sqrt(n)``), and the certificate charges it.
     """
@@ -235,6 +243,11 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     d = problem.d_head
     w = F.query_weights(list(coeffs), problem.beta, d)
     k = int(w.shape[0])
+    core_g, wb = g, None
+    if method == "antiderivative":  # the factored core at degree g + 1: forward P (zero at g + 1), backward Q
+        core_g = g + 1
+        w = F.query_weights(list(coeffs) + [0], problem.beta, d)
+        wb = F.query_weights(F.antiderivative_coefficients(coeffs), problem.beta, d)
     block = block_for(problem, k, method, block_size)
     W = {key: effective_weight_f64(problem, key, xp) for key in ("Q", "K", "V")}  # float64 for every dtype
     totals = None
@@ -246,8 +259,8 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
         Kmat = x_k @ W["K"]
         Vmat = x_v @ W["V"]
         c = balance_scale(P, Kmat)  # a power of two: P c, K / c are exact and keep the monomials in range
-        if method == "factored":
-            r = factored_core(P * c, Kmat / c, Vmat, y, w, g, block=block, xp=xp)
+        if method != "paper":
+            r = factored_core(P * c, Kmat / c, Vmat, y, w, core_g, block=block, xp=xp, back_weights=wb)
         else:
             r = paper_core(P * c, Kmat / c, Vmat, y, w, g, problem.beta, block=block, xp=xp)
         item = [x_q.T @ (r.dP * c), x_k.T @ (r.dK / c), x_v.T @ r.dV]
@@ -265,6 +278,8 @@ def run_with_polynomial(problem: LoraAttention, coeffs, method: str = "factored"
     grads = {key: t.astype(dt, copy=False) for key, t in adapter_grads(problem, wide).items()}
     weight_grads = {key: t.astype(dt, copy=False) for key, t in wide.items()}
     info = {"block_size": block, "rank": k, "degree": g, "min_normaliser": low, "compute_dtype": "float64"}
+    if method == "antiderivative":
+        info["backward_rank"] = int(w.shape[0])
     return loss, grads, weight_grads, info
 
 
@@ -353,7 +368,10 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         adapter gradient, certified a posteriori (module docstring). ``"absolute"``:
         ``max|G~ - G| <= tol``, certified a priori.
     method:
-        ``"factored"`` (default, ``O(L k d)``) or ``"paper"`` (``O(L k d^2)``).
+        ``"factored"`` (default, ``O(L k d)``), ``"paper"`` (``O(L k d^2)``), ``"antiderivative"`` (the
+        paper's gradient at ``O(L k' d)``, ``k' = C(d + g + 1, g + 1)``; no ``eps_D`` in its certificate) or
+        ``"auto"`` (the planner's cheaper of "factored" and "antiderivative",
+        :func:`verified_lora.fast.planning.choose_method`; the result's ``method`` says which ran).
     force:
         ``None`` (default): the plan decides; outside the efficient regime (no speedup, or ``tol``
         not certifiable) exact gradients are returned with ``fallback=True`` and the ``reason``.
@@ -379,7 +397,7 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
     from ..bounds.degenerate import TINY_R
     from ..bounds.planner import DEFAULT_MAX_DEGREE, _check_families
     from .certificate import finalise, prepare_bounds, relative_claims
-    from .planning import choose_plan, gradient_scale, pay_cap, plan_for_degree
+    from .planning import AUTO_METHODS, choose_method, choose_plan, gradient_scale, pay_cap, plan_for_degree
 
     model = cost_model or _default_cost_model(problem)
     sb = score_bound(problem)
@@ -389,7 +407,7 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
     def refuse(reason: str, pl: Any, attempts: int) -> FastGradientResult:
         if force == "fast":
             raise RegimeError(f"fast path forced but not certifiable: {reason}")
-        return _exact_result(problem, fallback=True, reason=reason, tol=tol, tol_mode=tol_mode, method_asked=method,
+        return _exact_result(problem, fallback=True, reason=reason, tol=tol, tol_mode=tol_mode, method_asked=asked,
                              plan=pl, attempts=attempts)
 
     attempts = 0
@@ -397,8 +415,12 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
     planner: dict[str, int] = {}
     fams = _check_families(families)
     cap = max_degree if max_degree is not None else DEFAULT_MAX_DEGREE
-    if force != "fast":
-        cap = pay_cap(problem, method, model, cap)
+    asked = method                # "auto": the planner picks one of AUTO_METHODS below
+    caps = {m: cap if force == "fast" else pay_cap(problem, m, model, cap)
+            for m in (AUTO_METHODS if method == "auto" else (method,))}
+    cap = max(caps.values())
+    if method == "auto":
+        method = "factored"       # unless choose_method finds a cheaper certified plan
     proxy = None  # the cheap proxy moments (fast/proxy_moments.py): one pass per call, planner and certificate
     if math.isfinite(sb.R) and sb.R > TINY_R and cap >= 1:
         from .proxy_moments import build_proxy
@@ -419,8 +441,12 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         # the a-priori planner's first absolute target (used only when the a-posteriori planner has no plan)
         target = tol * 0.5 * min(positive) / (1 + 2 * tol)
     if proxy is not None:  # the degree the a-posteriori certificate needs, and that certificate predicted
-        choice = choose_plan(problem, tol, tol_mode, method, fams, sb, sens, model, cap,
-                             est if tol_mode == "relative" else None, proxy=proxy, block_size=block_size)
+        scale = est if tol_mode == "relative" else None
+        if asked == "auto":
+            method, choice = choose_method(problem, tol, tol_mode, fams, sb, sens, model, caps, scale, proxy, block_size)
+        else:
+            choice = choose_plan(problem, tol, tol_mode, method, fams, sb, sens, model, cap, scale, proxy=proxy,
+                                 block_size=block_size)
         if choice is not None:
             pending, predicted = choice.plan, choice.pending
             planner = {"exact_predictions": choice.predictions, "estimates": choice.estimates}
@@ -474,7 +500,8 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
             target = target / 100
     return FastGradientResult(
         loss=loss, grads=grads, weight_grads=wgrads, method=method,
-        info={**info, "cost_ratio": pl.cost_ratio, "certificate_shared": shared, "planner": planner},
+        info={**info, "cost_ratio": pl.cost_ratio, "certificate_shared": shared, "planner": planner,
+              "method_requested": asked},
         path="fast", fallback=False, reason=pl.reason, bounds=bounds, weight_bounds=wbounds, relative_bounds=rel,
         approx_bounds=rb.approx if keys else rb.weight_approx,
         rounding_bounds=rb.rounding if keys else rb.weight_rounding,

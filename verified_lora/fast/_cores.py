@@ -1,4 +1,4 @@
-"""The two almost-linear gradient algorithms for one (unbatched) problem, in float64.
+"""The almost-linear gradient algorithms (paper, factored, antiderivative) for one (unbatched) problem, in float64.
 
 Notation (docs/design.md sections 3 and 4): ``P = X_Q W_Q`` (``L x d``), ``Kmat = X_K W_K`` (``L_k x d``),
 ``Vmat = X_V W_V`` (``L_k x d_v``), ``S = beta P Kmat^T``; ``poly(x) = sum_{t<=g} a_t x^t`` approximates
@@ -21,6 +21,11 @@ Notation (docs/design.md sections 3 and 4): ``P = X_Q W_Q`` (``L x d``), ``Kmat 
   the feature VJPs are GEMMs against derivative-coefficient matrices
   (:func:`~verified_lora.features.maps.lowrank_vjp_t`). Cost ``O(L k d)``; no ``L x L_k`` matrix and
   no ``L x k d`` Hadamard factor is formed.
+* **antiderivative**: the factored core at degree ``g + 1`` with two weight vectors: the forward's are those of
+  ``poly`` (zero at degree ``g + 1``), the backward's (``back_weights``) those of ``Q = int_0 poly``
+  (``q_{t+1} = a_t / (t + 1)``). Since ``grad_u Q(beta <u, v>) = beta poly(beta <u, v>) v``, back-propagating
+  through ``Q``'s features gives ``dL/dS_ij`` with ``poly(S_ij)`` in place of ``poly'(S_ij)``: the paper chain's
+  ``p~`` (Lemmas 3.3-3.7) at ``O(L k' d)``, ``k' = C(d + g + 1, g + 1)``.
 
 Both run over row blocks (three passes: keys, queries, keys), so memory is
 ``O((L + L_k) d + block * k)`` for "factored" and ``O((L + L_k) d + block * k * d_v)`` for "paper".
@@ -43,6 +48,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import numpy as np
+
+from .._xp import to_numpy
 from ..errors import CertificationError
 from .chunked import add_product, chunk_cuts, chunk_for, tmatmul
 from ..features import maps as F
@@ -168,12 +176,19 @@ def _check_normaliser(D: Any, xp: Any) -> float:
 
 
 def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *, block: int,
-                  xp: Any) -> CoreResult:
+                  xp: Any, back_weights: Any = None) -> CoreResult:
     """Loss and gradients of the approximate loss by back-propagation through the features.
 
     ``weights`` are the query-side weights ``w_m = a_|m| beta^|m| multinomial`` (length ``k``),
     already containing ``beta``; ``P``, ``Kmat``, ``Vmat``, ``Y`` are float64.
 
+    ``back_weights`` (length ``k``, default ``weights``): the weights of the polynomial whose feature VJP
+    the backward takes (the derivative-coefficient matrices of ``dP`` and ``dK``); the forward (``D~``,
+    ``c~``, ``rvec~``, the loss) and ``dV`` use ``weights``. With ``weights`` those of ``P`` (degree
+    ``g - 1``) padded by zeros at degree ``g`` and ``back_weights`` those of its antiderivative ``Q``
+    (``Q' = P``, degree ``g``), ``dL/dS_ij`` carries ``Q'(S_ij) = P(S_ij)``: the paper chain's gradient
+    (``method="antiderivative"``, :mod:`verified_lora.fast`). Degree-``g`` rows whose forward weights are all
+    zero are skipped in the forward and ``dV`` products (exact zeros, so nothing changes but the time).
     """
     L, d = P.shape
     Lk, dv = Vmat.shape
@@ -181,10 +196,13 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
     dt = P.dtype
     steps = _steps.steps_for(xp)
     w = xp.asarray(weights, dtype=dt)[:, None]
+    wb = w if back_weights is None else xp.asarray(back_weights, dtype=dt)[:, None]
     k = int(w.shape[0])
     KT = xp.ascontiguousarray(Kmat.T)
     PT = xp.ascontiguousarray(P.T)
     kp = math.comb(d + g - 1, g - 1) if g > 0 else 0   # the degree <= g-1 features come first
+    # forward weights zero on every degree-g row (the antiderivative layout): those rows add exact zeros
+    top_fwd = g == 0 or back_weights is None or bool(np.any(np.asarray(to_numpy(weights))[kp:] != 0))
     ch = chunk_for(k)  # one chunk for both parts of the k features: depth(k, ch) bounds each
     # Only the degree <= g-1 rows (kb of them; the constant alone at g = 0) are built, chunk by chunk
     # (the chunks of tmatmul_bt over M[:kp]); every GEMM on a chunk runs while it is in cache. The
@@ -208,7 +226,8 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
         for chunk, _built in zip(plan, F.monomials_t_chunks(xT, gb, build_cuts, M, steps=steps)):
             _thin_rows(HT, S, a, M, chunk)
     Hw = w * HT.T                                  # Phi_U H = M_U^T (w * H)
-    Dq = F.derivative_coefficients(Hw, d, g)   # gradient polynomials of <Hw[:, a], u^m>
+    Dq = F.derivative_coefficients(Hw if back_weights is None else wb * HT.T, d, g)   # gradient polynomials
+    # of <Hw[:, a], u^m> (of the backward polynomial's features)
 
     # pass 2 (queries): forward, loss, dP, E = Phi_U^T Yp
     dP = xp.empty((L, d), dtype=dt)
@@ -224,7 +243,7 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
         M = buf[:, :n]
         xT = PT[:, i0:i1]
         OZ = _wide_product(F.monomials_t_chunks(xT, gb, build_cuts, M, steps=steps), M, kp, right_qT, n, xp)
-        O = OZ[:, :a] + _top_product(HwT, M, xT, top, kp).T      # [A~ Vmat, D~] for these rows
+        O = OZ[:, :a] + _top_product(HwT, M, xT, top, kp).T if top_fwd else OZ[:, :a]   # [A~ Vmat, D~]
         D = O[:, dv:]
         low = min(low, _check_normaliser(D, xp))
         c, Yp = steps.normalised_residual(O[:, :dv], D, Y[i0:i1])  # c~ and [c~, -rvec~] / D~
@@ -235,7 +254,7 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
             _thin_rows(ET, S, a, M, chunk)
         dP[i0:i1] = F.contract_derivative(OZ[:, a:], Yp, steps=steps)
     Ew = w * ET.T                                  # Phi_U^T Yp
-    Dk = F.derivative_coefficients(Ew, d, g)
+    Dk = F.derivative_coefficients(Ew if back_weights is None else wb * ET.T, d, g)
 
     # pass 3 (keys): dK, dV
     dK = xp.empty((Lk, d), dtype=dt)
@@ -247,7 +266,7 @@ def factored_core(P: Any, Kmat: Any, Vmat: Any, Y: Any, weights: Any, g: int, *,
         M = buf[:, :n]
         xT = KT[:, j0:j1]
         VZ = _wide_product(F.monomials_t_chunks(xT, gb, build_cuts, M, steps=steps), M, kp, right_kT, n, xp)
-        dV[j0:j1] = VZ[:, :dv] + _top_product(EwT, M, xT, top, kp).T
+        dV[j0:j1] = VZ[:, :dv] + _top_product(EwT, M, xT, top, kp).T if top_fwd else VZ[:, :dv]
         dK[j0:j1] = F.contract_derivative(VZ[:, dv:], Zk[j0:j1], steps=steps)   # [Vmat, 1] rows
     return CoreResult(loss=loss, dP=dP, dK=dK, dV=dV, min_normaliser=low)
 

@@ -49,6 +49,11 @@ with ``c^ = fl(E~V^ - Y_i)``, ``sd~(<c~, V>) <= sd~(<c^, V>) + sum_j |c~_j - c^_
 ``|sum_l (p^fac_l - p~_l) K_lb| <= zeta E~|h~ K_b| <= zeta sd~(<c~, V>) sqrt(mk2_b) <= zeta C1 sqrt(mk2_b)``,
 added to (GQ, paper).
 
+**(GQ, antiderivative).** ``method="antiderivative"`` back-propagates through the features of ``Q``, ``Q' = P``
+(:mod:`verified_lora.fast`): ``grad_u sum_l Q(beta <u, K_l>) w_l = beta sum_l P(beta <u, K_l>) w_l K_l`` (and
+likewise in ``K_l``), so in exact arithmetic its ``p_l`` is ``pi~_l h~_l = p~_l``, the paper's: ``zeta = 0``, no
+``eps_D`` anywhere in its bounds (certificate fast-antiderivative-gradient); its rounding is in :mod:`.rounding_bound`.
+
 **(GK).** Entrywise ``|p~_l - p_l| = pi~_l |h~_l - (pi_l / pi~_l) h_l| <= pi~_l (|h~_l - h_l| + delta |h_l|)`` with
 ``h~_l - h_l = <Delta, V_l - pi~ V> - <c, Delta>``, ``|h_l| <= sum_j |c_j| (|V_lj - E~V_j| + |Delta_j|)``;
 weighting row ``l`` by ``|X_K,la|``, Cauchy-Schwarz under ``pi~_i`` gives
@@ -84,7 +89,7 @@ enclosure magnitudes of :mod:`.rounding_bound`.
 
 Algebraic steps machine-checked: verified_lora/proofs/fast_aposteriori_moments.py, fast_aposteriori_gradients.py,
 certificates fast-a0-density-ratio, fast-a1-means, fast-a2-covariances, fast-moment-rounding, fast-gq-paper,
-fast-c1-spread, fast-gq-factored, fast-gk, fast-gv.
+fast-c1-spread, fast-gq-factored, fast-gk, fast-gv; fast_antiderivative.py, fast-antiderivative-gradient.
 """
 
 from __future__ import annotations
@@ -332,7 +337,8 @@ def _c(x: Any) -> np.ndarray:
 
 
 def _scalars(method: str, eps_A: Any, eps_D: Any, eps_A_in: Any) -> tuple[Any, Any, Any, Any]:
-    """``(delta, delta1, zeta, delta + delta1^2)`` rounded up (module docstring, (A0)-(A2), (GQ, factored));
+    """``(delta, delta1, zeta, delta + delta1^2)`` rounded up (module docstring, (A0)-(A2), (GQ, factored);
+    ``zeta = 0`` for "paper" and "antiderivative", (GQ, antiderivative));
     floats, or ``(L,)`` vectors for per-row errors (:mod:`.row_radii`)."""
     e = np.asarray(eps_A_in, dtype=np.float64)
     if not np.all(e < 1):

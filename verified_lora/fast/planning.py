@@ -15,7 +15,8 @@ the output conversion term (zero for float64 problems). :func:`choose_plan` retu
 the returned arrays (:func:`~verified_lora.fast.certificate.finalise`), else certifies afresh.
 
 **The search** (preferred families per degree: ``"factored"``: ``"minimax-antiderivative"`` then
-``"minimax"``; ``"paper"``: ``"minimax"``; those allowed, else the first family given):
+``"minimax"``; ``"paper"``, ``"antiderivative"``: ``"minimax"`` (no ``eps_D`` in their certificates); those
+allowed, else the first family given):
 
 * the start is the least degree not ruled out for *every* polynomial (any-polynomial lower bound ``>= 1/2``);
 * an *estimate* is the same prediction on an evenly spaced subsample of ``max(1024, L / 64)`` query rows
@@ -57,7 +58,8 @@ from ..bounds.cost import cost_ratio, exact_flops, fast_flops, paper_rank, rank
 from ..bounds.planner import Plan
 from ..errors import CertificationError
 
-__all__ = ["plan_for_degree", "choose_plan", "pay_cap", "gradient_scale", "run_block", "Choice"]
+__all__ = ["plan_for_degree", "choose_plan", "choose_method", "pay_cap", "gradient_scale", "run_block", "Choice",
+           "AUTO_METHODS"]
 
 SCALE_ALLOWANCE = 0.05
 """How far ``max|G~|`` of the run may lie from the scale estimate, as a fraction of it (module docstring):
@@ -70,6 +72,8 @@ ESTIMATE_ROWS = 1024
 """Query rows of the subsample the estimates use (at least; ``L / ESTIMATE_FRACTION`` when larger)."""
 ESTIMATE_FRACTION = 64
 """(the estimates' cost is dominated by the key side, ``O(L_k)``, beyond a thousand query rows)"""
+AUTO_METHODS: tuple[str, ...] = ("factored", "antiderivative")
+"""The methods ``method="auto"`` chooses between (:func:`choose_method`)."""
 
 
 def pay_cap(problem: Any, method: str, model: Any, max_degree: int) -> int:
@@ -329,6 +333,23 @@ def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: 
             break
         cand, pb = lower, pred.predict(lower)
     return Choice(cand, pb, len(pred.exact), len(pred.est))
+
+
+def choose_method(problem: Any, tol: float, tol_mode: str, families: tuple[str, ...], score: Any, sens: Any,
+                  model: Any, caps: dict[str, int], est: dict[str, float] | None, proxy: Any = None,
+                  block_size: int | None = None) -> tuple[str, Choice | None]:
+    """``method="auto"``: :func:`choose_plan` for each of :data:`AUTO_METHODS` (``caps`` per method), and the one
+    whose plan has the least predicted cost (:func:`~verified_lora.bounds.cost.fast_flops`); ``"factored"`` on a tie
+    or when neither has a plan. "antiderivative" costs about ``(d + g + 1) / (g + 1)`` times "factored" at the same
+    degree, so it wins only where its certificate (no ``eps_D`` term) passes at a lower degree: where the Q or K
+    gradients bind (measured: ``d = 8``, ``L = 4096``, ``R = 1``, Q and K adapters only: degree 9 against 10)."""
+    best: tuple[str, Choice | None] = ("factored", None)
+    for m in AUTO_METHODS:
+        ch = choose_plan(problem, tol, tol_mode, m, families, score, sens, model, caps[m], est, proxy=proxy,
+                         block_size=block_size)
+        if ch is not None and (best[1] is None or ch.plan.cost_fast < best[1].plan.cost_fast):
+            best = (m, ch)
+    return best
 
 
 def _scales(pl: Plan, method: str) -> tuple[float, float]:

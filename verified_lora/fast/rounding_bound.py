@@ -1,4 +1,4 @@
-r"""Rigorous bound of the fast path's own floating-point error (both methods), a priori, ``O((L + L_k)(d + d_v))``.
+r"""Rigorous bound of the fast path's own floating-point error (every method), a priori, ``O((L + L_k)(d + d_v))``.
 
 The certificate of :mod:`verified_lora.fast` compares the float arrays ``G^`` the fast path returns
 with the exact gradient ``G`` of the problem as given (exact reals: ``W = W* + s B A``). The chain is
@@ -71,7 +71,15 @@ row accumulations ``2 L`` and ``2 L_k``, or ``block + ceil(L / block) + 2`` for 
     ``sum |t(z)| <= |beta| Amag sum_a |Z_la| (|P^|^T |z|)_ba``;
   - ``dV_lj = sum_i a_il y_ij``: ``sum |t(z)| <= sum_i A0_i |z_ij|``;
 
-  with ``Amag = A1_i`` (factored) or ``A0_i`` (paper) of the row ``i`` (inside the sum over ``i`` for ``dK``).
+  with ``Amag = A1_i`` (factored) or ``A0_i`` (paper, antiderivative) of the row ``i`` (inside the sum over ``i``
+  for ``dK``).
+* **antiderivative** runs the factored core at degree ``g + 1`` (:func:`core_layout`): the forward and ``dV``
+  with the weights of ``P`` (zero at degree ``g + 1``; those rows are skipped, fewer terms), ``dP`` and ``dK``
+  through the feature VJP of ``Q`` (``q_{t+1} = a_t / (t + 1)``, ``Q' = P``). Every count above holds with
+  ``g + 1`` for ``g`` and ``k' = C(d + g + 1, g + 1)`` for ``k``; the magnitudes ``A0``, ``A0_i`` are ``P``'s,
+  and the derivative magnitude is ``sum_m |w^Q_m| m_b |P^_i|^{m - e_b} |K^_l|^m = |beta| |K^_lb| Qabs'(x_il)``
+  with ``Qabs'(x) = sum_t (t + 1) |q_{t+1}| x^t = Pabs(x)``, so ``Amag = A0_i`` (certificate
+  fast-antiderivative-magnitude).
 * ``G_Q = X_Q^T dP`` etc. (float64 GEMMs): ``|X|^T e + gamma_L |X|^T |out^|``; a batch adds
   ``gamma_{N+1}`` of the summed magnitudes before the division by ``N``.
 
@@ -80,7 +88,8 @@ or ``sigma > 1/2`` the bound is ``inf`` (no certificate: at ``R`` near 18 the ca
 ``A0 / amin ~ e^{2R}`` exceeds ``1/gamma``).
 
 Algebraic steps machine-checked: verified_lora/proofs/fast_rounding_bound.py, certificates fast-rounding-gamma,
-fast-rounding-core (with the per-row delta_i and margin), fast-rounding-inputs, fast-balancing.
+fast-rounding-core (with the per-row delta_i and margin), fast-rounding-inputs, fast-balancing; the antiderivative's
+magnitude in verified_lora/proofs/fast_antiderivative.py, certificate fast-antiderivative-magnitude.
 """
 
 from __future__ import annotations
@@ -98,7 +107,8 @@ from ..bounds.propagation import column_stats
 from ..numerics.rounding import fraction_to_float_down, fraction_to_float_up
 from .chunked import depth as chunk_depth
 
-__all__ = ["RoundingBound", "rounding_bound", "effective_weight_f64", "poly_magnitudes", "row_magnitudes", "row_radius", "balance_scale"]
+__all__ = ["RoundingBound", "rounding_bound", "effective_weight_f64", "poly_magnitudes", "row_magnitudes", "row_radius",
+           "balance_scale", "core_layout"]
 
 U = rg.U
 
@@ -239,15 +249,27 @@ class NormaliserRounding:
     e_rel: float
 
 
+def core_layout(method: str, g: int, k: int, d_head: int | None) -> tuple[int, int]:
+    """``(g_core, k_core)``: the degree and rank of the features ``method``'s core builds for a polynomial of
+    degree ``g`` and rank ``k``: ``(g + 1, C(d_head + g + 1, g + 1))`` for "antiderivative" (the factored core on
+    the features of ``Q = int P``; ``d_head`` required), ``(g, k)`` otherwise."""
+    if method != "antiderivative":
+        return g, k
+    if d_head is None:
+        raise ValueError("the antiderivative layout needs d_head")
+    return g + 1, math.comb(int(d_head) + g + 1, g + 1)
+
+
 def normaliser_rounding(coeffs: Sequence[Any], method: str, eps_A: float, R: float, k: int, L: int, Lk: int,
-                        d_v: int, block: int | None) -> NormaliserRounding:
+                        d_v: int, block: int | None, d_head: int | None = None) -> NormaliserRounding:
     """:class:`NormaliserRounding` of the polynomial ``coeffs`` (certified ``eps_A`` on ``[-R, R]``, rank ``k``)
-    evaluated by ``method``'s pass layout over ``L`` query and ``L_k`` key rows in blocks of ``block``."""
-    g = len(coeffs) - 1
+    evaluated by ``method``'s pass layout over ``L`` query and ``L_k`` key rows in blocks of ``block``
+    (``d_head`` for "antiderivative", whose core runs at degree ``g + 1``: :func:`core_layout`)."""
+    g, k = core_layout(method, len(coeffs) - 1, k, d_head)
     A0, A1 = poly_magnitudes(coeffs, R)
     amin = float(rg.down(rg.down(1.0 - eps_A) * _exp_neg_lower(R)))
     # longest feature inner product, summed in chunks (fast/chunked.py); paper: the face-split GEMM
-    kw = chunk_depth(k) + 1 if method == "factored" else chunk_depth(k * d_v) + chunk_depth(k) + 2
+    kw = chunk_depth(k) + 1 if method != "paper" else chunk_depth(k * d_v) + chunk_depth(k) + 2
 
     def depth(n: int) -> int:
         return 2 * n if not block else min(2 * n, block + -(-n // block) + 2)
@@ -274,13 +296,13 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
     has rounding depth ``<= block + ceil(n / block) + 1`` (one GEMM per block, then one addition
     per block). ``None`` assumes the worst, ``2 n``.
     """
-    g = len(coeffs) - 1
+    g, _k_core = core_layout(method, len(coeffs) - 1, k, problem.d_head)   # the core's monomial degree
     beta = abs(float(problem.beta))
     d_out = {"Q": problem.d_head, "K": problem.d_head, "V": problem.d_v}
     dm = problem.d_model
     inf = {key: np.full((dm, d_out[key]), math.inf) for key in "QKV"}
     L, Lk, dv = problem.L, problem.L_k, problem.d_v
-    nr = normaliser_rounding(coeffs, method, eps_A, R, k, L, Lk, dv, block)
+    nr = normaliser_rounding(coeffs, method, eps_A, R, k, L, Lk, dv, block, problem.d_head)
     A0, A1, amin, gF, delta_D, kw, dL, dLk = nr.A0, nr.A1, nr.amin, nr.gF, nr.delta_D, nr.kw, nr.dL, nr.dLk
     if not amin > 0:
         return RoundingBound(inf, inf, math.inf, math.inf, math.inf, math.inf, False)
@@ -375,7 +397,7 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
         Z = np.concatenate([Vm, np.ones((Vm.shape[0], 1))], axis=1)        # |[V^_l, 1]|
         KZ = rg.div_up(rg.matmul_up(Km.T, Z), float(Lk))                   # (d x dv+1), / L_k
         # dP (rows i): |beta| amag (KZ |z_i|); e = t_d + gB t_m (2 operations, _rigorous 4.)
-        ar = a1r if method == "factored" else a0r                           # per-row Amag
+        ar = a1r if method == "factored" else a0r     # per-row Amag (antiderivative: Qabs' = Pabs, so A0_i)
         dyA, ymA = rg.mul_up_nn(dy, ar[:, None]), rg.mul_up_nn(ymag, ar[:, None])
         tP_d = rg.scale_up(s_amag, rg.matmul_up(dyA, KZ.T))
         tP_m = rg.scale_up(s_amag, rg.matmul_up(ymA, KZ.T))

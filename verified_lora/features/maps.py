@@ -39,6 +39,7 @@ __all__ = [
     "lowrank_vjp_t",
     "contract_derivative",
     "query_weights",
+    "antiderivative_coefficients",
     "phi_u",
     "phi_v",
     "phi_u_vjp",
@@ -87,23 +88,36 @@ def query_weights(coefficients: Sequence[Any], beta: Any, d: int, exact: bool = 
         b = as_exact(beta)
         return [a[t] * b ** t * m for t, m in zip(deg, multi)]
     # float path: compute each weight exactly when the inputs are rational, then round once.
-    a_exact = []
-    for c in coeffs:
-        try:
-            a_exact.append(Fraction(c) if not isinstance(c, float) else Fraction(c))
-        except (TypeError, ValueError):
-            try:
-                import sympy
-
-                c = sympy.nsimplify(c) if not isinstance(c, sympy.Rational) else c
-                a_exact.append(Fraction(int(c.p), int(c.q)))
-            except Exception:
-                raise InputError("coefficients", "real numbers (exact rationals preferred)", repr(c)) from None
+    a_exact = [_exact_coefficient(c) for c in coeffs]
     try:
         b = Fraction(beta)
     except (TypeError, ValueError):
         raise InputError("beta", "a real number", repr(beta)) from None
     return _float_weights(tuple(a_exact), b, d).copy()
+
+
+def _exact_coefficient(c: Any) -> Fraction:
+    """A coefficient as an exact ``Fraction`` (floats exactly; SymPy numbers through ``nsimplify``)."""
+    try:
+        return Fraction(c)
+    except (TypeError, ValueError):
+        try:
+            import sympy
+
+            c = sympy.nsimplify(c) if not isinstance(c, sympy.Rational) else c
+            return Fraction(int(c.p), int(c.q))
+        except Exception:
+            raise InputError("coefficients", "real numbers (exact rationals preferred)", repr(c)) from None
+
+
+def antiderivative_coefficients(coefficients: Sequence[Any]) -> list[Fraction]:
+    """``q_0 = 0``, ``q_{t+1} = a_t / (t + 1)``: the antiderivative ``Q`` of ``P`` with ``Q(0) = 0``, exactly.
+
+    ``Q' = P``, so ``grad_u Q(beta <u, v>) = beta P(beta <u, v>) v``: the feature VJP of ``Q``'s features
+    has ``P`` where that of ``P``'s has ``P'`` (``method="antiderivative"`` of :mod:`verified_lora.fast`;
+    verified_lora/proofs/fast_antiderivative.py). Its magnitudes: ``Qabs'(x) = Pabs(x)``."""
+    coeffs = _coefficients(coefficients)
+    return [Fraction(0)] + [_exact_coefficient(c) / (t + 1) for t, c in enumerate(coeffs)]
 
 
 @lru_cache(maxsize=32)
