@@ -74,6 +74,15 @@ DEFAULT_BLOCK_BYTES = 256 * 2**20
 256 MiB keeps 256-row blocks up to ``k = 131072``, e.g. degree 12 at ``d = 8``; at ``k = 75582`` the factored
 core took 6.7 s CPU with 256-row blocks and 8.2 s with 128, d = 8, L = 4096, on the 2-core box)."""
 
+SMALL_BLOCK_FLOOR = 512
+"""Least rows per block (rows permitting) when the feature buffer of that many rows is small: at ``d = 4`` the
+per-block Python and thin-GEMM overhead dominates 256-row blocks (factored core, one thread, the 2-core box:
+k = 1001, L = 65536: 0.50-0.72 s CPU with 512-row blocks against 0.57-0.75 s with 256; k = 715, L = 16384:
+0.109-0.126 against 0.117-0.166), while the rounding depth ``block + L / block`` grows from 512 to 640 at
+L = 65536 (the certified bounds grew by at most 0.7 % there, 0.1 % at L = 16384)."""
+SMALL_BLOCK_BYTES = 16 * 2**20
+"""The feature buffer (``8 k`` bytes per row for "factored") up to which :data:`SMALL_BLOCK_FLOOR` applies."""
+
 
 @dataclass(frozen=True, repr=False)  # the compact GradientResult repr
 class FastGradientResult(GradientResult):
@@ -188,12 +197,14 @@ def default_block_size(k: int, d_v: int, method: str, budget: int = DEFAULT_BLOC
     but thinner blocks make the feature GEMMs slower (measured on the 2-core box, d = 8, k = 43758:
     the factored core takes 4.0-4.4 s CPU with 256-row blocks, 4.6-4.8 s with 128 or 192). The block is a
     power of two (fuller GEMM tiles). "factored" holds one ``k x block`` feature buffer; "paper" also
-    the face-split ``k d_v x block`` factors.
+    the face-split ``k d_v x block`` factors. At small ranks (a ``512``-row feature buffer within
+    :data:`SMALL_BLOCK_BYTES`) the floor is :data:`SMALL_BLOCK_FLOOR` rows instead of 256.
     """
     width = k * (2 * d_v + 2) if method == "paper" else k
     block = int(max(64, min(4096, budget // (8 * width))))
     if rows is not None and rows > 0:
-        block = min(block, max(256, 1 << math.ceil(math.log2(math.sqrt(rows)))))
+        floor = SMALL_BLOCK_FLOOR if 8 * width * SMALL_BLOCK_FLOOR <= SMALL_BLOCK_BYTES else 256
+        block = min(block, max(floor, 1 << math.ceil(math.log2(math.sqrt(rows)))))
     return 1 << (block.bit_length() - 1)
 
 
