@@ -151,13 +151,14 @@ def column_stats(proj_or_array: Projection | np.ndarray) -> dict[str, np.ndarray
     Returns ``hi >= max``, ``lo <= min``, a float centre ``mid``, ``rho >= max(hi - mid, mid - lo)``
     and ``absmax >= max |entry|``.
     """
+    # rg.col_max is np.max(axis=0) exactly (several times faster on narrow columns); min = -max(-x) exactly
     if isinstance(proj_or_array, Projection):
-        hi = np.max(proj_or_array.upper(), axis=0)
-        lo = np.min(proj_or_array.lower(), axis=0)
-        absmax = np.max(proj_or_array.abs_upper(), axis=0)
+        hi = rg.col_max(proj_or_array.upper())
+        lo = -rg.col_max(-proj_or_array.lower())
+        absmax = rg.col_max(proj_or_array.abs_upper())
     else:
         x = np.asarray(proj_or_array, dtype=np.float64)
-        hi, lo, absmax = x.max(axis=0), x.min(axis=0), np.abs(x).max(axis=0)
+        hi, lo, absmax = rg.col_max(x), -rg.col_max(-x), rg.col_max(np.abs(x))
     mid = hi / 2 + lo / 2
     rho = np.maximum(rg.up(hi - mid), rg.up(mid - lo))
     return {"hi": hi, "lo": lo, "mid": mid, "rho": rho, "absmax": absmax}

@@ -50,8 +50,8 @@ class Projection:
     error: np.ndarray
 
     def abs_upper(self) -> np.ndarray:
-        """Entrywise upper bound of ``|exact|``."""
-        return rg.add_up(np.abs(self.value), self.error)
+        """Entrywise upper bound of ``|exact|`` (both terms are non-negative: ``_rigorous`` 3.)."""
+        return rg.add_up_nn(np.abs(self.value), self.error)
 
     def upper(self) -> np.ndarray:
         """Entrywise upper bound of the exact value."""
@@ -100,11 +100,16 @@ def enclose_projection(problem: LoraAttention, x: Any, key: str) -> Projection:
     n = x.shape[-1]
     value = x @ w_hat
     ax = np.abs(x)
-    err = rg.add_up(rg.matmul_up(ax, e_w), rg.mul_up(rg.gamma(n), rg.matmul_up(ax, np.abs(w_hat))))
+    # every term is non-negative, so each rounding is raised by the two-pass helpers (_rigorous 3.)
+    err = rg.matmul_up(ax, np.abs(w_hat))
+    err *= rg.gamma(n)
+    err = rg.add_up_nn(rg.matmul_up(ax, e_w), rg._up_nn_inplace(err))
     r = problem.adapters[key].r if key in problem.adapters else 0
     u_dtype = unit_roundoff(problem.dtype)
-    err_dtype = rg.mul_up(rg.gamma(n + r + 6, u_dtype), rg.matmul_up(ax, mag))
-    return Projection(value=value, error=rg.add_up(err, err_dtype))
+    err_dtype = rg.matmul_up(ax, mag)
+    err_dtype *= rg.gamma(n + r + 6, u_dtype)
+    err += rg._up_nn_inplace(err_dtype)
+    return Projection(value=value, error=rg._up_nn_inplace(err))
 
 
 def projections(problem: LoraAttention, x_q: Any, x_k: Any, x_v: Any) -> dict[str, Projection]:
