@@ -100,7 +100,7 @@ from ..errors import InputError
 from ..numerics.rounding import fraction_to_float_up
 from ..problem import LoraAttention
 from . import _rigorous as rg
-from .score import Projection, projections
+from .score import Projection, check_enclosures, projections
 
 __all__ = ["METHODS", "EpsScalars", "eps_scalars", "Sensitivity", "GradientBounds", "sensitivity",
            "gradient_bounds", "StepBounds", "step_bounds", "column_stats"]
@@ -293,9 +293,12 @@ class Sensitivity:
     certified ``eps``; :func:`verified_lora.bounds.plan` calls it for every candidate degree.
     """
 
-    def __init__(self, problem: LoraAttention):
+    def __init__(self, problem: LoraAttention, enclosures: list[dict[str, Projection]] | None = None):
+        """``enclosures``: :func:`~verified_lora.bounds.score.item_projections` of ``problem``, when the caller has
+        them (formed here otherwise)."""
         if not isinstance(problem, LoraAttention):
             raise InputError("problem", "a verified_lora.LoraAttention", type(problem).__name__)
+        enclosures = check_enclosures(problem, enclosures)
         self.problem = problem
         n_items = problem.n_batch
         acc: dict[str, np.ndarray] = {}
@@ -304,8 +307,8 @@ class Sensitivity:
             m = rg.up(m)  # np.outer of non-negative floats: one rounding per entry
             acc[name] = m if name not in acc else rg.add_up(acc[name], m)
 
-        for x_q, x_k, x_v, y in problem.items():
-            pr = projections(problem, x_q, x_k, x_v)
+        for idx, (x_q, x_k, x_v, y) in enumerate(problem.items()):
+            pr = projections(problem, x_q, x_k, x_v) if enclosures is None else enclosures[idx]
             y = np.asarray(to_numpy(y), dtype=np.float64)
             xq = np.abs(np.asarray(to_numpy(x_q), dtype=np.float64))
             vs = column_stats(pr["V"])

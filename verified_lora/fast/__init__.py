@@ -369,14 +369,16 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
                              tol_mode=tol_mode, method_asked=method)
     from ..bounds import Sensitivity, plan as make_plan, score_bound
     from ..bounds import _approx_api as api
+    from ..bounds.score import item_projections
     from ..bounds.degenerate import TINY_R
     from ..bounds.planner import DEFAULT_MAX_DEGREE, _check_families
     from .certificate import finalise, prepare_bounds, relative_claims
     from .planning import choose_plan, gradient_scale, pay_cap, plan_for_degree
 
     model = cost_model or _default_cost_model(problem)
-    sb = score_bound(problem)
-    sens = Sensitivity(problem)
+    encl = item_projections(problem)   # the enclosures of Q, K, V: formed once, shared below
+    sb = score_bound(problem, encl)
+    sens = Sensitivity(problem, encl)
     keys = _judged_keys(problem)
 
     def refuse(reason: str, pl: Any, attempts: int) -> FastGradientResult:
@@ -413,10 +415,12 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
         target = tol * 0.5 * min(positive) / (1 + 2 * tol)
     if proxy is not None:  # the degree the a-posteriori certificate needs, and that certificate predicted
         choice = choose_plan(problem, tol, tol_mode, method, fams, sb, sens, model, cap,
-                             est if tol_mode == "relative" else None, proxy=proxy, block_size=block_size)
+                             est if tol_mode == "relative" else None, proxy=proxy, block_size=block_size,
+                             enclosures=encl)
         if choice is not None:
             pending, predicted = choice.plan, choice.pending
             planner = {"exact_predictions": choice.predictions, "estimates": choice.estimates}
+    encl = None  # not needed past the planner
     while True:
         extra = {} if max_degree is None else {"max_degree": max_degree}
         if force == "fast":  # search past the degrees that pay, to certify tol anyway

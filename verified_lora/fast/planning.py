@@ -170,7 +170,8 @@ class _Predictor:
     (the same on an evenly spaced subsample of ``m`` query rows with the proxy moments of those rows, times
     ``L / m``; the bound is a sum over query rows of nonnegative per-row terms). Both memoised per plan."""
 
-    def __init__(self, problem: Any, sens: Any, method: str, moments: Any, block_size: int | None):
+    def __init__(self, problem: Any, sens: Any, method: str, moments: Any, block_size: int | None,
+                 enclosures: list | None = None):
         import dataclasses
 
         import numpy as np
@@ -191,7 +192,9 @@ class _Predictor:
             sub = problem.replace(x_q=problem.x_q[..., sel, :], y=problem.y[..., sel, :], x_k=problem.x_k,
                                   x_v=problem.x_v)
             mo = dataclasses.replace(moments, moments=[{k: v[idx] for k, v in it.items()} for it in moments.moments])
-            self.sub = (sub, Sensitivity(sub), mo)
+            # the subsample's enclosures: the key side is the problem's, the query rows are rows of the problem's
+            encl = None if enclosures is None else [dict(pr, Q=pr["Q"].rows(idx)) for pr in enclosures]
+            self.sub = (sub, Sensitivity(sub, encl), mo)
             self.factor = L / len(idx)
 
     def _pick(self, rb: Any) -> tuple[dict[str, float], dict[str, float]]:
@@ -237,12 +240,13 @@ def _screen(pl: Plan, base: Plan, vals: tuple[dict, dict], method: str) -> dict[
 
 def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: tuple[str, ...], score: Any,
                 sens: Any, model: Any, cap: int, est: dict[str, float] | None,
-                proxy: Any = None, block_size: int | None = None) -> Choice | None:
+                proxy: Any = None, block_size: int | None = None, enclosures: list | None = None) -> Choice | None:
     """The least degree predicted to pass (module docstring), or ``None`` when none up to ``cap`` is.
 
     ``est``: the scale ``max|G~|`` per judged gradient (relative mode; :func:`gradient_scale`); ``proxy``: the
     call's :class:`.proxy_moments.ProxyMoments` (built here when ``None``), the same the run's certificate then
-    uses; ``block_size``: the user's, if any (the prediction uses the run's block)."""
+    uses; ``block_size``: the user's, if any (the prediction uses the run's block); ``enclosures``: the problem's
+    :func:`~verified_lora.bounds.score.item_projections`, if the caller has them (the subsample's are taken from them)."""
     import numpy as np
 
     from ..tolerances import unit_roundoff
@@ -262,7 +266,7 @@ def choose_plan(problem: Any, tol: float, tol_mode: str, method: str, families: 
     if moments is None:
         return None
     out_rel = 0.0 if np.dtype(problem.dtype) == np.float64 else float(unit_roundoff(problem.dtype)) * (1 + 1e-6)
-    pred = _Predictor(problem, sens, method, moments, block_size)
+    pred = _Predictor(problem, sens, method, moments, block_size, enclosures)
 
     def ok(bounds: dict[str, float]) -> bool:
         return all(math.isfinite(b) for b in bounds.values()) and _passes(bounds, tol, tol_mode, est, out_rel)
