@@ -151,11 +151,15 @@ def column_stats(proj_or_array: Projection | np.ndarray) -> dict[str, np.ndarray
     Returns ``hi >= max``, ``lo <= min``, a float centre ``mid``, ``rho >= max(hi - mid, mid - lo)``
     and ``absmax >= max |entry|``.
     """
-    # rg.col_max is np.max(axis=0) exactly (several times faster on narrow columns); min = -max(-x) exactly
+    # rg.col_max is np.max(axis=0) exactly (several times faster on narrow columns); min = -max(-x) exactly.
+    # For an enclosure the column extremes of the rounded sums are taken first and then rounded outward: up, down
+    # and the non-negative rounding are monotone, so e.g. max_i up(fl(v_i + e_i)) >= up(max_i fl(v_i + e_i)) >= the
+    # exact max (one rounding of a d-vector instead of an L x d array; the values are the same or one float tighter)
     if isinstance(proj_or_array, Projection):
-        hi = rg.col_max(proj_or_array.upper())
-        lo = -rg.col_max(-proj_or_array.lower())
-        absmax = rg.col_max(proj_or_array.abs_upper())
+        v, e = proj_or_array.value, proj_or_array.error
+        hi = rg.up(rg.col_max(v + e))
+        lo = rg.down(-rg.col_max(e - v))          # fl(e - v) = -fl(v - e) exactly
+        absmax = rg.up_nn(rg.col_max(np.abs(v) + e))
     else:
         x = np.asarray(proj_or_array, dtype=np.float64)
         hi, lo, absmax = rg.col_max(x), -rg.col_max(-x), rg.col_max(np.abs(x))
