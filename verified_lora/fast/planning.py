@@ -123,13 +123,16 @@ def gradient_scale(problem: Any, proxy: Any, method: str) -> dict[str, float] | 
     import numpy as np
 
     from .._xp import to_numpy
-    from . import default_block_size, run_with_polynomial
+    from . import SMALL_BLOCK_BYTES, default_block_size, run_with_polynomial
 
     coeffs = list(proxy.coeffs)
     # no rounding bound is formed for this run, so its blocks need not keep the rounding depth low: the largest
-    # the work budget allows (at the proxy's small rank, thousands of rows: a few dozen blocks instead of
-    # hundreds, each costing more in Python and thin-GEMM overhead than in arithmetic)
-    block = default_block_size(int(proxy.rank), problem.d_v, method)
+    # whose feature buffer stays within SMALL_BLOCK_BYTES (at the proxy's small rank, thousands of rows: a few
+    # dozen blocks instead of hundreds, each costing more in Python and thin-GEMM overhead than in arithmetic),
+    # never fewer rows than the run's rule gives
+    rows = max(problem.L, problem.L_k)
+    block = max(default_block_size(int(proxy.rank), problem.d_v, method, rows=rows),
+                default_block_size(int(proxy.rank), problem.d_v, method, budget=SMALL_BLOCK_BYTES))
     try:
         _loss, grads, wgrads, info = run_with_polynomial(problem, coeffs, method, block_size=block)
     except CertificationError:  # D~ <= 0 somewhere: no scale from this run (the caller falls back)

@@ -144,17 +144,19 @@ def item_moments(problem: Any, coeffs, block: int | None = None) -> list[dict[st
 
 
 def moment_block(k: int, d_v: int, rows: int) -> int:
-    """Rows per block of the proxy's moment pass: at least :data:`MOMENT_BLOCK` (when the work budget allows),
-    else the core's rule (:func:`verified_lora.fast.default_block_size`).
+    """Rows per block of the proxy's moment pass: at least :data:`MOMENT_BLOCK` (when the feature buffer of that
+    many rows stays within :data:`verified_lora.fast.SMALL_BLOCK_BYTES`), else the core's rule
+    (:func:`verified_lora.fast.default_block_size`).
 
     The block enters the moments' rounding bound ``e_rel`` (depth ``block + rows / block``,
     :func:`.rounding_bound.normaliser_rounding`), which is about ``1e-12`` and invisible in the certificate
     (measured at ``d = 4``, ``L = 65536``: ``e_rel`` 9.4e-13 with 256-row blocks, 1.9e-12 with 1024, every
     certified bound the same to five digits), while at the proxy's small rank each block costs more in Python
     and thin-GEMM overhead than in arithmetic (the pass took 0.19 s CPU with 256-row blocks, 0.10 s with 1024)."""
-    from . import default_block_size
+    from . import SMALL_BLOCK_BYTES, default_block_size
 
-    return max(default_block_size(k, d_v, "factored", rows=rows), min(MOMENT_BLOCK, default_block_size(k, d_v, "factored")))
+    return max(default_block_size(k, d_v, "factored", rows=rows),
+               min(MOMENT_BLOCK, default_block_size(k, d_v, "factored", budget=SMALL_BLOCK_BYTES)))
 
 
 def build_proxy(problem: Any, R: float, max_degree: int = MAX_PROXY_DEGREE) -> ProxyMoments | None:
