@@ -132,11 +132,12 @@ def test_planner_estimates_track_the_exact_prediction():
 
 
 def test_block_size_rule_cpu_and_gpu():
-    """CPU blocks sit near sqrt(rows) (>= 256); a GPU gets >= 2048-row blocks (kernel launches per block
-    dominated with 256), never more rows than the budget holds, and always a power of two."""
+    """CPU blocks sit near sqrt(rows) (>= 256; >= 512 at small ranks); a GPU gets >= 2048-row blocks (kernel
+    launches per block dominated with 256), never more rows than the budget holds, and always a power of two."""
     from verified_lora.fast import GPU_MIN_BLOCK, default_block_size
 
-    assert default_block_size(715, 4, "factored", rows=65536) == 256
+    assert default_block_size(715, 4, "factored", rows=65536) == 512              # small rank: 512-row floor
+    assert default_block_size(43758, 8, "factored", rows=65536) == 256            # d = 8, degree 10
     assert default_block_size(715, 4, "factored", rows=65536, gpu=True) == GPU_MIN_BLOCK == 2048
     assert default_block_size(715, 4, "factored", rows=2**22) == 2048            # sqrt(2^22)
     assert default_block_size(715, 4, "factored", rows=2**22, gpu=True) == 2048

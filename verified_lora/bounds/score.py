@@ -34,7 +34,7 @@ from ..overflow import check_problem
 from ..problem import LoraAttention
 from . import _rigorous as rg
 
-__all__ = ["ScoreBound", "Projection", "score_bound", "enclose_projection", "projections"]
+__all__ = ["ScoreBound", "Projection", "score_bound", "enclose_projection", "projections", "item_projections"]
 
 
 @dataclass(frozen=True)
@@ -50,8 +50,8 @@ class Projection:
     error: np.ndarray
 
     def abs_upper(self) -> np.ndarray:
-        """Entrywise upper bound of ``|exact|``."""
-        return rg.add_up(np.abs(self.value), self.error)
+        """Entrywise upper bound of ``|exact|`` (both terms are non-negative: ``_rigorous`` 3.)."""
+        return rg.add_up_nn(np.abs(self.value), self.error)
 
     def upper(self) -> np.ndarray:
         """Entrywise upper bound of the exact value."""
@@ -60,6 +60,10 @@ class Projection:
     def lower(self) -> np.ndarray:
         """Entrywise lower bound of the exact value."""
         return rg.down(np.subtract(self.value, self.error))
+
+    def rows(self, idx: Any) -> "Projection":
+        """The enclosure of the rows ``idx`` (each row's value and error are those of the whole product)."""
+        return Projection(value=self.value[idx], error=self.error[idx])
 
     def row_norm_upper(self) -> np.ndarray:
         """Upper bound of ``||row_i||_2`` of the exact matrix, per row (triangle inequality)."""
@@ -100,17 +104,40 @@ def enclose_projection(problem: LoraAttention, x: Any, key: str) -> Projection:
     n = x.shape[-1]
     value = x @ w_hat
     ax = np.abs(x)
-    err = rg.add_up(rg.matmul_up(ax, e_w), rg.mul_up(rg.gamma(n), rg.matmul_up(ax, np.abs(w_hat))))
+    # every term is non-negative, so each rounding is raised by the two-pass helpers (_rigorous 3.)
+    err = rg.matmul_up(ax, np.abs(w_hat))
+    err *= rg.gamma(n)
+    err = rg.add_up_nn(rg.matmul_up(ax, e_w), rg._up_nn_inplace(err))
     r = problem.adapters[key].r if key in problem.adapters else 0
     u_dtype = unit_roundoff(problem.dtype)
-    err_dtype = rg.mul_up(rg.gamma(n + r + 6, u_dtype), rg.matmul_up(ax, mag))
-    return Projection(value=value, error=rg.add_up(err, err_dtype))
+    err_dtype = rg.matmul_up(ax, mag)
+    err_dtype *= rg.gamma(n + r + 6, u_dtype)
+    err += rg._up_nn_inplace(err_dtype)
+    return Projection(value=value, error=rg._up_nn_inplace(err))
 
 
 def projections(problem: LoraAttention, x_q: Any, x_k: Any, x_v: Any) -> dict[str, Projection]:
     """Enclosures of ``Q = X_Q W_Q``, ``K = X_K W_K`` and ``V = X_V W_V`` for one batch item."""
     return {"Q": enclose_projection(problem, x_q, "Q"), "K": enclose_projection(problem, x_k, "K"),
             "V": enclose_projection(problem, x_v, "V")}
+
+
+def item_projections(problem: LoraAttention) -> list[dict[str, Projection]]:
+    """:func:`projections` of every batch item, in :meth:`~verified_lora.LoraAttention.items` order: what
+    :func:`score_bound` and :class:`~verified_lora.bounds.propagation.Sensitivity` take as ``enclosures`` when one
+    caller needs both (the fast path), so that the enclosures are formed once."""
+    return [projections(problem, x_q, x_k, x_v) for x_q, x_k, x_v, _y in problem.items()]
+
+
+def check_enclosures(problem: LoraAttention, enclosures: Any) -> list[dict[str, Projection]] | None:
+    """``enclosures`` (one dict of :class:`Projection` per batch item, or ``None``) checked against ``problem``."""
+    if enclosures is None:
+        return None
+    enclosures = list(enclosures)
+    if len(enclosures) != problem.n_batch:
+        raise InputError("enclosures", f"one dict of projections per batch item ({problem.n_batch})",
+                         f"{len(enclosures)} items")
+    return enclosures
 
 
 @dataclass(frozen=True)
@@ -152,19 +179,24 @@ def _max_up(acc: float, upper: Any) -> float:
     return math.inf if not m <= math.inf or m == math.inf else max(acc, m)
 
 
-def score_bound(problem: LoraAttention) -> ScoreBound:
+def score_bound(problem: LoraAttention, enclosures: list[dict[str, Projection]] | None = None) -> ScoreBound:
     """Certified ``R >= max_{n,i,j} |S^{(n)}_ij|`` in ``O(L d)`` time and memory (module docstring).
 
     ``S^{(n)} = beta Q^{(n)} K^{(n)T}`` for every batch item ``n``; ``Q`` and ``K`` use the
     effective (adapted) weights. The paper's ``|beta| d_head Gamma^2`` form is reported alongside.
+    ``enclosures``: :func:`item_projections` of this problem, when the caller has them.
     """
     if not isinstance(problem, LoraAttention):
         raise InputError("problem", "a verified_lora.LoraAttention", type(problem).__name__)
     check_problem(problem, "score_bound")  # inputs beyond the dtype's range: a named error, not R = inf
+    enclosures = check_enclosures(problem, enclosures)
     q_norm = k_norm = gam = 0.0
-    for x_q, x_k, _x_v, _y in problem.items():
-        q = enclose_projection(problem, x_q, "Q")
-        k = enclose_projection(problem, x_k, "K")
+    for idx, (x_q, x_k, _x_v, _y) in enumerate(problem.items()):
+        if enclosures is not None:
+            q, k = enclosures[idx]["Q"], enclosures[idx]["K"]
+        else:
+            q = enclose_projection(problem, x_q, "Q")
+            k = enclose_projection(problem, x_k, "K")
         q_norm = _max_up(q_norm, q.row_norm_upper())
         k_norm = _max_up(k_norm, k.row_norm_upper())
         gam = _max_up(_max_up(gam, q.abs_upper()), k.abs_upper())

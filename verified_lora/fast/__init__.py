@@ -83,6 +83,15 @@ GPU_MIN_BLOCK = 2048
 256 MiB keeps 256-row blocks up to ``k = 131072``, e.g. degree 12 at ``d = 8``; at ``k = 75582`` the factored
 core took 6.7 s CPU with 256-row blocks and 8.2 s with 128, d = 8, L = 4096, on the 2-core box)."""
 
+SMALL_BLOCK_FLOOR = 512
+"""Least rows per block (rows permitting) when the feature buffer of that many rows is small: at ``d = 4`` the
+per-block Python and thin-GEMM overhead dominates 256-row blocks (factored core, one thread, the 2-core box:
+k = 1001, L = 65536: 0.50-0.72 s CPU with 512-row blocks against 0.57-0.75 s with 256; k = 715, L = 16384:
+0.109-0.126 against 0.117-0.166), while the rounding depth ``block + L / block`` grows from 512 to 640 at
+L = 65536 (the certified bounds grew by at most 0.7 % there, 0.1 % at L = 16384)."""
+SMALL_BLOCK_BYTES = 16 * 2**20
+"""The feature buffer (``8 k`` bytes per row for "factored") up to which :data:`SMALL_BLOCK_FLOOR` applies."""
+
 
 @dataclass(frozen=True, repr=False)  # the compact GradientResult repr
 class FastGradientResult(GradientResult):
@@ -198,17 +207,23 @@ def default_block_size(k: int, d_v: int, method: str, budget: int = DEFAULT_BLOC
     but thinner blocks make the feature GEMMs slower (measured on the 2-core box, d = 8, k = 43758:
     the factored core takes 4.0-4.4 s CPU with 256-row blocks, 4.6-4.8 s with 128 or 192). The block is a
     power of two (fuller GEMM tiles). "factored" and "antiderivative" hold one ``k x block`` feature buffer; "paper" also
-    the face-split ``k d_v x block`` factors.
+    the face-split ``k d_v x block`` factors. At small ranks (a ``512``-row feature buffer within
+    :data:`SMALL_BLOCK_BYTES`) the floor is :data:`SMALL_BLOCK_FLOOR` rows instead of 256.
 
     ``gpu=True`` (CuPy arrays) uses blocks of :data:`GPU_MIN_BLOCK` rows (fewer only where the budget or the
-    rows are fewer), not ``sqrt(rows)``: each block costs tens of kernel launches, which dominated on an H200 with 256-row blocks (the factored path
-    at L = 4096, d = 4, degree 6 took 79 ms against 10 ms for exact). The rounding depth grows with the
-    block (at most ``2048 + n / 2048`` against ``2 sqrt(n)``), and the certificate charges it.
+    rows are fewer), not ``sqrt(rows)``: each block costs tens of kernel launches, which dominated on an H200 with
+    256-row blocks (the factored path at L = 4096, d = 4, degree 6 took 79 ms against 10 ms for exact). The
+    rounding depth grows with the block (at most ``2048 + n / 2048`` against ``2 sqrt(n)``), and the certificate
+    charges it.
     """
     width = k * (2 * d_v + 2) if method == "paper" else k
     block = int(max(64, min(GPU_MIN_BLOCK if gpu else 4096, budget // (8 * width))))
     if rows is not None and rows > 0:
-        block = min(block, max(GPU_MIN_BLOCK if gpu else 256, 1 << math.ceil(math.log2(math.sqrt(rows)))))
+        if gpu:
+            floor = GPU_MIN_BLOCK
+        else:
+            floor = SMALL_BLOCK_FLOOR if 8 * width * SMALL_BLOCK_FLOOR <= SMALL_BLOCK_BYTES else 256
+        block = min(block, max(floor, 1 << math.ceil(math.log2(math.sqrt(rows)))))
     return 1 << (block.bit_length() - 1)
 
 
@@ -394,14 +409,16 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
                              tol_mode=tol_mode, method_asked=method)
     from ..bounds import Sensitivity, plan as make_plan, score_bound
     from ..bounds import _approx_api as api
+    from ..bounds.score import item_projections
     from ..bounds.degenerate import TINY_R
     from ..bounds.planner import DEFAULT_MAX_DEGREE, _check_families
     from .certificate import finalise, prepare_bounds, relative_claims
     from .planning import AUTO_METHODS, choose_method, choose_plan, gradient_scale, pay_cap, plan_for_degree
 
     model = cost_model or _default_cost_model(problem)
-    sb = score_bound(problem)
-    sens = Sensitivity(problem)
+    encl = item_projections(problem)   # the enclosures of Q, K, V: formed once, shared below
+    sb = score_bound(problem, encl)
+    sens = Sensitivity(problem, encl)
     keys = _judged_keys(problem)
 
     def refuse(reason: str, pl: Any, attempts: int) -> FastGradientResult:
@@ -443,13 +460,15 @@ def loss_and_grads(problem: LoraAttention, tol: float = 1e-6, *, method: str = "
     if proxy is not None:  # the degree the a-posteriori certificate needs, and that certificate predicted
         scale = est if tol_mode == "relative" else None
         if asked == "auto":
-            method, choice = choose_method(problem, tol, tol_mode, fams, sb, sens, model, caps, scale, proxy, block_size)
+            method, choice = choose_method(problem, tol, tol_mode, fams, sb, sens, model, caps, scale, proxy, block_size,
+                                           enclosures=encl)
         else:
             choice = choose_plan(problem, tol, tol_mode, method, fams, sb, sens, model, cap, scale, proxy=proxy,
-                                 block_size=block_size)
+                                 block_size=block_size, enclosures=encl)
         if choice is not None:
             pending, predicted = choice.plan, choice.pending
             planner = {"exact_predictions": choice.predictions, "estimates": choice.estimates}
+    encl = None  # not needed past the planner
     while True:
         extra = {} if max_degree is None else {"max_degree": max_degree}
         if force == "fast":  # search past the degrees that pay, to certify tol anyway

@@ -185,6 +185,11 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
         xq, xk, xv, Pm = it["x_q"], it["x_k"], it["x_v"], it["Pm"]
         tr = t["tr"]
         xk_row, xv_row = item_x_rms(it, e_rel, tr)
+
+        def col(m: np.ndarray, s: slice) -> np.ndarray:
+            # a contiguous copy of the moment columns: each of the dozen elementwise passes over them is then about
+            # 7 times faster than over the strided view (65536 x 4 of a 24-wide array: 0.08 ms against 0.57)
+            return np.ascontiguousarray(m[:, s])
         out: dict[str, np.ndarray] = {}
         for key in problem.adapted:
             ad = problem.adapters[key]
@@ -192,14 +197,14 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
             b = np.asarray(to_numpy(ad.b), dtype=np.float64)
             if key == "Q":
                 out["A_Q"] = rg.scale_up(beta, rg.matmul_up(_abs_product(xq, b).T, t["rowQ"]))
-                su, ru = _sd_key_column(mo["k1"], t["ek"][None, :], it["Km"], a, x2[:, sl["KA_Q"]], e_rel, tr)
+                su, ru = _sd_key_column(mo["k1"], t["ek"][None, :], it["Km"], a, col(x2, sl["KA_Q"]), e_rel, tr)
                 su = np.minimum(su, rg.matmul_up(t["sk"], np.abs(a).T))
                 rq = rg.mul_up_nn(t["rowQ_s"][:, None], su)
                 if method == "factored":
                     rq = rg.add_up_nn(rq, rg.mul_up_nn(rg.mul_up_nn(_c(zeta), t["C1"][:, None]), ru))
                 out["B_Q"] = rg.scale_up(beta, rg.matmul_up(np.abs(xq).T, rq))
             elif key == "K":
-                w = _rms_weights(x2[:, sl["XB_K"]], np.abs(xk), b, xk_row, e_rel, tr)
+                w = _rms_weights(col(x2, sl["XB_K"]), np.abs(xk), b, xk_row, e_rel, tr)
                 out["A_K"] = rg.scale_up(beta, rg.matmul_up(w.T, row_k_p(t, Pm)))
                 EP, Pv = it.get("EP"), it.get("Pv")
                 if EP is None or Pv is None:
@@ -217,7 +222,7 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
                 PA = np.minimum(PA, rg.matmul_up(Pm, aT))
                 out["B_K"] = rg.scale_up(beta, rg.matmul_up(xk_row.T, rg.mul_up_nn(t["rowK"][:, None], PA)))
             else:
-                w = _rms_weights(x2[:, sl["XB_V"]], np.abs(xv), b, xv_row, e_rel, tr)
+                w = _rms_weights(col(x2, sl["XB_V"]), np.abs(xv), b, xv_row, e_rel, tr)
                 ms = item_xv_mean_sd(it, xv_row, e_rel, tr)
                 if ms is not None:  # (AV) with |E~(X_V B)_r| on Delta and sd~((X_V B)_r) on c
                     bb = np.abs(b)
@@ -227,7 +232,7 @@ def adapter_bounds(problem: Any, items: list[dict[str, Any]], method: str, eps_A
                     out["A_V"] = rg.add_up_nn(rg.matmul_up(wm.T, t["Delta"]), rg.matmul_up(ws.T, t["d1cex"]))
                 else:
                     out["A_V"] = rg.matmul_up(w.T, rg.add_up_nn(t["Delta"], t["d1cex"]))
-                su, _ru = _sd_key_column(mo["v1"], t["ev"][None, :], it["Vm"], a, x2[:, sl["VA_V"]], e_rel, tr)
+                su, _ru = _sd_key_column(mo["v1"], t["ev"][None, :], it["Vm"], a, col(x2, sl["VA_V"]), e_rel, tr)
                 su = np.minimum(su, rg.matmul_up(t["sd"], np.abs(a).T))
                 cd = mo["v1"] - it["y"]
                 ec = np.abs(cd)                   # 2u |fl(v1 - Y)| + evr: 2 operations (_rigorous 4.)
