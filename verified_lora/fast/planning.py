@@ -113,7 +113,7 @@ def plan_for_degree(problem: Any, family: str, degree: int, method: str, tol: fl
 
 def run_block(problem: Any, k: int, method: str, block_size: int | None = None) -> int:
     """The rows per block a run at rank ``k`` uses (:func:`verified_lora.fast.run_with_polynomial`'s rule)."""
-    from . import block_for
+    from .blocks import block_for
 
     return block_for(problem, k, method, block_size)
 
@@ -127,7 +127,8 @@ def gradient_scale(problem: Any, proxy: Any, method: str) -> dict[str, float] | 
     import numpy as np
 
     from .._xp import to_numpy
-    from . import SMALL_BLOCK_BYTES, default_block_size, run_with_polynomial
+    from . import run_with_polynomial
+    from .blocks import SMALL_BLOCK_BYTES, default_block_size
 
     coeffs = list(proxy.coeffs)
     # no rounding bound is formed for this run, so its blocks need not keep the rounding depth low: the largest

@@ -123,7 +123,7 @@ def proxy_polynomial(R: float, max_degree: int = MAX_PROXY_DEGREE) -> tuple[int,
 def item_moments(problem: Any, coeffs, block: int | None = None) -> list[dict[str, np.ndarray]]:
     """Per batch item, the moments under the normalised ``coeffs`` kernel on the core's own projections."""
     from .. import features as F
-    from . import block_for
+    from .blocks import block_for
     from .adapter_chain import moment_extra
     from .aposteriori import row_moments
     from .rounding_bound import balance_scale, effective_weight_f64
@@ -153,7 +153,7 @@ def moment_block(k: int, d_v: int, rows: int, gpu: bool = False) -> int:
     (measured at ``d = 4``, ``L = 65536``: ``e_rel`` 9.4e-13 with 256-row blocks, 1.9e-12 with 1024, every
     certified bound the same to five digits), while at the proxy's small rank each block costs more in Python
     and thin-GEMM overhead than in arithmetic (the pass took 0.19 s CPU with 256-row blocks, 0.10 s with 1024)."""
-    from . import SMALL_BLOCK_BYTES, default_block_size
+    from .blocks import SMALL_BLOCK_BYTES, default_block_size
 
     return max(default_block_size(k, d_v, "factored", rows=rows, gpu=gpu),
                min(MOMENT_BLOCK, default_block_size(k, d_v, "factored", budget=SMALL_BLOCK_BYTES)))
