@@ -8,8 +8,8 @@ predicted before the run, and the least degree predicted to pass is run.
 **The prediction is the certificate.** :func:`verified_lora.fast.certificate.prepare_bounds` reads the
 problem, the plan (``eps_A``, ``eps_D``, ``R``, rank, a-priori bounds), the coefficients, the rows per
 block and the cheap proxy's per-row moments (:mod:`.proxy_moments`, formed once per call by the caller),
-never the returned arrays: with the run's block (:func:`run_block`) it *is* the run's certificate but for
-the output conversion term (zero for float64 problems). :func:`choose_plan` returns it with the plan
+never the returned arrays: with the run's block (:func:`~verified_lora.fast.blocks.block_for`) it *is* the run's
+certificate but for the output conversion term (zero for float64 problems). :func:`choose_plan` returns it with the plan
 (:class:`Choice`); :func:`verified_lora.fast.loss_and_grads` reuses it when
 :meth:`~verified_lora.fast.certificate.PendingBounds.matches` the run's inputs and adds the output term for
 the returned arrays (:func:`~verified_lora.fast.certificate.finalise`), else certifies afresh.
@@ -57,8 +57,9 @@ from ..bounds import _approx_api as api
 from ..bounds.cost import cost_ratio, exact_flops, fast_flops, paper_rank, rank
 from ..bounds.planner import Plan
 from ..errors import CertificationError
+from .blocks import SMALL_BLOCK_BYTES, block_for, default_block_size
 
-__all__ = ["plan_for_degree", "choose_plan", "choose_method", "pay_cap", "gradient_scale", "run_block", "Choice",
+__all__ = ["plan_for_degree", "choose_plan", "choose_method", "pay_cap", "gradient_scale", "Choice",
            "AUTO_METHODS"]
 
 SCALE_ALLOWANCE = 0.05
@@ -111,13 +112,6 @@ def plan_for_degree(problem: Any, family: str, degree: int, method: str, tol: fl
                 cost_exact=exact_flops(L, Lk, dh, dv, model), score=score, gradient_bounds=gb)
 
 
-def run_block(problem: Any, k: int, method: str, block_size: int | None = None) -> int:
-    """The rows per block a run at rank ``k`` uses (:func:`verified_lora.fast.run_with_polynomial`'s rule)."""
-    from .blocks import block_for
-
-    return block_for(problem, k, method, block_size)
-
-
 def gradient_scale(problem: Any, proxy: Any, method: str) -> dict[str, float] | None:
     """``max |G~_c|`` per judged gradient of the fast path at the cheap proxy polynomial (a heuristic scale;
     ``None`` if one is not finite and positive, or the cheap run's normaliser is not positive). A subsample of
@@ -128,7 +122,6 @@ def gradient_scale(problem: Any, proxy: Any, method: str) -> dict[str, float] | 
 
     from .._xp import to_numpy
     from . import run_with_polynomial
-    from .blocks import SMALL_BLOCK_BYTES, default_block_size
 
     coeffs = list(proxy.coeffs)
     # no rounding bound is formed for this run, so its blocks need not keep the rounding depth low: the largest
@@ -216,7 +209,7 @@ class _Predictor:
         if key not in self.exact:
             self.exact[key] = prepare_bounds(self.problem, pl, self.sens, self.method, list(pl.polynomial.coeffs),
                                              moments=self.moments,
-                                             block=run_block(self.problem, pl.rank, self.method, self.block_size))
+                                             block=block_for(self.problem, pl.rank, self.method, self.block_size))
         return self.exact[key]
 
     def estimate(self, pl: Plan) -> tuple[dict[str, float], dict[str, float]]:
@@ -229,7 +222,7 @@ class _Predictor:
         if key not in self.est:
             sub, sens, mo = self.sub
             rb = prepare_bounds(sub, pl, sens, self.method, list(pl.polynomial.coeffs), moments=mo,
-                                block=run_block(self.problem, pl.rank, self.method, self.block_size))
+                                block=block_for(self.problem, pl.rank, self.method, self.block_size))
             a, t = self._pick(rb)
             self.est[key] = ({k: v * self.factor for k, v in a.items()}, {k: v * self.factor for k, v in t.items()})
         return self.est[key]

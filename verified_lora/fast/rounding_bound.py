@@ -285,6 +285,20 @@ def normaliser_rounding(coeffs: Sequence[Any], method: str, eps_A: float, R: flo
     return NormaliserRounding(gF, A0, A1, amin, delta_D, kw, dL, dLk, e_rel)
 
 
+def one_plus(x: float) -> float:
+    """``>= 1 + x`` (the sum itself rounded up)."""
+    return float(rg.up(1.0 + x))
+
+
+def _gemm_terms(t_d: np.ndarray, t_m: np.ndarray, g: float) -> tuple[np.ndarray, np.ndarray]:
+    """A feature-VJP output's ``(error, magnitude)`` bounds from its propagated term ``t_d`` and magnitude term
+    ``t_m`` with the rounding factor ``g`` of its sum: ``e = t_d + g t_m`` (two operations, inflated once,
+    :mod:`verified_lora.bounds._rigorous` 4.) and ``m = (1 + g) t_m``."""
+    e = t_m * g
+    e += t_d
+    return rg.inflate_inplace(e, 2), rg.scale_up(one_plus(g), t_m)
+
+
 def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: float, eps_D: float | None,
                    R: float, k: int, rows: list | None = None, block: int | None = None) -> RoundingBound:
     """The rounding and input-perturbation bound of the module docstring (per weight gradient).
@@ -336,9 +350,6 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
     s_amag = float(rg.mul_up(beta, 1 + 2 * U))     # |beta| (1 + 2u), rounded up (Amag per row: a1r or a0r)
 
     radii: list[np.ndarray] = []
-
-    def one_plus(x: float) -> float:
-        return float(rg.up(1.0 + x))                      # >= 1 + x (the sum itself rounded up)
 
     for idx, (xq, xk, xv, yy, Pm, EP, Km, EK, Vm, EV, Vval, _Pv) in enumerate(per_item):
         # column range of V^ (and of the exact V): value +- E covers both; up/down are monotone, so the
@@ -401,10 +412,7 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
         dyA, ymA = rg.mul_up_nn(dy, ar[:, None]), rg.mul_up_nn(ymag, ar[:, None])
         tP_d = rg.scale_up(s_amag, rg.matmul_up(dyA, KZ.T))
         tP_m = rg.scale_up(s_amag, rg.matmul_up(ymA, KZ.T))
-        e_dP = tP_m * gB
-        e_dP += tP_d
-        e_dP = rg.inflate_inplace(e_dP, 2)
-        m_dP = rg.scale_up(one_plus(gB), tP_m)
+        e_dP, m_dP = _gemm_terms(tP_d, tP_m, gB)
         # dV (rows l): sum_i a0r_i |z_ij| / L_k (same for every l)
         sd = rg.div_up(rg.matmul_up(a0r, dy[:, :dv]), float(Lk))
         sm = rg.div_up(rg.matmul_up(a0r, ymag[:, :dv]), float(Lk))
@@ -415,10 +423,7 @@ def rounding_bound(problem: Any, coeffs: Sequence[Any], method: str, eps_A: floa
         PZm = rg.div_up(rg.matmul_up(Pm.T, ymA), float(Lk))
         tK_d = rg.scale_up(s_amag, rg.matmul_up(Z, PZd.T))
         tK_m = rg.scale_up(s_amag, rg.matmul_up(Z, PZm.T))
-        e_dK = tK_m * gK
-        e_dK += tK_d
-        e_dK = rg.inflate_inplace(e_dK, 2)
-        m_dK = rg.scale_up(one_plus(gK), tK_m)
+        e_dK, m_dK = _gemm_terms(tK_d, tK_m, gK)
         # the float64 GEMMs X^T out
         axq, axk, axv = np.abs(xq), np.abs(xk), np.abs(xv)
         for key, ax, e, m, g_n in (("Q", axq, e_dP, m_dP, gL), ("K", axk, e_dK, m_dK, gLk)):
